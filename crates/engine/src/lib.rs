@@ -1,0 +1,3 @@
+//! trawl-engine (placeholder, filled in by its issue).
+
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! trawl-frontier (placeholder, filled in by its issue).
+
+#![deny(missing_docs)]

@@ -1,0 +1,347 @@
+//! trawl-testsite: the project's own web server for tests, benchmarks and demos.
+//!
+//! It serves a deterministic synthetic site over several hosts on 127.0.0.1 (one port
+//! per host), plus the hostile endpoints of `../shared/DESIGN.md`, and it tells a test
+//! exactly what a correct crawl must find and what it may never request.
+//!
+//! - [`TestSite`] configures and starts a server in-process, on ephemeral ports.
+//! - [`RunningSite`] is the handle: addresses, the ground truth ([`Site`],
+//!   [`CrawlTruth`], [`ENDPOINTS`], [`RobotsVariant`]) and the request log.
+//!
+//! # Layout
+//! - `site`: the pure description of pages and links, and the reachability walk.
+//! - `html`: rendering a page as 8 to 20 KB of realistic HTML.
+//! - `bad`: the adversarial endpoints under `/bad/`.
+//! - `robots`: the regular robots.txt and the broken variants.
+//! - `server`: listeners, routing, compression, latency, request log.
+//! - `body`: whole, streamed, trickling and stalled response bodies.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let running = trawl_testsite::TestSite::new().pages(200).hosts(2).start().await?;
+//! let truth = running.site().crawl_truth(&[0], &|_| true);
+//! assert_eq!(truth.pages.len(), 200);
+//! println!("crawl {} and expect {} pages", running.root_url(), truth.pages.len());
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod bad;
+mod body;
+mod html;
+mod robots;
+mod server;
+mod site;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use bad::{BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
+pub use robots::RobotsVariant;
+pub use site::{CrawlTruth, Site, SiteLink, Target};
+
+use server::{HostKind, Options, Shared};
+
+/// Added latency per response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latency {
+    /// Answer as fast as possible.
+    #[default]
+    None,
+    /// Wait this long before every response.
+    Fixed(Duration),
+    /// Wait a pseudo-random time between zero and this before every response.
+    Random(Duration),
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// When the request arrived, on tokio's clock (so paused-time tests can read it).
+    pub at: tokio::time::Instant,
+    /// The URL as requested: base, path and query exactly as received.
+    pub url: String,
+    /// The status the server answered with.
+    pub status: u16,
+}
+
+/// Configuration of a test site. Build one with [`TestSite::new`], adjust it with the
+/// by-value setters, then [`TestSite::start`] it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TestSite {
+    seed: u64,
+    pages: u64,
+    hosts: usize,
+    latency: Latency,
+    crawl_delay: Option<f64>,
+    compression: bool,
+    link_bad: bool,
+    robots_variants: bool,
+    track: bool,
+    ip: IpAddr,
+    port: u16,
+}
+
+impl Default for TestSite {
+    fn default() -> Self {
+        TestSite::new()
+    }
+}
+
+impl TestSite {
+    /// A site of 100 pages on one host, seed 1, no latency, compression on, request
+    /// tracking on, on ephemeral ports of 127.0.0.1.
+    pub fn new() -> TestSite {
+        TestSite {
+            seed: 1,
+            pages: 100,
+            hosts: 1,
+            latency: Latency::None,
+            crawl_delay: None,
+            compression: true,
+            link_bad: false,
+            robots_variants: false,
+            track: true,
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
+    }
+
+    /// The seed the whole site derives from. By default, 1.
+    pub fn seed(mut self, seed: u64) -> TestSite {
+        self.seed = seed;
+        self
+    }
+
+    /// The number of regular pages, at least one per host. By default, 100.
+    pub fn pages(mut self, pages: u64) -> TestSite {
+        self.pages = pages;
+        self
+    }
+
+    /// The number of regular hosts (one port each). By default, 1.
+    pub fn hosts(mut self, hosts: usize) -> TestSite {
+        self.hosts = hosts.max(1);
+        self
+    }
+
+    /// Added latency per response. By default, none.
+    pub fn latency(mut self, latency: Latency) -> TestSite {
+        self.latency = latency;
+        self
+    }
+
+    /// A `Crawl-delay` (seconds) in the regular hosts' robots.txt. By default, none.
+    pub fn crawl_delay(mut self, seconds: Option<f64>) -> TestSite {
+        self.crawl_delay = seconds;
+        self
+    }
+
+    /// Whether text bodies are compressed (zstd, br or gzip) when the client asks. By
+    /// default, on.
+    pub fn compression(mut self, on: bool) -> TestSite {
+        self.compression = on;
+        self
+    }
+
+    /// Whether the hosts' root pages link to the `/bad/` index, which makes a crawl walk
+    /// into every hostile endpoint. By default, off.
+    pub fn link_bad(mut self, on: bool) -> TestSite {
+        self.link_bad = on;
+        self
+    }
+
+    /// Whether to start one extra host per [`RobotsVariant`]. By default, off.
+    pub fn robots_variants(mut self, on: bool) -> TestSite {
+        self.robots_variants = on;
+        self
+    }
+
+    /// Whether to log every request and count hits per page. Turn it off for
+    /// million-page benchmarks. The `/bad/` endpoints are always counted. By default, on.
+    pub fn track_requests(mut self, on: bool) -> TestSite {
+        self.track = on;
+        self
+    }
+
+    /// The address to listen on; it must be a loopback address. By default, 127.0.0.1.
+    pub fn ip(mut self, ip: IpAddr) -> TestSite {
+        self.ip = ip;
+        self
+    }
+
+    /// The port of host 0; host `k` listens on `port + k`, then the robots variants. By
+    /// default, 0: every host gets an ephemeral port.
+    pub fn port(mut self, port: u16) -> TestSite {
+        self.port = port;
+        self
+    }
+
+    /// Binds the listeners and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    /// If a port cannot be bound, the address is not loopback, or there are fewer pages
+    /// than hosts.
+    pub async fn start(self) -> std::io::Result<RunningSite> {
+        if !self.ip.is_loopback() {
+            return Err(std::io::Error::other(
+                "trawl-testsite listens on loopback addresses only",
+            ));
+        }
+        if self.pages < self.hosts as u64 {
+            return Err(std::io::Error::other("a site needs at least one page per host"));
+        }
+        let variants: &[RobotsVariant] = if self.robots_variants {
+            RobotsVariant::ALL
+        } else {
+            &[]
+        };
+        let listeners = server::bind(self.ip, self.port, self.hosts + variants.len()).await?;
+        let base_of = |a: &SocketAddr| format!("http://{a}");
+        let bases: Vec<String> = listeners[..self.hosts].iter().map(|(_, a)| base_of(a)).collect();
+        let variant_bases: Vec<(RobotsVariant, String)> = variants
+            .iter()
+            .zip(&listeners[self.hosts..])
+            .map(|(v, (_, a))| (*v, base_of(a)))
+            .collect();
+        let site = Site::new(self.seed, self.pages, bases);
+        let page_hits = if self.track {
+            (0..self.pages).map(|_| AtomicU32::new(0)).collect()
+        } else {
+            Vec::new()
+        };
+        let shared = Arc::new(Shared {
+            site,
+            opts: Options {
+                latency: self.latency,
+                crawl_delay: self.crawl_delay,
+                compression: self.compression,
+                link_bad: self.link_bad,
+                track: self.track,
+            },
+            variant_bases: variant_bases.clone(),
+            log: Mutex::new(Vec::new()),
+            counts: Mutex::new(HashMap::new()),
+            page_hits,
+            private_hits: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let mut addrs = Vec::with_capacity(listeners.len());
+        for (k, (listener, addr)) in listeners.into_iter().enumerate() {
+            let kind = if k < self.hosts {
+                HostKind::Site(k)
+            } else {
+                HostKind::Robots(variants[k - self.hosts])
+            };
+            addrs.push(addr);
+            tokio::spawn(server::serve(
+                listener,
+                kind,
+                base_of(&addr),
+                shared.clone(),
+                stop.clone(),
+            ));
+        }
+        Ok(RunningSite { shared, stop, addrs })
+    }
+}
+
+/// A started test site. Dropping it stops the server and closes its connections.
+#[derive(Debug)]
+pub struct RunningSite {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    addrs: Vec<SocketAddr>,
+}
+
+impl RunningSite {
+    /// The description of the regular pages: URLs, links, and the reachability walk.
+    pub fn site(&self) -> &Site {
+        &self.shared.site
+    }
+
+    /// The root page of host 0, where a crawl usually starts.
+    pub fn root_url(&self) -> String {
+        self.shared.site.root_url(0)
+    }
+
+    /// The socket addresses of every listener: the regular hosts first, then the robots
+    /// variants.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The base URL (`http://127.0.0.1:PORT`) of the host serving `variant`, when robots
+    /// variants were asked for.
+    pub fn variant_base(&self, variant: RobotsVariant) -> Option<&str> {
+        self.shared
+            .variant_bases
+            .iter()
+            .find(|(v, _)| *v == variant)
+            .map(|(_, b)| b.as_str())
+    }
+
+    /// How many times this exact URL (path and query as sent) was requested. Counted for
+    /// every URL when tracking is on, and for `/bad/` URLs always.
+    pub fn hits(&self, url: &str) -> u64 {
+        let counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(url).copied().unwrap_or(0)
+    }
+
+    /// How many times regular page `i` was requested, under any spelling of its URL.
+    /// Always 0 when tracking is off.
+    pub fn page_hits(&self, i: u64) -> u32 {
+        self.shared
+            .page_hits
+            .get(i as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Regular pages requested more than once, with their counts.
+    pub fn pages_hit_twice(&self) -> Vec<(u64, u32)> {
+        self.shared
+            .page_hits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 1).then_some((i as u64, n))
+            })
+            .collect()
+    }
+
+    /// Requests for robots-disallowed `/private/` pages, on any host.
+    pub fn private_hits(&self) -> u64 {
+        self.shared.private_hits.load(Ordering::Relaxed)
+    }
+
+    /// Every request received so far, in arrival order, when tracking is on.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The number of requests received so far.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.total.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and closes every connection. Dropping does the same.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for RunningSite {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

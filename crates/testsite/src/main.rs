@@ -1,0 +1,93 @@
+//! `trawl-testsite`: serves the synthetic site on 127.0.0.1 until Ctrl-C, for manual
+//! tries and benchmarks.
+
+use std::time::Duration;
+
+use clap::Parser;
+use trawl_testsite::{Latency, TestSite};
+
+/// Serve trawl's synthetic test site on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "trawl-testsite", version, about)]
+struct Args {
+    /// Number of regular pages.
+    #[arg(long, default_value_t = 1_000)]
+    pages: u64,
+    /// Number of hosts (one port each, counting up from --port).
+    #[arg(long, default_value_t = 1)]
+    hosts: usize,
+    /// Added latency per response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Make the latency random between 0 and --latency-ms.
+    #[arg(long)]
+    random_latency: bool,
+    /// Port of host 0 (0: pick free ports).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Seed of the site.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Crawl-delay in robots.txt, in seconds.
+    #[arg(long)]
+    crawl_delay: Option<f64>,
+    /// Never compress responses.
+    #[arg(long)]
+    no_compression: bool,
+    /// Link the hostile endpoints under /bad/ from the root pages.
+    #[arg(long)]
+    link_bad: bool,
+    /// Also serve one host per broken robots.txt variant.
+    #[arg(long)]
+    robots_variants: bool,
+    /// Keep a per-request log (memory grows with requests).
+    #[arg(long)]
+    track: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trawl-testsite: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(async move {
+        let latency = match (args.latency_ms, args.random_latency) {
+            (0, _) => Latency::None,
+            (ms, false) => Latency::Fixed(Duration::from_millis(ms)),
+            (ms, true) => Latency::Random(Duration::from_millis(ms)),
+        };
+        let started = TestSite::new()
+            .pages(args.pages)
+            .hosts(args.hosts)
+            .seed(args.seed)
+            .latency(latency)
+            .crawl_delay(args.crawl_delay)
+            .compression(!args.no_compression)
+            .link_bad(args.link_bad)
+            .robots_variants(args.robots_variants)
+            .track_requests(args.track)
+            .port(args.port)
+            .start()
+            .await;
+        let running = match started {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("trawl-testsite: {e}");
+                std::process::exit(1);
+            }
+        };
+        tracing::info!(root = %running.root_url(), pages = args.pages, hosts = args.hosts, "serving");
+        // The root URL on stdout, alone on a line, so scripts can read it.
+        println!("{}", running.root_url());
+        for (k, a) in running.addrs().iter().enumerate() {
+            tracing::info!(host = k, addr = %a, "listening");
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(requests = running.total_requests(), "stopping");
+    });
+}

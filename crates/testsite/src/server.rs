@@ -1,0 +1,389 @@
+//! The HTTP side: listeners, routing, compression, latency and the request log.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request as HttpRequest, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{Reply, ReplyBody, SiteBody};
+use crate::robots::{self, RobotsVariant};
+use crate::site::{SITEMAP_CHUNK, SITEMAP_MAX, Site};
+use crate::{Latency, Request, html};
+
+/// Which role a listener plays.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostKind {
+    Site(usize),
+    Robots(RobotsVariant),
+}
+
+/// Settings the handler needs, fixed at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) latency: Latency,
+    pub(crate) crawl_delay: Option<f64>,
+    pub(crate) compression: bool,
+    pub(crate) link_bad: bool,
+    pub(crate) track: bool,
+}
+
+/// State shared by every connection of every host.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) site: Site,
+    pub(crate) opts: Options,
+    pub(crate) variant_bases: Vec<(RobotsVariant, String)>,
+    /// Every request, when tracking is on.
+    pub(crate) log: Mutex<Vec<Request>>,
+    /// Requests per exact URL (base, path and query as received). Always kept for
+    /// `/bad/`, whose answers depend on repetition; for everything when tracking is on.
+    pub(crate) counts: Mutex<HashMap<String, u64>>,
+    /// Requests per regular page, whatever spelling of its URL was used.
+    pub(crate) page_hits: Vec<AtomicU32>,
+    pub(crate) private_hits: AtomicU64,
+    pub(crate) total: AtomicU64,
+}
+
+/// Accepts connections on `listener` until `stop` fires.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    kind: HostKind,
+    base: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let base = base.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                let base = base.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, kind, &base, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = conn => {}
+            }
+        });
+    }
+}
+
+/// Decodes `%XX` escapes in a path; invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(
+    shared: &Shared,
+    kind: HostKind,
+    base: &str,
+    req: HttpRequest<Incoming>,
+) -> Response<SiteBody> {
+    let at = tokio::time::Instant::now();
+    let raw_path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let path = percent_decode(&raw_path);
+    let url = if query.is_empty() {
+        format!("{base}{raw_path}")
+    } else {
+        format!("{base}{raw_path}?{query}")
+    };
+    shared.total.fetch_add(1, Ordering::Relaxed);
+
+    let is_bad = path.starts_with("/bad");
+    let nth = if shared.opts.track || is_bad {
+        let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let c = counts.entry(url.clone()).or_insert(0);
+        *c += 1;
+        *c - 1
+    } else {
+        0
+    };
+
+    match shared.opts.latency {
+        Latency::None => {}
+        Latency::Fixed(d) => tokio::time::sleep(d).await,
+        Latency::Random(max) => {
+            let ms = max.as_micros() as u64;
+            let r = crate::site::mix(shared.total.load(Ordering::Relaxed)) % ms.max(1);
+            tokio::time::sleep(Duration::from_micros(r)).await;
+        }
+    }
+
+    let reply = match kind {
+        HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth),
+        HostKind::Robots(v) => variant_reply(v, base, &path),
+    };
+    if let HostKind::Site(h) = kind
+        && let Some(i) = shared.site.page_for_path(h, &path)
+        && shared.opts.track
+        && let Some(c) = shared.page_hits.get(i as usize)
+    {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    if path.starts_with("/private/") {
+        shared.private_hits.fetch_add(1, Ordering::Relaxed);
+    }
+    if shared.opts.track {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(Request {
+            at,
+            url,
+            status: reply.status,
+        });
+    }
+
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    to_response(
+        reply,
+        if shared.opts.compression && !is_bad {
+            &accept
+        } else {
+            ""
+        },
+    )
+}
+
+fn site_reply(shared: &Shared, host: usize, base: &str, path: &str, query: &str, nth: u64) -> Reply {
+    let site = &shared.site;
+    if let Some(i) = site.page_for_path(host, path) {
+        return Reply::html(200, html::render_page(site, i, shared.opts.link_bad));
+    }
+    if let Some(n) = path.strip_prefix("/private/").and_then(|s| s.parse::<u64>().ok()) {
+        return Reply::html(200, html::render_private(n));
+    }
+    if path.starts_with("/bad") {
+        return crate::bad::respond(path, query, nth);
+    }
+    let host_pages = || (host as u64..site.pages()).step_by(site.hosts());
+    match path {
+        "/robots.txt" => Reply::bytes(
+            200,
+            "text/plain",
+            robots::regular(base, shared.opts.crawl_delay).into(),
+        ),
+        "/sitemap.xml" => Reply::bytes(
+            200,
+            "application/xml",
+            urlset(site, host_pages().take(SITEMAP_MAX as usize)).into(),
+        ),
+        "/sitemap.xml.gz" => {
+            let xml = urlset(site, host_pages().take(SITEMAP_MAX as usize));
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let _ = enc.write_all(xml.as_bytes());
+            Reply::bytes(200, "application/gzip", enc.finish().unwrap_or_default().into())
+        }
+        "/sitemap.txt" => {
+            let mut s = String::new();
+            for i in host_pages().take(SITEMAP_MAX as usize) {
+                s.push_str(&site.page_url(i));
+                s.push('\n');
+            }
+            Reply::bytes(200, "text/plain", s.into())
+        }
+        "/sitemap_index.xml" => {
+            let count = host_pages().count() as u64;
+            let chunks = count.div_ceil(SITEMAP_CHUNK).max(1);
+            let mut s = String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+            );
+            for k in 0..chunks {
+                s.push_str(&format!(
+                    "  <sitemap><loc>{base}/sitemap-{k}.xml</loc></sitemap>\n"
+                ));
+            }
+            s.push_str("</sitemapindex>\n");
+            Reply::bytes(200, "application/xml", s.into())
+        }
+        _ => {
+            let chunk = path
+                .strip_prefix("/sitemap-")
+                .and_then(|s| s.strip_suffix(".xml"))
+                .and_then(|s| s.parse::<u64>().ok());
+            match chunk {
+                Some(k) => {
+                    let pages = host_pages()
+                        .skip((k * SITEMAP_CHUNK) as usize)
+                        .take(SITEMAP_CHUNK as usize);
+                    Reply::bytes(200, "application/xml", urlset(site, pages).into())
+                }
+                None => Reply::text(404, "not found"),
+            }
+        }
+    }
+}
+
+fn urlset(site: &Site, pages: impl Iterator<Item = u64>) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+    );
+    for i in pages {
+        s.push_str("  <url><loc>");
+        s.push_str(&site.page_url(i));
+        s.push_str("</loc></url>\n");
+    }
+    s.push_str("</urlset>\n");
+    s
+}
+
+fn variant_reply(v: RobotsVariant, base: &str, path: &str) -> Reply {
+    match (v, path) {
+        (RobotsVariant::ServerError, "/robots.txt") => Reply::text(503, "robots is down"),
+        (RobotsVariant::NotFound, "/robots.txt") => Reply::text(404, "no robots here"),
+        (RobotsVariant::Redirect, "/robots.txt") => Reply::empty(301).header("location", "/robots-real.txt"),
+        (RobotsVariant::Redirect, "/robots-real.txt") => {
+            Reply::bytes(200, "text/plain", robots::REDIRECT_TARGET_BODY.into())
+        }
+        (RobotsVariant::Html, "/robots.txt") => Reply::bytes(
+            200,
+            "text/html",
+            robots::variant_body(v, base).unwrap_or_default().into(),
+        ),
+        (_, "/robots.txt") => Reply::bytes(
+            200,
+            "text/plain",
+            robots::variant_body(v, base).unwrap_or_default().into(),
+        ),
+        (_, "/") => Reply::html(
+            200,
+            "<!DOCTYPE html><html><head><title>Robots variant</title></head><body>\
+             <a href=\"/private/1\">private</a> <a href=\"/open/1\">open</a> <a href=\"/late/1\">late</a>\
+             </body></html>\n"
+                .to_string(),
+        ),
+        _ => Reply::html(
+            200,
+            "<!DOCTYPE html><html><head><title>ok</title></head><body>ok</body></html>\n".to_string(),
+        ),
+    }
+}
+
+/// Compresses a whole text body with the best encoding the client accepts.
+fn compress(body: &[u8], accept: &str) -> Option<(&'static str, Vec<u8>)> {
+    let accepts = |name: &str| {
+        accept
+            .split(',')
+            .any(|t| t.split(';').next().map(str::trim) == Some(name))
+    };
+    if accepts("zstd") {
+        return zstd::bulk::compress(body, 1).ok().map(|b| ("zstd", b));
+    }
+    if accepts("br") {
+        let mut out = Vec::with_capacity(body.len() / 3);
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 4, 22);
+        w.write_all(body).ok()?;
+        drop(w);
+        return Some(("br", out));
+    }
+    if accepts("gzip") {
+        let mut enc =
+            flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::fast());
+        enc.write_all(body).ok()?;
+        return enc.finish().ok().map(|b| ("gzip", b));
+    }
+    None
+}
+
+fn to_response(reply: Reply, accept: &str) -> Response<SiteBody> {
+    let mut body = reply.body;
+    let mut headers = reply.headers;
+    if let ReplyBody::Full(b) = &body
+        && b.len() >= 256
+        && !accept.is_empty()
+        && !headers.iter().any(|(k, _)| *k == "content-encoding")
+        && let Some((enc, out)) = compress(b, accept)
+    {
+        headers.push(("content-encoding", enc.to_string()));
+        headers.push(("vary", "accept-encoding".to_string()));
+        body = ReplyBody::Full(Bytes::from(out));
+    }
+    let mut resp = Response::new(SiteBody::start(body));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+/// Binds `count` listeners on `ip`, from `first_port` upwards (or on ephemeral ports when
+/// `first_port` is 0).
+pub(crate) async fn bind(
+    ip: std::net::IpAddr,
+    first_port: u16,
+    count: usize,
+) -> std::io::Result<Vec<(TcpListener, SocketAddr)>> {
+    let mut out = Vec::with_capacity(count);
+    for k in 0..count {
+        let port = if first_port == 0 {
+            0
+        } else {
+            first_port
+                .checked_add(k as u16)
+                .ok_or_else(|| std::io::Error::other("port range overflows"))?
+        };
+        let l = TcpListener::bind(SocketAddr::new(ip, port)).await?;
+        let a = l.local_addr()?;
+        out.push((l, a));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/page/%35"), "/page/5");
+        assert_eq!(percent_decode("/a%2"), "/a%2");
+        assert_eq!(percent_decode("/%7Euser"), "/~user");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of trawl's library crates live beside this file as `[[example]]`s.

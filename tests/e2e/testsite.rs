@@ -1,0 +1,1 @@
+//! The test site itself, seen from outside over real HTTP (placeholder).
