@@ -1,0 +1,86 @@
+//! The frontier's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong opening or using a frontier.
+///
+/// A URL that fails to fetch is not an error here: it is acked with
+/// [`Outcome::Failed`](crate::Outcome::Failed). These errors are about the state
+/// directory itself, and each one leaves the directory as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process holds the directory's lock.
+    #[error("another crawl is using this directory: {}", path.display())]
+    Locked {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// The directory holds something that is not a trawl frontier.
+    #[error("{} is not a trawl state directory (it holds other files)", path.display())]
+    Foreign {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// The directory was written by an incompatible version of trawl.
+    #[error("state directory schema version {found} is not supported (this trawl reads version {expected})")]
+    Schema {
+        /// The version on disk.
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// The stored crawl configuration differs from the one given.
+    #[error("the state directory holds a different crawl ({stored}); use another directory or resume that crawl")]
+    ConfigMismatch {
+        /// A short description of the stored crawl.
+        stored: String,
+    },
+    /// The store is damaged: sled refused it, panicked on it, or a record does not decode.
+    #[error("the state directory is damaged: {detail}")]
+    Corrupt {
+        /// What was found to be wrong.
+        detail: String,
+    },
+    /// An earlier write failed, so this handle refuses further changes; reopen the
+    /// directory to carry on from the last flushed state.
+    #[error("the frontier stopped after an earlier write error; reopen the state directory")]
+    Poisoned,
+    /// An I/O error from sled (a full disk, a read-only directory, and the like).
+    #[error("state directory i/o failed")]
+    Io(#[source] std::io::Error),
+}
+
+/// The frontier's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Classifies a sled error met while opening `path`.
+    pub(crate) fn from_open(path: &std::path::Path, e: sled::Error) -> Error {
+        match e {
+            sled::Error::Io(io) => {
+                let text = io.to_string();
+                if io.kind() == std::io::ErrorKind::WouldBlock || text.contains("lock") {
+                    Error::Locked { path: path.to_path_buf() }
+                } else {
+                    Error::Io(io)
+                }
+            }
+            other => Error::from(other),
+        }
+    }
+
+    /// A record that does not decode.
+    pub(crate) fn corrupt(detail: impl Into<String>) -> Error {
+        Error::Corrupt { detail: detail.into() }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        match e {
+            sled::Error::Io(io) => Error::Io(io),
+            other => Error::Corrupt { detail: other.to_string() },
+        }
+    }
+}

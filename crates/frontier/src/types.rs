@@ -1,0 +1,266 @@
+//! The frontier's data types and the [`FrontierStore`] seam.
+
+use crate::Result;
+
+/// A 128-bit fingerprint of a canonical URL: the key of its record.
+///
+/// Long URLs are hashed into short keys (xxh3-128, stable across versions and
+/// platforms), so every key is 17 bytes whatever the URL's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub u128);
+
+impl Fingerprint {
+    /// The fingerprint of a canonical URL.
+    pub fn of(url: &str) -> Fingerprint {
+        Fingerprint(xxhash_rust::xxh3::xxh3_128(url.as_bytes()))
+    }
+}
+
+/// A host's number inside one frontier. Hosts are numbered as they are first seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(pub u32);
+
+/// Which queue class a URL belongs to. Within a host, a lower class is always handed
+/// out first; within a class, lower depth first, then first in, first out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum Priority {
+    /// A robots.txt file.
+    Robots = 0,
+    /// A sitemap or sitemap index.
+    Sitemap = 1,
+    /// The target of a redirect.
+    Redirect = 2,
+    /// A page found by a link, or a seed.
+    #[default]
+    Page = 3,
+}
+
+impl Priority {
+    pub(crate) fn from_u8(b: u8) -> Option<Priority> {
+        Some(match b {
+            0 => Priority::Robots,
+            1 => Priority::Sitemap,
+            2 => Priority::Redirect,
+            3 => Priority::Page,
+            _ => return None,
+        })
+    }
+}
+
+/// The state of a known URL. Every known URL is in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum UrlState {
+    /// Waiting in its host's queue.
+    Queued = 0,
+    /// Handed out by [`FrontierStore::lease`] and not yet acked.
+    Leased = 1,
+    /// Fetched and acked.
+    Done = 2,
+    /// Given up on, with a reason.
+    Failed = 3,
+}
+
+impl UrlState {
+    pub(crate) fn from_u8(b: u8) -> Option<UrlState> {
+        Some(match b {
+            0 => UrlState::Queued,
+            1 => UrlState::Leased,
+            2 => UrlState::Done,
+            3 => UrlState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A URL to add to the frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUrl {
+    /// The canonical absolute URL (`scheme://host[:port]/...`). The frontier groups by
+    /// the part before the path, so give it in canonical form.
+    pub url: String,
+    /// Link hops from a seed.
+    pub depth: u16,
+    /// The queue class.
+    pub priority: Priority,
+    /// Opaque bytes stored with the URL and handed back with its lease (the engine keeps
+    /// the parent URL and the discovery kind there). Keep it small.
+    pub data: Vec<u8>,
+}
+
+impl NewUrl {
+    /// A page URL at `depth` with no extra data.
+    pub fn page(url: impl Into<String>, depth: u16) -> NewUrl {
+        NewUrl { url: url.into(), depth, priority: Priority::Page, data: Vec::new() }
+    }
+}
+
+/// A URL handed out for fetching. Give it back with [`Ack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The URL's fingerprint.
+    pub fp: Fingerprint,
+    /// The canonical URL.
+    pub url: String,
+    /// Its host.
+    pub host: HostId,
+    /// Link hops from a seed.
+    pub depth: u16,
+    /// Its queue class.
+    pub priority: Priority,
+    /// How many times it has been leased, this lease included.
+    pub attempts: u32,
+    /// The bytes given with [`NewUrl::data`].
+    pub data: Vec<u8>,
+    /// Its position in the host queue, kept so a retry goes back to the same place.
+    pub(crate) seq: u64,
+}
+
+/// What became of a leased URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fetched; the record was written.
+    Done,
+    /// Given up on, with a reason (also a written record).
+    Failed(String),
+    /// Put it back in its queue to try again later. Once it has been leased
+    /// `max_attempts` times it fails instead, so nothing loops forever.
+    Retry,
+}
+
+/// The result of one leased URL, handed to [`FrontierStore::ack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The lease being completed.
+    pub lease: Lease,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Links found on the page; unseen ones are enqueued in the same atomic batch.
+    pub discovered: Vec<NewUrl>,
+}
+
+/// Counts of URLs by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Waiting in a queue.
+    pub queued: u64,
+    /// Handed out, not yet acked.
+    pub leased: u64,
+    /// Fetched.
+    pub done: u64,
+    /// Given up on.
+    pub failed: u64,
+}
+
+impl Counts {
+    /// Every known URL.
+    pub fn total(&self) -> u64 {
+        self.queued + self.leased + self.done + self.failed
+    }
+}
+
+/// Per-host politeness state, persisted so that a resumed crawl stays polite.
+/// Times are milliseconds since the Unix epoch; 0 means "not set".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Politeness {
+    /// The earliest time the next request to this host may start.
+    pub next_allowed_at_ms: u64,
+    /// A Retry-After deadline; no request before it.
+    pub retry_after_until_ms: u64,
+    /// The current exponential backoff level (0: none).
+    pub backoff_level: u32,
+    /// Consecutive failures (connection errors, timeouts, 5xx).
+    pub consecutive_failures: u32,
+}
+
+impl Politeness {
+    /// The earliest time a request may start, taking every rule into account.
+    pub fn earliest_ms(&self) -> u64 {
+        self.next_allowed_at_ms.max(self.retry_after_until_ms)
+    }
+}
+
+/// A host as the frontier knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Its number.
+    pub id: HostId,
+    /// `scheme://host[:port]`.
+    pub key: String,
+    /// Its URLs by state.
+    pub counts: Counts,
+    /// Its persisted politeness state.
+    pub politeness: Politeness,
+}
+
+/// A cached robots.txt answer for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RobotsEntry {
+    /// The HTTP status of the final response (0 when the server was unreachable).
+    pub status: u16,
+    /// When it was fetched, in milliseconds since the Unix epoch.
+    pub fetched_at_ms: u64,
+    /// The body (at most what the fetcher kept, 500 KiB).
+    pub body: Vec<u8>,
+}
+
+/// Everything stored about one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlRecord {
+    /// The URL's fingerprint.
+    pub fp: Fingerprint,
+    /// The canonical URL.
+    pub url: String,
+    /// Its state.
+    pub state: UrlState,
+    /// How many times it was leased.
+    pub attempts: u32,
+    /// Link hops from a seed.
+    pub depth: u16,
+    /// Its queue class.
+    pub priority: Priority,
+    /// Its host.
+    pub host: HostId,
+    /// Why it failed, for [`UrlState::Failed`].
+    pub reason: Option<String>,
+    /// The bytes given with [`NewUrl::data`].
+    pub data: Vec<u8>,
+    pub(crate) seq: u64,
+}
+
+/// The operations the engine needs from a frontier. [`Frontier`](crate::Frontier) is
+/// the sled implementation; a backend on a shared store would implement the same.
+///
+/// Every method is synchronous and short (a few sled operations); the engine calls the
+/// ones that write from a blocking-friendly task.
+pub trait FrontierStore: Send + Sync {
+    /// Adds URLs not seen before, in one atomic batch; returns how many were new.
+    fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize>;
+    /// Leases up to `max` queued URLs of `host`, in queue order, in one atomic batch.
+    fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>>;
+    /// Completes leases, enqueues their discovered links and stores the sinks'
+    /// checkpoints `(sink name, checkpoint)`, all in one atomic batch.
+    fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()>;
+    /// Makes everything acked so far durable. See the crate docs for the window.
+    fn flush(&self) -> Result<()>;
+    /// Hosts with queued URLs, with the earliest time (ms since the epoch) each may be
+    /// fetched, soonest first.
+    fn ready_hosts(&self) -> Vec<(HostId, u64)>;
+    /// One host's details.
+    fn host(&self, id: HostId) -> Option<HostInfo>;
+    /// Stores a host's politeness state.
+    fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()>;
+    /// The cached robots.txt of a host.
+    fn robots(&self, id: HostId) -> Result<Option<RobotsEntry>>;
+    /// Caches the robots.txt of a host.
+    fn set_robots(&self, id: HostId, entry: &RobotsEntry) -> Result<()>;
+    /// Fails every queued URL of a host with `reason`; returns how many.
+    fn fail_host(&self, id: HostId, reason: &str) -> Result<u64>;
+    /// The last checkpoint stored for a sink.
+    fn checkpoint(&self, sink: &str) -> Result<Option<Vec<u8>>>;
+    /// Counts by state, without a scan.
+    fn counts(&self) -> Counts;
+    /// The record of a URL, if known.
+    fn get(&self, url: &str) -> Result<Option<UrlRecord>>;
+}

@@ -1,0 +1,202 @@
+//! Model-based test: random sequences of enqueue, lease, ack (done, failed, retry),
+//! flush and reopen on a real sled directory, compared step by step with a plain
+//! in-memory model of what the frontier promises.
+
+use std::collections::{BTreeSet, HashMap};
+
+use proptest::prelude::*;
+use trawl_frontier::{Ack, Frontier, FrontierStore, Lease, NewUrl, Options, Outcome, UrlState};
+
+const HOSTS: u8 = 3;
+const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue(Vec<(u8, u8, u8)>),
+    Lease(u8, u8),
+    Ack(usize, u8, Vec<(u8, u8, u8)>),
+    Flush,
+    Reopen,
+}
+
+fn url(id: u8, host: u8) -> String {
+    format!("http://h{}.test/{id}", host % HOSTS)
+}
+
+fn links() -> impl Strategy<Value = Vec<(u8, u8, u8)>> {
+    prop::collection::vec((0u8..40, 0u8..HOSTS, 0u8..3), 0..6)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => links().prop_map(Op::Enqueue),
+        3 => (0u8..HOSTS, 1u8..4).prop_map(|(h, n)| Op::Lease(h, n)),
+        4 => (0usize..8, 0u8..3, links()).prop_map(|(i, o, l)| Op::Ack(i, o, l)),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    state: UrlState,
+    attempts: u32,
+    depth: u16,
+    seq: u64,
+}
+
+/// What the frontier promises, without sled.
+#[derive(Debug, Default)]
+struct Model {
+    urls: HashMap<String, Rec>,
+    /// Per host: queued (depth, seq, url).
+    queues: HashMap<String, BTreeSet<(u16, u64, String)>>,
+    next_seq: u64,
+}
+
+impl Model {
+    fn host(u: &str) -> String {
+        trawl_frontier::host_of(u).expect("host").to_string()
+    }
+
+    fn enqueue(&mut self, items: &[(u8, u8, u8)]) -> usize {
+        let mut n = 0;
+        for &(id, h, d) in items {
+            let u = url(id, h);
+            if self.urls.contains_key(&u) {
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.urls.insert(u.clone(), Rec { state: UrlState::Queued, attempts: 0, depth: d.into(), seq });
+            self.queues.entry(Model::host(&u)).or_default().insert((d.into(), seq, u));
+            n += 1;
+        }
+        n
+    }
+
+    fn lease(&mut self, host: &str, n: usize) -> Vec<String> {
+        let q = self.queues.entry(host.to_string()).or_default();
+        let taken: Vec<_> = q.iter().take(n).cloned().collect();
+        let mut out = Vec::new();
+        for item in taken {
+            q.remove(&item);
+            let r = self.urls.get_mut(&item.2).expect("queued url is known");
+            r.state = UrlState::Leased;
+            r.attempts += 1;
+            out.push(item.2);
+        }
+        out
+    }
+
+    fn ack(&mut self, u: &str, outcome: &Outcome) {
+        let r = self.urls.get_mut(u).expect("leased url is known");
+        r.state = match outcome {
+            Outcome::Done => UrlState::Done,
+            Outcome::Failed(_) => UrlState::Failed,
+            Outcome::Retry if r.attempts >= MAX_ATTEMPTS => UrlState::Failed,
+            Outcome::Retry => UrlState::Queued,
+        };
+        if r.state == UrlState::Queued {
+            let item = (r.depth, r.seq, u.to_string());
+            self.queues.entry(Model::host(u)).or_default().insert(item);
+        }
+    }
+
+    fn reopen(&mut self) {
+        for (u, r) in self.urls.iter_mut() {
+            if r.state == UrlState::Leased {
+                if r.attempts >= MAX_ATTEMPTS {
+                    r.state = UrlState::Failed;
+                } else {
+                    r.state = UrlState::Queued;
+                    let item = (r.depth, r.seq, u.clone());
+                    self.queues.entry(Model::host(u)).or_default().insert(item);
+                }
+            }
+        }
+    }
+
+    fn count(&self, s: UrlState) -> u64 {
+        self.urls.values().filter(|r| r.state == s).count() as u64
+    }
+}
+
+fn new_urls(items: &[(u8, u8, u8)]) -> Vec<NewUrl> {
+    items.iter().map(|&(id, h, d)| NewUrl::page(url(id, h), d.into())).collect()
+}
+
+fn opts() -> Options {
+    Options::default().max_attempts(MAX_ATTEMPTS).cache_capacity(4 << 20).seen_cache_slots(16)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn frontier_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut f = Frontier::open(dir.path(), opts()).expect("open");
+        let mut model = Model::default();
+        let mut outstanding: Vec<Lease> = Vec::new();
+        let mut last_checkpoint: Option<Vec<u8>> = None;
+        for op in ops {
+            match op {
+                Op::Enqueue(items) => {
+                    let n = f.enqueue(new_urls(&items)).expect("enqueue");
+                    prop_assert_eq!(n, model.enqueue(&items));
+                }
+                Op::Lease(h, n) => {
+                    let host = format!("http://h{h}.test");
+                    let got: Vec<Lease> = match f.host_id(&host) {
+                        Some(id) => f.lease(id, n.into()).expect("lease"),
+                        None => Vec::new(),
+                    };
+                    let want = model.lease(&host, n.into());
+                    prop_assert_eq!(got.iter().map(|l| l.url.clone()).collect::<Vec<_>>(), want);
+                    for l in &got {
+                        prop_assert_eq!(l.attempts, model.urls[&l.url].attempts);
+                    }
+                    outstanding.extend(got);
+                }
+                Op::Ack(i, o, discovered) => {
+                    if outstanding.is_empty() {
+                        continue;
+                    }
+                    let lease = outstanding.remove(i % outstanding.len());
+                    let outcome = match o {
+                        0 => Outcome::Done,
+                        1 => Outcome::Failed("boom".into()),
+                        _ => Outcome::Retry,
+                    };
+                    model.ack(&lease.url, &outcome);
+                    model.enqueue(&discovered);
+                    let cp = model.next_seq.to_be_bytes();
+                    last_checkpoint = Some(cp.to_vec());
+                    f.ack(vec![Ack { lease, outcome, discovered: new_urls(&discovered) }], &[("s", &cp)])
+                        .expect("ack");
+                }
+                Op::Flush => f.flush().expect("flush"),
+                Op::Reopen => {
+                    f.flush().expect("flush");
+                    drop(f);
+                    f = Frontier::open(dir.path(), opts()).expect("reopen");
+                    model.reopen();
+                    outstanding.clear();
+                    prop_assert_eq!(f.checkpoint("s").expect("cp"), last_checkpoint.clone());
+                }
+            }
+            let c = f.counts();
+            prop_assert_eq!(c.queued, model.count(UrlState::Queued));
+            prop_assert_eq!(c.leased, model.count(UrlState::Leased));
+            prop_assert_eq!(c.done, model.count(UrlState::Done));
+            prop_assert_eq!(c.failed, model.count(UrlState::Failed));
+        }
+        prop_assert_eq!(f.verify().expect("consistent").total(), model.urls.len() as u64);
+        for (u, r) in &model.urls {
+            let rec = f.get(u).expect("get").expect("known");
+            prop_assert_eq!(rec.state, r.state);
+            prop_assert_eq!(rec.attempts, r.attempts);
+        }
+    }
+}
