@@ -23,11 +23,24 @@ const BATCH: usize = 32;
 
 fn arg(name: &str) -> Option<u64> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn url(i: u64, hosts: u64) -> String {
     format!("http://host{}.example/section/{}/page-{i}.html", i % hosts, i / 7)
+}
+
+/// URL `i` where each run of 32 consecutive URLs shares a host, as the links of one
+/// page mostly do.
+fn url_grouped(i: u64, hosts: u64) -> String {
+    format!(
+        "http://host{}.example/section/{}/page-{i}.html",
+        (i / BATCH as u64) % hosts,
+        i / 7
+    )
 }
 
 fn peak_rss_kib() -> u64 {
@@ -46,10 +59,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn bench_dir() -> tempfile::TempDir {
-    // On the real disk, next to the build output, not in a tmpfs.
-    let base = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    std::fs::create_dir_all(&base).expect("target dir");
-    tempfile::tempdir_in(base).expect("bench dir")
+    // On the real disk, under the build output, not in a tmpfs.
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench dir")
 }
 
 struct Run {
@@ -58,24 +69,63 @@ struct Run {
     lease_ack: f64,
 }
 
-fn speed_run(n: u64, hosts: u64) -> Run {
+/// How the URLs of one enqueue batch spread over hosts.
+#[derive(Clone, Copy)]
+enum Spread {
+    /// 32 URLs of one host per batch, like the links of one page.
+    OneHost,
+    /// 32 different hosts per batch: the worst case, one queue segment per URL.
+    ManyHosts,
+}
+
+/// How the discovered links of an ack relate to what is known.
+#[derive(Clone, Copy)]
+enum Links {
+    /// Drawn from the last 20,000 URLs enqueued: a page links near itself.
+    Recent,
+    /// Drawn from every known URL: the worst case for the recency cache.
+    Anywhere,
+}
+
+fn speed_run(n: u64, hosts: u64, spread: Spread, links: Links) -> Run {
     let dir = bench_dir();
     let f = Frontier::open(dir.path(), Options::default()).expect("open");
-    let urls: Vec<String> = (0..n).map(|i| url(i, hosts)).collect();
+    let urls: Vec<String> = (0..n)
+        .map(|i| match spread {
+            Spread::OneHost => url_grouped(i, hosts),
+            Spread::ManyHosts => url(i, hosts),
+        })
+        .collect();
 
     let t = Instant::now();
     for chunk in urls.chunks(BATCH) {
-        f.enqueue(chunk.iter().map(|u| NewUrl::page(u.clone(), 1)).collect()).expect("enqueue");
+        f.enqueue(chunk.iter().map(|u| NewUrl::page(u.clone(), 1)).collect())
+            .expect("enqueue");
     }
     let enqueue_new = n as f64 / t.elapsed().as_secs_f64();
 
-    let batches: Vec<Vec<NewUrl>> =
-        urls.chunks(BATCH).map(|c| c.iter().map(|u| NewUrl::page(u.clone(), 1)).collect()).collect();
+    // Already-seen links: a page's links point near it (Recent) or anywhere (Anywhere).
+    let window = 20_000.min(n);
+    let batches: Vec<Vec<NewUrl>> = (0..n / BATCH as u64)
+        .map(|b| {
+            (0..BATCH as u64)
+                .map(|j| {
+                    let x = (b * BATCH as u64 + j).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                    let i = match links {
+                        Links::Recent => n - 1 - x % window,
+                        Links::Anywhere => x % n,
+                    };
+                    NewUrl::page(urls[i as usize].clone(), 1)
+                })
+                .collect()
+        })
+        .collect();
+    let seen_n = batches.len() as u64 * BATCH as u64;
     let t = Instant::now();
     for b in batches {
         f.enqueue(b).expect("enqueue");
     }
-    let enqueue_seen = n as f64 / t.elapsed().as_secs_f64();
+    let enqueue_seen = seen_n as f64 / t.elapsed().as_secs_f64();
     f.flush().expect("flush");
 
     // Lease and ack everything; each ack carries 20 links that are already known.
@@ -94,13 +144,23 @@ fn speed_run(n: u64, hosts: u64) -> Run {
             let acks = leases
                 .into_iter()
                 .map(|lease| {
+                    let here = (done + k) % n;
                     let discovered = (0..20)
                         .map(|j| {
                             k += 1;
-                            NewUrl::page(urls[((k * 7919 + j) % n) as usize].clone(), 2)
+                            let x = (k * 7919 + j) % n;
+                            let i = match links {
+                                Links::Recent => (here + x % window) % n,
+                                Links::Anywhere => x,
+                            };
+                            NewUrl::page(urls[i as usize].clone(), 2)
                         })
                         .collect();
-                    Ack { lease, outcome: Outcome::Done, discovered }
+                    Ack {
+                        lease,
+                        outcome: Outcome::Done,
+                        discovered,
+                    }
                 })
                 .collect();
             f.ack(acks, &[("jsonl", &done.to_be_bytes())]).expect("ack");
@@ -113,7 +173,11 @@ fn speed_run(n: u64, hosts: u64) -> Run {
     f.flush().expect("flush");
     let lease_ack = done as f64 / t.elapsed().as_secs_f64();
     assert_eq!(f.counts().done, n);
-    Run { enqueue_new, enqueue_seen, lease_ack }
+    Run {
+        enqueue_new,
+        enqueue_seen,
+        lease_ack,
+    }
 }
 
 fn scale_run(n: u64, hosts: u64) {
@@ -155,7 +219,14 @@ fn scale_run(n: u64, hosts: u64) {
         for (host, _) in f.ready_hosts() {
             let leases = f.lease(host, BATCH).expect("lease");
             done += leases.len() as u64;
-            let acks = leases.into_iter().map(|lease| Ack { lease, outcome: Outcome::Done, discovered: vec![] }).collect();
+            let acks = leases
+                .into_iter()
+                .map(|lease| Ack {
+                    lease,
+                    outcome: Outcome::Done,
+                    discovered: vec![],
+                })
+                .collect();
             f.ack(acks, &[]).expect("ack");
             if done >= n.min(1_000_000) {
                 break 'outer;
@@ -181,6 +252,7 @@ fn raw_sled(n: u64) {
         .cache_capacity(32 << 20)
         .flush_every_ms(None)
         .mode(sled::Mode::HighThroughput)
+        .segment_size(arg("--segment").unwrap_or(512 * 1024) as usize)
         .open()
         .expect("sled");
     let tree = db.open_tree("t").expect("tree");
@@ -219,24 +291,38 @@ fn main() {
     }
     let n = arg("--urls").unwrap_or(200_000);
     let runs = arg("--runs").unwrap_or(3);
-    let mut new = Vec::new();
-    let mut seen = Vec::new();
-    let mut la = Vec::new();
-    for r in 0..runs {
-        let run = speed_run(n, hosts);
+    for (name, spread, links) in [
+        (
+            "page-like: one host per batch, links near the page",
+            Spread::OneHost,
+            Links::Recent,
+        ),
+        (
+            "worst case: 32 hosts per batch, links anywhere",
+            Spread::ManyHosts,
+            Links::Anywhere,
+        ),
+    ] {
+        let mut new = Vec::new();
+        let mut seen = Vec::new();
+        let mut la = Vec::new();
+        println!("{name}");
+        for r in 0..runs {
+            let run = speed_run(n, hosts, spread, links);
+            println!(
+                "  run {r}: enqueue new {:>9.0}/s   enqueue seen {:>10.0}/s   lease+ack {:>8.0}/s",
+                run.enqueue_new, run.enqueue_seen, run.lease_ack
+            );
+            new.push(run.enqueue_new);
+            seen.push(run.enqueue_seen);
+            la.push(run.lease_ack);
+        }
         println!(
-            "run {r}: enqueue new {:>9.0}/s   enqueue seen {:>10.0}/s   lease+ack {:>8.0}/s",
-            run.enqueue_new, run.enqueue_seen, run.lease_ack
+            "  median of {runs} ({n} URLs, {hosts} hosts, batches of {BATCH}): enqueue new {:.0}/s, enqueue seen {:.0}/s, lease+ack {:.0}/s",
+            median(new),
+            median(seen),
+            median(la),
         );
-        new.push(run.enqueue_new);
-        seen.push(run.enqueue_seen);
-        la.push(run.lease_ack);
     }
-    println!(
-        "median of {runs} ({n} URLs, {hosts} hosts, batches of {BATCH}): enqueue new {:.0}/s, enqueue seen {:.0}/s, lease+ack {:.0}/s; peak RSS {} MiB",
-        median(new),
-        median(seen),
-        median(la),
-        peak_rss_kib() / 1024
-    );
+    println!("peak RSS {} MiB", peak_rss_kib() / 1024);
 }

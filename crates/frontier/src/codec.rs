@@ -5,10 +5,10 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `u` fp(16) | URL record: state, attempts, depth, class, host, seq, url, reason, data |
-//! | `q` host(4) class(1) depth(2) seq(8) | fp(16): the host queues, in hand-out order |
-//! | `l` fp(16) | empty: the lease index, scanned on open to return leases |
-//! | `h` host(4) | host record: key, counts, politeness |
+//! | `u` fp(16) | URL record: state, attempts, depth, class, host, url, reason, data |
+//! | `q` host(4) class(1) depth(2) seq(8) | queue segment: the entries of one enqueue batch for that host, class and depth |
+//! | `l` lease(8) | lease record: the entries handed out by one `lease` call |
+//! | `h` host(4) | host record: key, politeness |
 //! | `H` key | host(4): host key to number |
 //! | `r` host(4) | robots entry |
 //! | `m` name | meta: schema, config, counters, `c:`sink checkpoints |
@@ -76,7 +76,7 @@ impl<'a> Reader<'a> {
         Reader { buf, what }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
             return Err(Error::corrupt(format!("a {} record is truncated", self.what)));
         }
@@ -113,7 +113,8 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> Result<String> {
         let what = self.what;
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| Error::corrupt(format!("a {what} record holds invalid UTF-8")))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| Error::corrupt(format!("a {what} record holds invalid UTF-8")))
     }
 }
 
@@ -122,33 +123,64 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// Encodes a URL record. A queued (or leased) URL's record is only its 12-byte header:
+/// its URL and data live in its queue entry, so the seen set stays small. A done or
+/// failed URL's record also holds the URL, the reason and the data.
 pub(crate) fn encode_url(r: &UrlRecord) -> Vec<u8> {
     let reason = r.reason.as_deref().unwrap_or("");
-    let mut out = Vec::with_capacity(32 + r.url.len() + reason.len() + r.data.len());
-    out.push(r.state as u8);
+    let finished = matches!(r.state, UrlState::Done | UrlState::Failed);
+    let mut out = Vec::with_capacity(if finished {
+        24 + r.url.len() + reason.len() + r.data.len()
+    } else {
+        12
+    });
+    // On disk a leased URL is still queued: leases live in lease records.
+    let state = if r.state == UrlState::Leased {
+        UrlState::Queued
+    } else {
+        r.state
+    };
+    out.push(state as u8);
     out.extend_from_slice(&r.attempts.to_be_bytes());
     out.extend_from_slice(&r.depth.to_be_bytes());
     out.push(r.priority as u8);
     out.extend_from_slice(&r.host.0.to_be_bytes());
-    out.extend_from_slice(&r.seq.to_be_bytes());
-    put_bytes(&mut out, r.url.as_bytes());
-    put_bytes(&mut out, reason.as_bytes());
-    put_bytes(&mut out, &r.data);
+    if finished {
+        put_bytes(&mut out, r.url.as_bytes());
+        put_bytes(&mut out, reason.as_bytes());
+        put_bytes(&mut out, &r.data);
+    }
     out
 }
 
+/// The state and host of a URL record, read without decoding the rest.
+pub(crate) fn url_state_and_host(v: &[u8]) -> Result<(UrlState, HostId)> {
+    let mut r = Reader::new(v, "URL");
+    let state =
+        UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown state"))?;
+    r.take(7)?;
+    Ok((state, HostId(r.u32()?)))
+}
+
+/// Decodes a URL record. For a queued URL the URL and data are not stored here, so
+/// they come back empty.
 pub(crate) fn decode_url(fp: Fingerprint, v: &[u8]) -> Result<UrlRecord> {
     let mut r = Reader::new(v, "URL");
-    let state = UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown state"))?;
+    let state =
+        UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown state"))?;
     let attempts = r.u32()?;
     let depth = r.u16()?;
-    let priority =
-        Priority::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown queue class"))?;
+    let priority = Priority::from_u8(r.u8()?)
+        .ok_or_else(|| Error::corrupt("a URL record has an unknown queue class"))?;
     let host = HostId(r.u32()?);
-    let seq = r.u64()?;
-    let url = r.string()?;
-    let reason = r.string()?;
-    let data = r.bytes()?.to_vec();
+    let (url, reason, data) = if matches!(state, UrlState::Done | UrlState::Failed) {
+        (r.string()?, r.string()?, r.bytes()?.to_vec())
+    } else {
+        (String::new(), String::new(), Vec::new())
+    };
+    if !r.buf.is_empty() {
+        return Err(Error::corrupt("a URL record has trailing bytes"));
+    }
     Ok(UrlRecord {
         fp,
         url,
@@ -159,42 +191,89 @@ pub(crate) fn decode_url(fp: Fingerprint, v: &[u8]) -> Result<UrlRecord> {
         host,
         reason: (!reason.is_empty()).then_some(reason),
         data,
-        seq,
     })
 }
 
-/// A host record: its key, counts and politeness state.
+/// One URL waiting in a queue segment, or handed out in a lease record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostRecord {
-    pub(crate) key: String,
-    pub(crate) counts: Counts,
-    pub(crate) politeness: Politeness,
+pub(crate) struct Entry {
+    pub(crate) fp: Fingerprint,
+    pub(crate) host: HostId,
+    pub(crate) priority: Priority,
+    pub(crate) depth: u16,
+    pub(crate) attempts: u32,
+    pub(crate) url: String,
+    pub(crate) data: Vec<u8>,
 }
 
-pub(crate) fn encode_host(h: &HostRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + h.key.len());
-    put_bytes(&mut out, h.key.as_bytes());
-    for n in [h.counts.queued, h.counts.leased, h.counts.done, h.counts.failed] {
-        out.extend_from_slice(&n.to_be_bytes());
+/// Encodes entries. In a queue segment the host, class and depth are in the key, but
+/// they are stored per entry anyway so that lease records use the same format.
+pub(crate) fn encode_entries<'a>(entries: impl ExactSizeIterator<Item = &'a Entry>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.len() * 96);
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.fp.0.to_be_bytes());
+        out.extend_from_slice(&e.host.0.to_be_bytes());
+        out.push(e.priority as u8);
+        out.extend_from_slice(&e.depth.to_be_bytes());
+        out.extend_from_slice(&e.attempts.to_be_bytes());
+        put_bytes(&mut out, e.url.as_bytes());
+        put_bytes(&mut out, &e.data);
     }
-    out.extend_from_slice(&h.politeness.next_allowed_at_ms.to_be_bytes());
-    out.extend_from_slice(&h.politeness.retry_after_until_ms.to_be_bytes());
-    out.extend_from_slice(&h.politeness.backoff_level.to_be_bytes());
-    out.extend_from_slice(&h.politeness.consecutive_failures.to_be_bytes());
     out
 }
 
-pub(crate) fn decode_host(v: &[u8]) -> Result<HostRecord> {
+/// The number of entries in an encoded list, without decoding them.
+pub(crate) fn entry_count(v: &[u8]) -> Result<u32> {
+    Reader::new(v, "segment").u32()
+}
+
+pub(crate) fn decode_entries(v: &[u8]) -> Result<Vec<Entry>> {
+    let mut r = Reader::new(v, "segment");
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let fp = Fingerprint(r.u128()?);
+        let host = HostId(r.u32()?);
+        let priority =
+            Priority::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a queue entry has an unknown class"))?;
+        let depth = r.u16()?;
+        let attempts = r.u32()?;
+        let url = r.string()?;
+        let data = r.bytes()?.to_vec();
+        out.push(Entry {
+            fp,
+            host,
+            priority,
+            depth,
+            attempts,
+            url,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn encode_host(key: &str, p: &Politeness) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + key.len());
+    put_bytes(&mut out, key.as_bytes());
+    out.extend_from_slice(&p.next_allowed_at_ms.to_be_bytes());
+    out.extend_from_slice(&p.retry_after_until_ms.to_be_bytes());
+    out.extend_from_slice(&p.backoff_level.to_be_bytes());
+    out.extend_from_slice(&p.consecutive_failures.to_be_bytes());
+    out
+}
+
+pub(crate) fn decode_host(v: &[u8]) -> Result<(String, Politeness)> {
     let mut r = Reader::new(v, "host");
     let key = r.string()?;
-    let counts = Counts { queued: r.u64()?, leased: r.u64()?, done: r.u64()?, failed: r.u64()? };
-    let politeness = Politeness {
+    let p = Politeness {
         next_allowed_at_ms: r.u64()?,
         retry_after_until_ms: r.u64()?,
         backoff_level: r.u32()?,
         consecutive_failures: r.u32()?,
     };
-    Ok(HostRecord { key, counts, politeness })
+    Ok((key, p))
 }
 
 pub(crate) fn encode_robots(e: &RobotsEntry) -> Vec<u8> {
@@ -207,20 +286,32 @@ pub(crate) fn encode_robots(e: &RobotsEntry) -> Vec<u8> {
 
 pub(crate) fn decode_robots(v: &[u8]) -> Result<RobotsEntry> {
     let mut r = Reader::new(v, "robots");
-    Ok(RobotsEntry { status: r.u16()?, fetched_at_ms: r.u64()?, body: r.bytes()?.to_vec() })
+    Ok(RobotsEntry {
+        status: r.u16()?,
+        fetched_at_ms: r.u64()?,
+        body: r.bytes()?.to_vec(),
+    })
 }
 
-/// The global counters and id generators, rewritten in every batch that changes them.
+/// The global counters and id generators, rewritten in every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Counters {
     pub(crate) counts: Counts,
     pub(crate) next_seq: u64,
+    pub(crate) next_lease: u64,
     pub(crate) next_host: u32,
 }
 
 pub(crate) fn encode_counters(c: &Counters) -> Vec<u8> {
-    let mut out = Vec::with_capacity(52);
-    for n in [c.counts.queued, c.counts.leased, c.counts.done, c.counts.failed, c.next_seq] {
+    let mut out = Vec::with_capacity(60);
+    for n in [
+        c.counts.queued,
+        c.counts.leased,
+        c.counts.done,
+        c.counts.failed,
+        c.next_seq,
+        c.next_lease,
+    ] {
         out.extend_from_slice(&n.to_be_bytes());
     }
     out.extend_from_slice(&c.next_host.to_be_bytes());
@@ -229,18 +320,37 @@ pub(crate) fn encode_counters(c: &Counters) -> Vec<u8> {
 
 pub(crate) fn decode_counters(v: &[u8]) -> Result<Counters> {
     let mut r = Reader::new(v, "counters");
-    let counts = Counts { queued: r.u64()?, leased: r.u64()?, done: r.u64()?, failed: r.u64()? };
-    Ok(Counters { counts, next_seq: r.u64()?, next_host: r.u32()? })
+    let counts = Counts {
+        queued: r.u64()?,
+        leased: r.u64()?,
+        done: r.u64()?,
+        failed: r.u64()?,
+    };
+    Ok(Counters {
+        counts,
+        next_seq: r.u64()?,
+        next_lease: r.u64()?,
+        next_host: r.u32()?,
+    })
 }
 
-/// The fingerprint stored under a queue or lease key.
-pub(crate) fn decode_fp(v: &[u8]) -> Result<Fingerprint> {
-    Ok(Fingerprint(Reader::new(v, "queue").u128()?))
-}
-
-/// The fingerprint inside a `u` or `l` key.
+/// The fingerprint inside a `u` key.
 pub(crate) fn fp_of_key(k: &[u8]) -> Result<Fingerprint> {
-    Ok(Fingerprint(Reader::new(k.get(1..).unwrap_or_default(), "key").u128()?))
+    Ok(Fingerprint(
+        Reader::new(k.get(1..).unwrap_or_default(), "key").u128()?,
+    ))
+}
+
+/// The host number inside a `q` or `h` key.
+pub(crate) fn host_of_key(k: &[u8]) -> Result<HostId> {
+    Ok(HostId(Reader::new(k.get(1..).unwrap_or_default(), "key").u32()?))
+}
+
+pub(crate) fn lease_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = LEASE;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
 }
 
 #[cfg(test)]
@@ -259,16 +369,49 @@ mod tests {
             host: HostId(9),
             reason: Some("timeout".into()),
             data: vec![1, 2, 3],
-            seq: 42,
         };
         let v = encode_url(&r);
         assert_eq!(decode_url(r.fp, &v).expect("decodes"), r);
         for cut in 0..v.len() {
             assert!(decode_url(r.fp, &v[..cut]).is_err(), "cut at {cut} decoded");
         }
+        let queued = UrlRecord {
+            state: UrlState::Queued,
+            reason: None,
+            url: String::new(),
+            data: vec![],
+            ..r.clone()
+        };
+        let short = encode_url(&UrlRecord {
+            url: "http://a/".into(),
+            ..queued.clone()
+        });
+        assert_eq!(short.len(), 12, "a queued record is only its header");
+        assert_eq!(decode_url(r.fp, &short).expect("decodes"), queued);
         let mut bad = v.clone();
         bad[0] = 9;
         assert!(matches!(decode_url(r.fp, &bad), Err(Error::Corrupt { .. })));
+        assert_eq!(
+            url_state_and_host(&v).expect("decodes"),
+            (UrlState::Failed, HostId(9))
+        );
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let e = Entry {
+            fp: Fingerprint(5),
+            host: HostId(2),
+            priority: Priority::Page,
+            depth: 3,
+            attempts: 1,
+            url: "http://a/x".into(),
+            data: vec![9],
+        };
+        let v = encode_entries([e.clone(), e.clone()].iter());
+        assert_eq!(entry_count(&v).expect("count"), 2);
+        assert_eq!(decode_entries(&v).expect("decodes"), vec![e.clone(), e]);
+        assert!(decode_entries(&v[..v.len() - 1]).is_err());
     }
 
     #[test]

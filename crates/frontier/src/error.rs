@@ -31,7 +31,9 @@ pub enum Error {
         expected: u32,
     },
     /// The stored crawl configuration differs from the one given.
-    #[error("the state directory holds a different crawl ({stored}); use another directory or resume that crawl")]
+    #[error(
+        "the state directory holds a different crawl ({stored}); use another directory or resume that crawl"
+    )]
     ConfigMismatch {
         /// A short description of the stored crawl.
         stored: String,
@@ -61,7 +63,9 @@ impl Error {
             sled::Error::Io(io) => {
                 let text = io.to_string();
                 if io.kind() == std::io::ErrorKind::WouldBlock || text.contains("lock") {
-                    Error::Locked { path: path.to_path_buf() }
+                    Error::Locked {
+                        path: path.to_path_buf(),
+                    }
                 } else {
                     Error::Io(io)
                 }
@@ -72,7 +76,9 @@ impl Error {
 
     /// A record that does not decode.
     pub(crate) fn corrupt(detail: impl Into<String>) -> Error {
-        Error::Corrupt { detail: detail.into() }
+        Error::Corrupt {
+            detail: detail.into(),
+        }
     }
 }
 
@@ -80,7 +86,9 @@ impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Error {
         match e {
             sled::Error::Io(io) => Error::Io(io),
-            other => Error::Corrupt { detail: other.to_string() },
+            other => Error::Corrupt {
+                detail: other.to_string(),
+            },
         }
     }
 }

@@ -10,11 +10,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::codec::{self, Counters, HostRecord};
-use crate::seen::SeenCache;
+use crate::codec::{self, Counters, Entry};
+use crate::seen::{Bloom, SeenCache};
 use crate::types::{
-    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, RobotsEntry,
-    UrlRecord, UrlState,
+    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, Priority,
+    RobotsEntry, UrlRecord, UrlState,
 };
 use crate::{Error, Result};
 
@@ -35,6 +35,11 @@ pub struct Options {
     /// only ever answers "seen" for a URL that really is stored, so it saves disk reads
     /// without turning new URLs away. By default, 262,144 (4 MiB).
     pub seen_cache_slots: usize,
+    /// Bytes of the Bloom filter that lets a new URL skip the sled lookup. It is
+    /// rebuilt on open and never misses a stored URL; once it holds many more URLs than
+    /// it has bytes it just lets more lookups through. By default, 4 MiB (good to a few
+    /// million URLs).
+    pub bloom_bytes: usize,
     /// How many times a URL may be leased before it is failed for good, whether the
     /// earlier leases ended in [`Outcome::Retry`] or in a crash. By default, 3.
     pub max_attempts: u32,
@@ -42,7 +47,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { cache_capacity: 32 << 20, seen_cache_slots: 1 << 18, max_attempts: 3 }
+        Options {
+            cache_capacity: 32 << 20,
+            seen_cache_slots: 1 << 18,
+            bloom_bytes: 4 << 20,
+            max_attempts: 3,
+        }
     }
 }
 
@@ -55,6 +65,11 @@ impl Options {
     /// Sets [`Options::seen_cache_slots`].
     pub fn seen_cache_slots(mut self, slots: usize) -> Options {
         self.seen_cache_slots = slots;
+        self
+    }
+    /// Sets [`Options::bloom_bytes`].
+    pub fn bloom_bytes(mut self, bytes: usize) -> Options {
+        self.bloom_bytes = bytes;
         self
     }
     /// Sets [`Options::max_attempts`] (at least 1).
@@ -89,9 +104,12 @@ struct State {
     hosts: Vec<HostMem>,
     host_ids: HashMap<String, HostId>,
     seen: SeenCache,
-    /// Fingerprints leased by this process and not yet acked: guards against acking a
-    /// lease twice, which would skew the counters.
-    leased: HashSet<Fingerprint>,
+    bloom: Bloom,
+    /// URLs leased by this process and not yet acked: fingerprint to (lease record,
+    /// attempts). It also guards against acking a lease twice.
+    leased: HashMap<Fingerprint, (u64, u32)>,
+    /// Unacked entries per lease record; the record is deleted with its last ack.
+    lease_remaining: HashMap<u64, u32>,
     poisoned: bool,
 }
 
@@ -118,15 +136,53 @@ pub fn host_of(url: &str) -> Option<&str> {
 /// Changes gathered for one atomic batch.
 struct Change {
     batch: sled::Batch,
-    touched: HashSet<u32>,
     /// Fingerprints enqueued by this batch, which sled cannot see until it is applied.
     fresh: HashSet<Fingerprint>,
+    /// New queue entries by (host, class, depth), in the order the groups appeared;
+    /// each group becomes one queue segment.
+    groups: Vec<((u32, Priority, u16), Vec<Entry>)>,
+    group_index: HashMap<(u32, Priority, u16), usize>,
     new: usize,
 }
 
 impl Change {
     fn new() -> Change {
-        Change { batch: sled::Batch::default(), touched: HashSet::new(), fresh: HashSet::new(), new: 0 }
+        Change {
+            batch: sled::Batch::default(),
+            fresh: HashSet::new(),
+            groups: Vec::new(),
+            group_index: HashMap::new(),
+            new: 0,
+        }
+    }
+
+    fn queue(&mut self, e: Entry) {
+        let key = (e.host.0, e.priority, e.depth);
+        let i = *self.group_index.entry(key).or_insert_with(|| {
+            self.groups.push((key, Vec::new()));
+            self.groups.len() - 1
+        });
+        self.groups[i].1.push(e);
+    }
+}
+
+fn bump(c: &mut Counts, s: UrlState, up: bool) {
+    let slot = match s {
+        UrlState::Queued => &mut c.queued,
+        UrlState::Leased => &mut c.leased,
+        UrlState::Done => &mut c.done,
+        UrlState::Failed => &mut c.failed,
+    };
+    *slot = if up { *slot + 1 } else { slot.saturating_sub(1) };
+}
+
+/// Moves `n` URLs of `host` from state `from` to state `to` in the counters.
+fn move_count(st: &mut State, host: HostId, from: UrlState, to: UrlState) {
+    bump(&mut st.counters.counts, from, false);
+    bump(&mut st.counters.counts, to, true);
+    if let Some(h) = st.hosts.get_mut(host.0 as usize) {
+        bump(&mut h.counts, from, false);
+        bump(&mut h.counts, to, true);
     }
 }
 
@@ -135,6 +191,8 @@ impl Frontier {
     ///
     /// Leases left by an earlier process go back to their queues, with their attempt
     /// counts kept; the ones that used up `max_attempts` are failed as quarantined.
+    /// Opening reads every stored key once, to rebuild the Bloom filter and the
+    /// per-host counts.
     ///
     /// # Errors
     /// [`Error::Locked`] if another process has the directory, [`Error::Foreign`] if it
@@ -188,7 +246,6 @@ impl Frontier {
             // Durability points are explicit (flush), so that a sink can be made durable
             // first; see the crate docs.
             .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| Error::from_open(path, e))?;
         let tree = db.open_tree(TREE)?;
@@ -197,18 +254,28 @@ impl Frontier {
             Some(v) => {
                 let found = codec::Reader::new(&v, "schema").u32()?;
                 if found != SCHEMA_VERSION {
-                    return Err(Error::Schema { found, expected: SCHEMA_VERSION });
+                    return Err(Error::Schema {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
                 }
             }
             None if tree.is_empty() && db.is_empty() => {
                 let mut b = sled::Batch::default();
                 b.insert(codec::meta_key("schema"), &SCHEMA_VERSION.to_be_bytes());
-                b.insert(codec::meta_key("counters"), codec::encode_counters(&Counters::default()));
+                b.insert(
+                    codec::meta_key("counters"),
+                    codec::encode_counters(&Counters::default()),
+                );
                 tree.apply_batch(b)?;
                 db.flush()?;
                 report.created = true;
             }
-            None => return Err(Error::Foreign { path: path.to_path_buf() }),
+            None => {
+                return Err(Error::Foreign {
+                    path: path.to_path_buf(),
+                });
+            }
         }
         let counters = match tree.get(codec::meta_key("counters"))? {
             Some(v) => codec::decode_counters(&v)?,
@@ -218,18 +285,22 @@ impl Frontier {
         let mut host_ids = HashMap::new();
         for item in tree.scan_prefix([codec::HOST]) {
             let (k, v) = item?;
-            let id = codec::Reader::new(&k[1..], "host key").u32()?;
-            if id as usize != hosts.len() {
-                return Err(Error::corrupt(format!("host {id} is out of sequence")));
+            let id = codec::host_of_key(&k)?;
+            if id.0 as usize != hosts.len() {
+                return Err(Error::corrupt(format!("host {} is out of sequence", id.0)));
             }
-            let rec = codec::decode_host(&v)?;
-            host_ids.insert(rec.key.clone(), HostId(id));
-            hosts.push(HostMem { key: rec.key, counts: rec.counts, politeness: rec.politeness });
+            let (key, politeness) = codec::decode_host(&v)?;
+            host_ids.insert(key.clone(), id);
+            hosts.push(HostMem {
+                key,
+                counts: Counts::default(),
+                politeness,
+            });
         }
         if hosts.len() as u64 != u64::from(counters.next_host) {
             return Err(Error::corrupt("the host table does not match the counters"));
         }
-        let frontier = Frontier {
+        let mut frontier = Frontier {
             db,
             tree,
             path: path.to_path_buf(),
@@ -239,15 +310,17 @@ impl Frontier {
                 hosts,
                 host_ids,
                 seen: SeenCache::new(opts.seen_cache_slots),
-                leased: HashSet::new(),
+                bloom: Bloom::new(opts.bloom_bytes),
+                leased: HashMap::new(),
+                lease_remaining: HashMap::new(),
                 poisoned: false,
             }),
             opts,
         };
         let (requeued, quarantined) = frontier.return_leases()?;
-        let mut frontier = frontier;
         frontier.report.requeued = requeued;
         frontier.report.quarantined = quarantined;
+        frontier.recount()?;
         Ok(frontier)
     }
 
@@ -257,32 +330,39 @@ impl Frontier {
         let mut ch = Change::new();
         let (mut requeued, mut quarantined) = (0, 0);
         for item in self.tree.scan_prefix([codec::LEASE]) {
-            let (k, _) = item?;
-            ch.batch.remove(k.clone());
-            let fp = codec::fp_of_key(&k)?;
-            let Some(v) = self.tree.get(codec::fp_key(codec::URL, fp))? else { continue };
-            let mut rec = codec::decode_url(fp, &v)?;
-            if rec.state != UrlState::Leased {
-                continue;
+            let (k, v) = item?;
+            ch.batch.remove(k);
+            for e in codec::decode_entries(&v)? {
+                let Some(v) = self.tree.get(codec::fp_key(codec::URL, e.fp))? else {
+                    continue;
+                };
+                let mut rec = codec::decode_url(e.fp, &v)?;
+                // An unacked lease is one attempt ahead of its URL record, which counts
+                // only completed attempts; an entry acked before the crash (done,
+                // failed, or put back by a retry) is not.
+                if rec.state != UrlState::Queued || rec.attempts >= e.attempts {
+                    continue;
+                }
+                rec.attempts = e.attempts;
+                rec.url = e.url.clone();
+                rec.data = e.data.clone();
+                if e.attempts >= self.opts.max_attempts {
+                    rec.state = UrlState::Failed;
+                    rec.reason = Some(format!(
+                        "quarantined: leased {} times without completing (crash loop?)",
+                        e.attempts
+                    ));
+                    move_count(&mut st, e.host, UrlState::Leased, UrlState::Failed);
+                    quarantined += 1;
+                } else {
+                    // `apply` counts it as queued with its new segment.
+                    bump(&mut st.counters.counts, UrlState::Leased, false);
+                    ch.queue(e);
+                    requeued += 1;
+                }
+                ch.batch
+                    .insert(&codec::fp_key(codec::URL, rec.fp), codec::encode_url(&rec));
             }
-            let host = rec.host.0 as usize;
-            if host >= st.hosts.len() {
-                return Err(Error::corrupt("a leased URL names an unknown host"));
-            }
-            if rec.attempts >= self.opts.max_attempts {
-                rec.state = UrlState::Failed;
-                rec.reason =
-                    Some(format!("quarantined: leased {} times without completing (crash loop?)", rec.attempts));
-                move_count(&mut st, host, UrlState::Leased, UrlState::Failed);
-                quarantined += 1;
-            } else {
-                rec.state = UrlState::Queued;
-                ch.batch.insert(&codec::queue_key(rec.host, rec.priority, rec.depth, rec.seq), &fp.0.to_be_bytes());
-                move_count(&mut st, host, UrlState::Leased, UrlState::Queued);
-                requeued += 1;
-            }
-            ch.batch.insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
-            ch.touched.insert(rec.host.0);
         }
         if requeued + quarantined > 0 {
             tracing::info!(requeued, quarantined, "returned the leases of an earlier process");
@@ -291,6 +371,55 @@ impl Frontier {
         drop(st);
         self.db.flush()?;
         Ok((requeued, quarantined))
+    }
+
+    /// Rebuilds the per-host counts and the Bloom filter from the stored keys, and
+    /// repairs the global counts if they disagree (they only can after a bug).
+    fn recount(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        let mut total = Counts::default();
+        for h in st.hosts.iter_mut() {
+            h.counts = Counts::default();
+        }
+        for item in self.tree.scan_prefix([codec::QUEUE]) {
+            let (k, v) = item?;
+            let host = codec::host_of_key(&k)?;
+            let n = u64::from(codec::entry_count(&v)?);
+            let h = st
+                .hosts
+                .get_mut(host.0 as usize)
+                .ok_or_else(|| Error::corrupt("a queue names an unknown host"))?;
+            h.counts.queued += n;
+            total.queued += n;
+        }
+        for item in self.tree.scan_prefix([codec::URL]) {
+            let (k, v) = item?;
+            let fp = codec::fp_of_key(&k)?;
+            st.bloom.insert(fp);
+            let (state, host) = codec::url_state_and_host(&v)?;
+            let h = st
+                .hosts
+                .get_mut(host.0 as usize)
+                .ok_or_else(|| Error::corrupt("a URL names an unknown host"))?;
+            match state {
+                UrlState::Done => {
+                    h.counts.done += 1;
+                    total.done += 1;
+                }
+                UrlState::Failed => {
+                    h.counts.failed += 1;
+                    total.failed += 1;
+                }
+                UrlState::Queued | UrlState::Leased => {}
+            }
+        }
+        if total != st.counters.counts {
+            tracing::warn!(stored = ?st.counters.counts, found = ?total, "repaired the frontier's counters");
+            st.counters.counts = total;
+            let c = codec::encode_counters(&st.counters);
+            self.tree.insert(codec::meta_key("counters"), c)?;
+        }
+        Ok(())
     }
 
     /// What opening found and repaired.
@@ -316,15 +445,23 @@ impl Frontier {
         Ok(st)
     }
 
-    /// Writes the touched host records and the counters into the batch and applies it.
-    /// A failed write poisons the handle: memory may now be ahead of the disk.
+    /// Writes the queue segments and the counters into the batch and applies it. A
+    /// failed write poisons the handle: memory may now be ahead of the disk.
     fn apply(&self, st: &mut State, mut ch: Change) -> Result<usize> {
-        for id in &ch.touched {
-            let h = &st.hosts[*id as usize];
-            let rec = HostRecord { key: h.key.clone(), counts: h.counts, politeness: h.politeness };
-            ch.batch.insert(&codec::host_key(codec::HOST, HostId(*id)), codec::encode_host(&rec));
+        for ((host, priority, depth), entries) in &ch.groups {
+            let seq = st.counters.next_seq;
+            st.counters.next_seq += 1;
+            let key = codec::queue_key(HostId(*host), *priority, *depth, seq);
+            ch.batch.insert(&key, codec::encode_entries(entries.iter()));
+            for _ in entries {
+                bump(&mut st.counters.counts, UrlState::Queued, true);
+                if let Some(h) = st.hosts.get_mut(*host as usize) {
+                    bump(&mut h.counts, UrlState::Queued, true);
+                }
+            }
         }
-        ch.batch.insert(codec::meta_key("counters"), codec::encode_counters(&st.counters));
+        ch.batch
+            .insert(codec::meta_key("counters"), codec::encode_counters(&st.counters));
         if let Err(e) = self.tree.apply_batch(ch.batch) {
             st.poisoned = true;
             return Err(e.into());
@@ -336,10 +473,10 @@ impl Frontier {
     fn enqueue_into(&self, st: &mut State, ch: &mut Change, urls: Vec<NewUrl>) -> Result<()> {
         for u in urls {
             let fp = Fingerprint::of(&u.url);
-            if st.seen.contains(fp) || ch.fresh.contains(&fp) {
+            if ch.fresh.contains(&fp) || st.seen.contains(fp) {
                 continue;
             }
-            if self.tree.contains_key(codec::fp_key(codec::URL, fp))? {
+            if st.bloom.maybe_contains(fp) && self.tree.contains_key(codec::fp_key(codec::URL, fp))? {
                 st.seen.insert(fp);
                 continue;
             }
@@ -353,17 +490,21 @@ impl Frontier {
                     let id = HostId(st.counters.next_host);
                     st.counters.next_host += 1;
                     st.host_ids.insert(host_name.to_string(), id);
+                    ch.batch
+                        .insert(codec::host_name_key(host_name), &id.0.to_be_bytes());
+                    let p = Politeness::default();
+                    ch.batch.insert(
+                        &codec::host_key(codec::HOST, id),
+                        codec::encode_host(host_name, &p),
+                    );
                     st.hosts.push(HostMem {
                         key: host_name.to_string(),
                         counts: Counts::default(),
-                        politeness: Politeness::default(),
+                        politeness: p,
                     });
-                    ch.batch.insert(codec::host_name_key(host_name), &id.0.to_be_bytes());
                     id
                 }
             };
-            let seq = st.counters.next_seq;
-            st.counters.next_seq += 1;
             let rec = UrlRecord {
                 fp,
                 url: u.url,
@@ -374,15 +515,21 @@ impl Frontier {
                 host,
                 reason: None,
                 data: u.data,
-                seq,
             };
-            ch.batch.insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
-            ch.batch.insert(&codec::queue_key(host, u.priority, u.depth, seq), &fp.0.to_be_bytes());
-            st.counters.counts.queued += 1;
-            st.hosts[host.0 as usize].counts.queued += 1;
-            ch.touched.insert(host.0);
+            ch.batch
+                .insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
+            ch.queue(Entry {
+                fp,
+                host,
+                priority: rec.priority,
+                depth: rec.depth,
+                attempts: 0,
+                url: rec.url,
+                data: rec.data,
+            });
             ch.fresh.insert(fp);
             st.seen.insert(fp);
+            st.bloom.insert(fp);
             ch.new += 1;
         }
         Ok(())
@@ -397,7 +544,10 @@ impl Frontier {
 
     /// Reads a meta value stored with [`Frontier::set_meta`].
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree.get(codec::meta_key(&format!("x:{name}")))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(codec::meta_key(&format!("x:{name}")))?
+            .map(|v| v.to_vec()))
     }
 
     /// Binds the directory to one crawl. The first call stores `identity` (a short
@@ -425,7 +575,12 @@ impl Frontier {
         st.hosts
             .iter()
             .enumerate()
-            .map(|(i, h)| HostInfo { id: HostId(i as u32), key: h.key.clone(), counts: h.counts, politeness: h.politeness })
+            .map(|(i, h)| HostInfo {
+                id: HostId(i as u32),
+                key: h.key.clone(),
+                counts: h.counts,
+                politeness: h.politeness,
+            })
             .collect()
     }
 
@@ -435,12 +590,66 @@ impl Frontier {
         st.host_ids.get(key).copied()
     }
 
-    /// Every URL record, in fingerprint order. A scan: for exports and checks.
+    /// Marks a record leased (with this process's attempt count) if this process holds
+    /// its lease.
+    fn with_lease_state(&self, mut rec: UrlRecord) -> UrlRecord {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, attempts)) = st.leased.get(&rec.fp) {
+            rec.state = UrlState::Leased;
+            rec.attempts = *attempts;
+        }
+        rec
+    }
+
+    /// Every URL record: the done and failed ones, then the queued ones in queue order,
+    /// then the ones this process holds leased. A scan, for exports and checks.
     pub fn urls(&self) -> impl Iterator<Item = Result<UrlRecord>> + '_ {
-        self.tree.scan_prefix([codec::URL]).map(|item| {
-            let (k, v) = item?;
-            codec::decode_url(codec::fp_of_key(&k)?, &v)
-        })
+        let finished = self.tree.scan_prefix([codec::URL]).filter_map(|item| {
+            let rec = item
+                .map_err(Error::from)
+                .and_then(|(k, v)| codec::decode_url(codec::fp_of_key(&k)?, &v));
+            match rec {
+                Ok(rec) if matches!(rec.state, UrlState::Done | UrlState::Failed) => Some(Ok(rec)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        });
+        // Queue entries are queued; lease entries count only while this process holds
+        // the lease (an acked entry can linger in a lease record until its last ack).
+        let from_entries = |prefix: u8, leases: bool| {
+            self.tree.scan_prefix([prefix]).flat_map(move |item| {
+                let entries = item
+                    .map_err(Error::from)
+                    .and_then(|(_, v)| codec::decode_entries(&v));
+                match entries {
+                    Err(e) => vec![Err(e)],
+                    Ok(entries) => entries
+                        .into_iter()
+                        .filter_map(|e| {
+                            let rec = UrlRecord {
+                                fp: e.fp,
+                                url: e.url,
+                                state: UrlState::Queued,
+                                attempts: e.attempts,
+                                depth: e.depth,
+                                priority: e.priority,
+                                host: e.host,
+                                reason: None,
+                                data: e.data,
+                            };
+                            if !leases {
+                                return Some(Ok(rec));
+                            }
+                            let rec = self.with_lease_state(rec);
+                            (rec.state == UrlState::Leased).then_some(Ok(rec))
+                        })
+                        .collect(),
+                }
+            })
+        };
+        finished
+            .chain(from_entries(codec::QUEUE, false))
+            .chain(from_entries(codec::LEASE, true))
     }
 
     /// Bytes the state directory takes on disk.
@@ -449,77 +658,60 @@ impl Frontier {
     }
 
     /// Scans the whole store and checks that every URL is in exactly one state: a
-    /// queued record has exactly one queue entry, a leased one a lease entry, done and
-    /// failed ones neither, and the counters match. Returns the counts found.
+    /// queued URL sits in exactly one queue segment, a leased one is held by this
+    /// process and in no segment, done and failed ones are in neither, and the global
+    /// and per-host counts match the records. Returns the counts found.
     pub fn verify(&self) -> Result<Counts> {
         let st = self.lock()?;
-        let mut found = Counts::default();
-        let mut per_host: HashMap<u32, Counts> = HashMap::new();
         let mut queued_fps = HashSet::new();
         for item in self.tree.scan_prefix([codec::QUEUE]) {
             let (_, v) = item?;
-            if !queued_fps.insert(codec::decode_fp(&v)?) {
-                return Err(Error::corrupt("a URL is queued twice"));
-            }
-        }
-        let mut leased_fps = HashSet::new();
-        for item in self.tree.scan_prefix([codec::LEASE]) {
-            let (k, _) = item?;
-            leased_fps.insert(codec::fp_of_key(&k)?);
-        }
-        for rec in self.urls() {
-            let rec = rec?;
-            let in_q = queued_fps.remove(&rec.fp);
-            let in_l = leased_fps.remove(&rec.fp);
-            let ok = match rec.state {
-                UrlState::Queued => in_q && !in_l,
-                UrlState::Leased => in_l && !in_q,
-                UrlState::Done | UrlState::Failed => !in_q && !in_l,
-            };
-            if !ok {
-                return Err(Error::corrupt(format!("{} is {:?} but its index entries disagree", rec.url, rec.state)));
-            }
-            let c = per_host.entry(rec.host.0).or_default();
-            for counts in [&mut found, c] {
-                match rec.state {
-                    UrlState::Queued => counts.queued += 1,
-                    UrlState::Leased => counts.leased += 1,
-                    UrlState::Done => counts.done += 1,
-                    UrlState::Failed => counts.failed += 1,
+            for e in codec::decode_entries(&v)? {
+                if !queued_fps.insert(e.fp) {
+                    return Err(Error::corrupt(format!("{} is queued twice", e.url)));
                 }
             }
         }
-        if !queued_fps.is_empty() || !leased_fps.is_empty() {
-            return Err(Error::corrupt("queue or lease entries point at no URL record"));
+        let mut found = Counts::default();
+        let mut per_host: HashMap<u32, Counts> = HashMap::new();
+        for item in self.tree.scan_prefix([codec::URL]) {
+            let (k, v) = item?;
+            let rec = codec::decode_url(codec::fp_of_key(&k)?, &v)?;
+            let in_q = queued_fps.remove(&rec.fp);
+            let leased = st.leased.contains_key(&rec.fp);
+            let state = match rec.state {
+                UrlState::Queued if in_q && !leased => UrlState::Queued,
+                UrlState::Queued if leased && !in_q => UrlState::Leased,
+                UrlState::Done | UrlState::Failed if !in_q && !leased => rec.state,
+                _ => {
+                    return Err(Error::corrupt(format!(
+                        "{} is {:?} on disk, queued={in_q}, leased={leased}",
+                        rec.url, rec.state
+                    )));
+                }
+            };
+            bump(&mut found, state, true);
+            bump(per_host.entry(rec.host.0).or_default(), state, true);
+        }
+        if !queued_fps.is_empty() {
+            return Err(Error::corrupt("queue entries point at no URL record"));
         }
         if found != st.counters.counts {
-            return Err(Error::corrupt(format!("counters say {:?}, records say {found:?}", st.counters.counts)));
+            return Err(Error::corrupt(format!(
+                "counters say {:?}, records say {found:?}",
+                st.counters.counts
+            )));
         }
         for (i, h) in st.hosts.iter().enumerate() {
             if per_host.get(&(i as u32)).copied().unwrap_or_default() != h.counts {
-                return Err(Error::corrupt(format!("the counts of host {} disagree with its records", h.key)));
+                return Err(Error::corrupt(format!(
+                    "the counts of host {} disagree with its records",
+                    h.key
+                )));
             }
         }
         Ok(found)
     }
-}
-
-fn bump(c: &mut Counts, s: UrlState, up: bool) {
-    let slot = match s {
-        UrlState::Queued => &mut c.queued,
-        UrlState::Leased => &mut c.leased,
-        UrlState::Done => &mut c.done,
-        UrlState::Failed => &mut c.failed,
-    };
-    *slot = if up { *slot + 1 } else { slot.saturating_sub(1) };
-}
-
-/// Moves one URL of `host` from state `from` to state `to` in the counters.
-fn move_count(st: &mut State, host: usize, from: UrlState, to: UrlState) {
-    bump(&mut st.counters.counts, from, false);
-    bump(&mut st.counters.counts, to, true);
-    bump(&mut st.hosts[host].counts, from, false);
-    bump(&mut st.hosts[host].counts, to, true);
 }
 
 impl FrontierStore for Frontier {
@@ -535,40 +727,50 @@ impl FrontierStore for Frontier {
 
     fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>> {
         let mut st = self.lock()?;
-        if host.0 as usize >= st.hosts.len() || st.hosts[host.0 as usize].counts.queued == 0 || max == 0 {
+        if st.hosts.get(host.0 as usize).is_none_or(|h| h.counts.queued == 0) || max == 0 {
             return Ok(Vec::new());
         }
         let mut ch = Change::new();
-        let mut leases = Vec::with_capacity(max.min(256));
-        let prefix = codec::host_key(codec::QUEUE, host);
-        for item in self.tree.scan_prefix(prefix).take(max) {
+        let mut taken: Vec<Entry> = Vec::with_capacity(max.min(256));
+        for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, host)) {
             let (k, v) = item?;
-            let fp = codec::decode_fp(&v)?;
-            ch.batch.remove(k);
-            let Some(v) = self.tree.get(codec::fp_key(codec::URL, fp))? else {
-                return Err(Error::corrupt("a queue entry points at no URL record"));
-            };
-            let mut rec = codec::decode_url(fp, &v)?;
-            rec.state = UrlState::Leased;
-            rec.attempts += 1;
-            ch.batch.insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
-            ch.batch.insert(&codec::fp_key(codec::LEASE, fp), &[]);
-            move_count(&mut st, host.0 as usize, UrlState::Queued, UrlState::Leased);
-            st.leased.insert(fp);
-            leases.push(Lease {
-                fp,
-                url: rec.url,
-                host,
-                depth: rec.depth,
-                priority: rec.priority,
-                attempts: rec.attempts,
-                data: rec.data,
-                seq: rec.seq,
-            });
+            let mut entries = codec::decode_entries(&v)?;
+            let want = max - taken.len();
+            if entries.len() <= want {
+                ch.batch.remove(k);
+                taken.append(&mut entries);
+            } else {
+                let rest = entries.split_off(want);
+                ch.batch.insert(k, codec::encode_entries(rest.iter()));
+                taken.append(&mut entries);
+            }
+            if taken.len() >= max {
+                break;
+            }
         }
-        ch.touched.insert(host.0);
+        let id = st.counters.next_lease;
+        st.counters.next_lease += 1;
+        for e in taken.iter_mut() {
+            e.attempts += 1;
+            st.leased.insert(e.fp, (id, e.attempts));
+            move_count(&mut st, host, UrlState::Queued, UrlState::Leased);
+        }
+        st.lease_remaining.insert(id, taken.len() as u32);
+        ch.batch
+            .insert(&codec::lease_key(id), codec::encode_entries(taken.iter()));
         self.apply(&mut st, ch)?;
-        Ok(leases)
+        Ok(taken
+            .into_iter()
+            .map(|e| Lease {
+                fp: e.fp,
+                url: e.url,
+                host: e.host,
+                depth: e.depth,
+                priority: e.priority,
+                attempts: e.attempts,
+                data: e.data,
+            })
+            .collect())
     }
 
     fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
@@ -576,37 +778,57 @@ impl FrontierStore for Frontier {
         let mut ch = Change::new();
         for ack in acks {
             let l = ack.lease;
-            if !st.leased.remove(&l.fp) {
+            let Some((id, attempts)) = st.leased.remove(&l.fp) else {
                 tracing::warn!(url = %l.url, "ack of a URL that is not leased here; ignored");
                 continue;
+            };
+            if let Some(n) = st.lease_remaining.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    st.lease_remaining.remove(&id);
+                    ch.batch.remove(&codec::lease_key(id));
+                }
             }
             let (state, reason) = match ack.outcome {
                 Outcome::Done => (UrlState::Done, None),
                 Outcome::Failed(r) => (UrlState::Failed, Some(r)),
-                Outcome::Retry if l.attempts >= self.opts.max_attempts => {
-                    (UrlState::Failed, Some(format!("gave up after {} attempts", l.attempts)))
-                }
+                Outcome::Retry if attempts >= self.opts.max_attempts => (
+                    UrlState::Failed,
+                    Some(format!("gave up after {attempts} attempts")),
+                ),
                 Outcome::Retry => (UrlState::Queued, None),
             };
-            if state == UrlState::Queued {
-                ch.batch.insert(&codec::queue_key(l.host, l.priority, l.depth, l.seq), &l.fp.0.to_be_bytes());
-            }
             let rec = UrlRecord {
                 fp: l.fp,
                 url: l.url,
                 state,
-                attempts: l.attempts,
+                attempts,
                 depth: l.depth,
                 priority: l.priority,
                 host: l.host,
                 reason,
                 data: l.data,
-                seq: l.seq,
             };
-            ch.batch.insert(&codec::fp_key(codec::URL, l.fp), codec::encode_url(&rec));
-            ch.batch.remove(&codec::fp_key(codec::LEASE, l.fp));
-            move_count(&mut st, l.host.0 as usize, UrlState::Leased, state);
-            ch.touched.insert(l.host.0);
+            ch.batch
+                .insert(&codec::fp_key(codec::URL, l.fp), codec::encode_url(&rec));
+            if state == UrlState::Queued {
+                // `apply` counts it as queued again with its new segment.
+                bump(&mut st.counters.counts, UrlState::Leased, false);
+                if let Some(h) = st.hosts.get_mut(l.host.0 as usize) {
+                    bump(&mut h.counts, UrlState::Leased, false);
+                }
+                ch.queue(Entry {
+                    fp: rec.fp,
+                    host: rec.host,
+                    priority: rec.priority,
+                    depth: rec.depth,
+                    attempts,
+                    url: rec.url,
+                    data: rec.data,
+                });
+            } else {
+                move_count(&mut st, l.host, UrlState::Leased, state);
+            }
             self.enqueue_into(&mut st, &mut ch, ack.discovered)?;
         }
         for (sink, cp) in checkpoints {
@@ -646,10 +868,12 @@ impl FrontierStore for Frontier {
 
     fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()> {
         let mut st = self.lock()?;
-        let Some(h) = st.hosts.get_mut(id.0 as usize) else { return Ok(()) };
+        let Some(h) = st.hosts.get_mut(id.0 as usize) else {
+            return Ok(());
+        };
         h.politeness = p;
-        let rec = HostRecord { key: h.key.clone(), counts: h.counts, politeness: p };
-        if let Err(e) = self.tree.insert(codec::host_key(codec::HOST, id), codec::encode_host(&rec)) {
+        let value = codec::encode_host(&h.key, &p);
+        if let Err(e) = self.tree.insert(codec::host_key(codec::HOST, id), value) {
             st.poisoned = true;
             return Err(e.into());
         }
@@ -665,7 +889,8 @@ impl FrontierStore for Frontier {
 
     fn set_robots(&self, id: HostId, entry: &RobotsEntry) -> Result<()> {
         let _st = self.lock()?;
-        self.tree.insert(codec::host_key(codec::ROBOTS, id), codec::encode_robots(entry))?;
+        self.tree
+            .insert(codec::host_key(codec::ROBOTS, id), codec::encode_robots(entry))?;
         Ok(())
     }
 
@@ -678,33 +903,54 @@ impl FrontierStore for Frontier {
         let mut n = 0;
         for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, id)) {
             let (k, v) = item?;
-            let fp = codec::decode_fp(&v)?;
             ch.batch.remove(k);
-            let Some(v) = self.tree.get(codec::fp_key(codec::URL, fp))? else { continue };
-            let mut rec = codec::decode_url(fp, &v)?;
-            rec.state = UrlState::Failed;
-            rec.reason = Some(reason.to_string());
-            ch.batch.insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
-            move_count(&mut st, id.0 as usize, UrlState::Queued, UrlState::Failed);
-            n += 1;
+            for e in codec::decode_entries(&v)? {
+                let rec = UrlRecord {
+                    fp: e.fp,
+                    url: e.url,
+                    state: UrlState::Failed,
+                    attempts: e.attempts,
+                    depth: e.depth,
+                    priority: e.priority,
+                    host: e.host,
+                    reason: Some(reason.to_string()),
+                    data: e.data,
+                };
+                ch.batch
+                    .insert(&codec::fp_key(codec::URL, e.fp), codec::encode_url(&rec));
+                move_count(&mut st, id, UrlState::Queued, UrlState::Failed);
+                n += 1;
+            }
         }
-        ch.touched.insert(id.0);
         self.apply(&mut st, ch)?;
         Ok(n)
     }
 
     fn checkpoint(&self, sink: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree.get(codec::meta_key(&format!("c:{sink}")))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(codec::meta_key(&format!("c:{sink}")))?
+            .map(|v| v.to_vec()))
     }
 
     fn counts(&self) -> Counts {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).counters.counts
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counters
+            .counts
     }
 
     fn get(&self, url: &str) -> Result<Option<UrlRecord>> {
         let fp = Fingerprint::of(url);
         match self.tree.get(codec::fp_key(codec::URL, fp))? {
-            Some(v) => Ok(Some(codec::decode_url(fp, &v)?)),
+            Some(v) => {
+                let mut rec = codec::decode_url(fp, &v)?;
+                if rec.url.is_empty() {
+                    rec.url = url.to_string();
+                }
+                Ok(Some(self.with_lease_state(rec)))
+            }
             None => Ok(None),
         }
     }
@@ -716,7 +962,10 @@ mod tests {
 
     #[test]
     fn host_keys() {
-        assert_eq!(host_of("http://a.example:8080/x?y"), Some("http://a.example:8080"));
+        assert_eq!(
+            host_of("http://a.example:8080/x?y"),
+            Some("http://a.example:8080")
+        );
         assert_eq!(host_of("https://b.example"), Some("https://b.example"));
         assert_eq!(host_of("http://c.example?q"), Some("http://c.example"));
         assert_eq!(host_of("http:///nohost"), None);

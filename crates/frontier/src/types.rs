@@ -92,7 +92,12 @@ pub struct NewUrl {
 impl NewUrl {
     /// A page URL at `depth` with no extra data.
     pub fn page(url: impl Into<String>, depth: u16) -> NewUrl {
-        NewUrl { url: url.into(), depth, priority: Priority::Page, data: Vec::new() }
+        NewUrl {
+            url: url.into(),
+            depth,
+            priority: Priority::Page,
+            data: Vec::new(),
+        }
     }
 }
 
@@ -113,8 +118,6 @@ pub struct Lease {
     pub attempts: u32,
     /// The bytes given with [`NewUrl::data`].
     pub data: Vec<u8>,
-    /// Its position in the host queue, kept so a retry goes back to the same place.
-    pub(crate) seq: u64,
 }
 
 /// What became of a leased URL.
@@ -124,8 +127,8 @@ pub enum Outcome {
     Done,
     /// Given up on, with a reason (also a written record).
     Failed(String),
-    /// Put it back in its queue to try again later. Once it has been leased
-    /// `max_attempts` times it fails instead, so nothing loops forever.
+    /// Put it back at the end of its queue class to try again later. Once it has been
+    /// leased `max_attempts` times it fails instead, so nothing loops forever.
     Retry,
 }
 
@@ -226,7 +229,6 @@ pub struct UrlRecord {
     pub reason: Option<String>,
     /// The bytes given with [`NewUrl::data`].
     pub data: Vec<u8>,
-    pub(crate) seq: u64,
 }
 
 /// The operations the engine needs from a frontier. [`Frontier`](crate::Frontier) is

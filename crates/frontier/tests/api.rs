@@ -21,7 +21,11 @@ fn only_host(f: &Frontier) -> HostId {
 }
 
 fn done(lease: trawl_frontier::Lease, discovered: Vec<NewUrl>) -> Ack {
-    Ack { lease, outcome: Outcome::Done, discovered }
+    Ack {
+        lease,
+        outcome: Outcome::Done,
+        discovered,
+    }
 }
 
 #[test]
@@ -31,7 +35,11 @@ fn enqueue_is_idempotent_and_counted() {
     let report = f.open_report();
     assert!(report.created);
     let n = f
-        .enqueue(vec![page("http://a.test/1", 0), page("http://a.test/2", 0), page("http://a.test/1", 0)])
+        .enqueue(vec![
+            page("http://a.test/1", 0),
+            page("http://a.test/2", 0),
+            page("http://a.test/1", 0),
+        ])
         .expect("enqueue");
     assert_eq!(n, 2, "a duplicate inside one batch is added once");
     assert_eq!(f.enqueue(vec![page("http://a.test/2", 0)]).expect("enqueue"), 0);
@@ -46,8 +54,12 @@ fn enqueue_is_idempotent_and_counted() {
 fn lease_order_is_class_then_depth_then_fifo() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = open(&dir);
-    f.enqueue(vec![page("http://a.test/deep", 2), page("http://a.test/b", 1), page("http://a.test/a", 1)])
-        .expect("enqueue");
+    f.enqueue(vec![
+        page("http://a.test/deep", 2),
+        page("http://a.test/b", 1),
+        page("http://a.test/a", 1),
+    ])
+    .expect("enqueue");
     f.enqueue(vec![NewUrl {
         url: "http://a.test/robots.txt".into(),
         depth: 0,
@@ -55,17 +67,36 @@ fn lease_order_is_class_then_depth_then_fifo() {
         data: vec![7],
     }])
     .expect("enqueue");
-    f.enqueue(vec![NewUrl { url: "http://a.test/r".into(), depth: 3, priority: Priority::Redirect, data: vec![] }])
-        .expect("enqueue");
+    f.enqueue(vec![NewUrl {
+        url: "http://a.test/r".into(),
+        depth: 3,
+        priority: Priority::Redirect,
+        data: vec![],
+    }])
+    .expect("enqueue");
     let host = only_host(&f);
-    let urls: Vec<String> = f.lease(host, 10).expect("lease").into_iter().map(|l| l.url).collect();
+    let urls: Vec<String> = f
+        .lease(host, 10)
+        .expect("lease")
+        .into_iter()
+        .map(|l| l.url)
+        .collect();
     assert_eq!(
         urls,
-        ["http://a.test/robots.txt", "http://a.test/r", "http://a.test/b", "http://a.test/a", "http://a.test/deep"]
+        [
+            "http://a.test/robots.txt",
+            "http://a.test/r",
+            "http://a.test/b",
+            "http://a.test/a",
+            "http://a.test/deep"
+        ]
     );
     assert_eq!(f.counts().leased, 5);
     assert!(f.lease(host, 10).expect("lease").is_empty());
-    assert!(f.ready_hosts().is_empty(), "a host with nothing queued is not ready");
+    assert!(
+        f.ready_hosts().is_empty(),
+        "a host with nothing queued is not ready"
+    );
 }
 
 #[test]
@@ -73,17 +104,33 @@ fn ack_completes_enqueues_links_and_stores_checkpoints() {
     let dir = tempfile::tempdir().expect("tmp");
     {
         let f = open(&dir);
-        f.enqueue(vec![page("http://a.test/", 0), page("http://a.test/x", 0), page("http://a.test/y", 0)])
-            .expect("enqueue");
+        f.enqueue(vec![
+            page("http://a.test/", 0),
+            page("http://a.test/x", 0),
+            page("http://a.test/y", 0),
+        ])
+        .expect("enqueue");
         let host = only_host(&f);
         let mut leases = f.lease(host, 3).expect("lease");
-        let (l3, l2, l1) = (leases.pop().expect("3"), leases.pop().expect("2"), leases.pop().expect("1"));
+        let (l3, l2, l1) = (
+            leases.pop().expect("3"),
+            leases.pop().expect("2"),
+            leases.pop().expect("1"),
+        );
         assert_eq!(l1.attempts, 1);
-        let links = vec![page("http://a.test/new", 1), page("http://b.test/", 1), page("http://a.test/x", 1)];
+        let links = vec![
+            page("http://a.test/new", 1),
+            page("http://b.test/", 1),
+            page("http://a.test/x", 1),
+        ];
         f.ack(
             vec![
                 done(l1, links),
-                Ack { lease: l2, outcome: Outcome::Failed("http 404".into()), discovered: vec![] },
+                Ack {
+                    lease: l2,
+                    outcome: Outcome::Failed("http 404".into()),
+                    discovered: vec![],
+                },
             ],
             &[("jsonl", b"100"), ("warc", b"7")],
         )
@@ -101,7 +148,10 @@ fn ack_completes_enqueues_links_and_stores_checkpoints() {
     assert_eq!(f.checkpoint("warc").expect("cp"), Some(b"7".to_vec()));
     assert_eq!(f.checkpoint("csv").expect("cp"), None);
     let failed = f.get("http://a.test/x").expect("get").expect("known");
-    assert_eq!((failed.state, failed.reason.as_deref()), (UrlState::Failed, Some("http 404")));
+    assert_eq!(
+        (failed.state, failed.reason.as_deref()),
+        (UrlState::Failed, Some("http 404"))
+    );
     assert_eq!(f.get("http://b.test/").expect("get").expect("known").depth, 1);
     assert_eq!(f.hosts().len(), 2);
     let c = f.verify().expect("consistent");
@@ -112,14 +162,41 @@ fn ack_completes_enqueues_links_and_stores_checkpoints() {
 fn retry_requeues_in_place_until_attempts_run_out() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = Frontier::open(dir.path(), Options::default().max_attempts(2)).expect("open");
-    f.enqueue(vec![page("http://a.test/flaky", 0), page("http://a.test/later", 0)]).expect("enqueue");
+    f.enqueue(vec![
+        page("http://a.test/flaky", 0),
+        page("http://a.test/later", 0),
+    ])
+    .expect("enqueue");
     let host = only_host(&f);
     let l = f.lease(host, 1).expect("lease").remove(0);
     assert_eq!(l.url, "http://a.test/flaky");
-    f.ack(vec![Ack { lease: l, outcome: Outcome::Retry, discovered: vec![] }], &[]).expect("ack");
+    f.ack(
+        vec![Ack {
+            lease: l,
+            outcome: Outcome::Retry,
+            discovered: vec![],
+        }],
+        &[],
+    )
+    .expect("ack");
     let l = f.lease(host, 1).expect("lease").remove(0);
-    assert_eq!((l.url.as_str(), l.attempts), ("http://a.test/flaky", 2), "a retry keeps its place");
-    f.ack(vec![Ack { lease: l, outcome: Outcome::Retry, discovered: vec![] }], &[]).expect("ack");
+    assert_eq!(
+        l.url.as_str(),
+        "http://a.test/later",
+        "a retry goes to the back of its class"
+    );
+    f.ack(vec![done(l, vec![])], &[]).expect("ack");
+    let l = f.lease(host, 1).expect("lease").remove(0);
+    assert_eq!((l.url.as_str(), l.attempts), ("http://a.test/flaky", 2));
+    f.ack(
+        vec![Ack {
+            lease: l,
+            outcome: Outcome::Retry,
+            discovered: vec![],
+        }],
+        &[],
+    )
+    .expect("ack");
     let rec = f.get("http://a.test/flaky").expect("get").expect("known");
     assert_eq!(rec.state, UrlState::Failed);
     assert_eq!(rec.reason.as_deref(), Some("gave up after 2 attempts"));
@@ -132,7 +209,8 @@ fn reopening_returns_leases_and_quarantines_crash_loops() {
     let opts = || Options::default().max_attempts(2);
     {
         let f = Frontier::open(dir.path(), opts()).expect("open");
-        f.enqueue(vec![page("http://a.test/1", 0), page("http://a.test/2", 0)]).expect("enqueue");
+        f.enqueue(vec![page("http://a.test/1", 0), page("http://a.test/2", 0)])
+            .expect("enqueue");
         let leases = f.lease(only_host(&f), 2).expect("lease");
         assert_eq!(leases.len(), 2);
         f.flush().expect("flush");
@@ -163,7 +241,11 @@ fn host_state_and_robots_survive_reopen() {
         backoff_level: 2,
         consecutive_failures: 3,
     };
-    let robots = RobotsEntry { status: 200, fetched_at_ms: 42, body: b"User-agent: *\nDisallow: /x\n".to_vec() };
+    let robots = RobotsEntry {
+        status: 200,
+        fetched_at_ms: 42,
+        body: b"User-agent: *\nDisallow: /x\n".to_vec(),
+    };
     {
         let f = open(&dir);
         f.enqueue(vec![page("http://a.test/", 0)]).expect("enqueue");
@@ -185,8 +267,12 @@ fn host_state_and_robots_survive_reopen() {
 fn fail_host_fails_only_its_queued_urls() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = open(&dir);
-    f.enqueue(vec![page("http://a.test/1", 0), page("http://a.test/2", 0), page("http://b.test/1", 0)])
-        .expect("enqueue");
+    f.enqueue(vec![
+        page("http://a.test/1", 0),
+        page("http://a.test/2", 0),
+        page("http://b.test/1", 0),
+    ])
+    .expect("enqueue");
     let a = f.host_id("http://a.test").expect("a");
     let b = f.host_id("http://b.test").expect("b");
     assert_eq!(f.fail_host(a, "host unavailable").expect("fail"), 2);
@@ -202,7 +288,10 @@ fn a_second_open_reports_the_lock() {
     let _first = open(&dir);
     let err = Frontier::open(dir.path(), Options::default()).expect_err("locked");
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
-    assert!(err.to_string().starts_with("another crawl is using this directory"));
+    assert!(
+        err.to_string()
+            .starts_with("another crawl is using this directory")
+    );
 }
 
 #[test]
@@ -211,9 +300,16 @@ fn a_foreign_directory_is_refused_and_left_alone() {
     std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
     let err = Frontier::open(dir.path(), Options::default()).expect_err("foreign");
     assert!(matches!(err, Error::Foreign { .. }), "{err:?}");
-    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "nothing was written");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("ls").count(),
+        1,
+        "nothing was written"
+    );
     let file = dir.path().join("notes.txt");
-    assert!(matches!(Frontier::open(&file, Options::default()), Err(Error::Foreign { .. })));
+    assert!(matches!(
+        Frontier::open(&file, Options::default()),
+        Err(Error::Foreign { .. })
+    ));
 }
 
 #[test]
@@ -224,13 +320,19 @@ fn a_plain_sled_store_is_foreign_and_another_schema_is_refused() {
         db.insert("someone", "else").expect("insert");
         db.flush().expect("flush");
     }
-    assert!(matches!(Frontier::open(dir.path(), Options::default()), Err(Error::Foreign { .. })));
+    assert!(matches!(
+        Frontier::open(dir.path(), Options::default()),
+        Err(Error::Foreign { .. })
+    ));
 
     let dir = tempfile::tempdir().expect("tmp");
     drop(open(&dir));
     {
         let db = sled::open(dir.path()).expect("sled");
-        db.open_tree("frontier").expect("tree").insert(b"mschema", &99u32.to_be_bytes()).expect("insert");
+        db.open_tree("frontier")
+            .expect("tree")
+            .insert(b"mschema", &99u32.to_be_bytes())
+            .expect("insert");
         db.flush().expect("flush");
     }
     let err = Frontier::open(dir.path(), Options::default()).expect_err("schema");
@@ -243,7 +345,9 @@ fn a_damaged_store_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tmp");
         {
             let f = open(&dir);
-            let urls = (0..2_000).map(|i| page(&format!("http://a.test/{i}"), 0)).collect();
+            let urls = (0..2_000)
+                .map(|i| page(&format!("http://a.test/{i}"), 0))
+                .collect();
             f.enqueue(urls).expect("enqueue");
             f.flush().expect("flush");
         }
@@ -272,10 +376,22 @@ fn config_binding() {
     let dir = tempfile::tempdir().expect("tmp");
     {
         let f = open(&dir);
-        assert_eq!(f.bind_config("seeds=http://a.test/", b"{\"max_depth\":3}").expect("bind"), b"{\"max_depth\":3}");
+        assert_eq!(
+            f.bind_config("seeds=http://a.test/", b"{\"max_depth\":3}")
+                .expect("bind"),
+            b"{\"max_depth\":3}"
+        );
     }
     let f = open(&dir);
-    assert_eq!(f.bind_config("seeds=http://a.test/", b"{}").expect("bind"), b"{\"max_depth\":3}");
-    let err = f.bind_config("seeds=http://other.test/", b"{}").expect_err("mismatch");
-    assert!(matches!(&err, Error::ConfigMismatch { stored } if stored == "seeds=http://a.test/"), "{err:?}");
+    assert_eq!(
+        f.bind_config("seeds=http://a.test/", b"{}").expect("bind"),
+        b"{\"max_depth\":3}"
+    );
+    let err = f
+        .bind_config("seeds=http://other.test/", b"{}")
+        .expect_err("mismatch");
+    assert!(
+        matches!(&err, Error::ConfigMismatch { stored } if stored == "seeds=http://a.test/"),
+        "{err:?}"
+    );
 }

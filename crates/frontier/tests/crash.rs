@@ -32,7 +32,10 @@ fn links(n: u64) -> Vec<u64> {
 }
 
 fn page_number(url: &str) -> u64 {
-    url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("a page url")
+    url.rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("a page url")
 }
 
 fn opts() -> Options {
@@ -45,15 +48,20 @@ fn opts() -> Options {
 /// the journal which acks were flushed. Runs only when `TRAWL_CRASH_CHILD` is set.
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var("TRAWL_CRASH_CHILD") else { return };
+    let Ok(dir) = std::env::var("TRAWL_CRASH_CHILD") else {
+        return;
+    };
     let dir = Path::new(&dir);
     let f = Frontier::open(dir.join("state"), opts()).expect("child opens");
     if f.counts().total() == 0 {
         f.enqueue(vec![NewUrl::page(page_url(0), 0)]).expect("seed");
         f.flush().expect("flush");
     }
-    let mut journal =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("journal")).expect("journal");
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("journal"))
+        .expect("journal");
     let mut unflushed: Vec<String> = Vec::new();
     let mut batches = 0u64;
     loop {
@@ -67,15 +75,22 @@ fn crash_child() {
                 .into_iter()
                 .map(|lease| {
                     let n = page_number(&lease.url);
-                    let discovered = links(n).into_iter().map(|c| NewUrl::page(page_url(c), lease.depth + 1)).collect();
+                    let discovered = links(n)
+                        .into_iter()
+                        .map(|c| NewUrl::page(page_url(c), lease.depth + 1))
+                        .collect();
                     unflushed.push(lease.url.clone());
-                    Ack { lease, outcome: Outcome::Done, discovered }
+                    Ack {
+                        lease,
+                        outcome: Outcome::Done,
+                        discovered,
+                    }
                 })
                 .collect();
             batches += 1;
             f.ack(acks, &[("sink", &batches.to_be_bytes())]).expect("ack");
         }
-        if batches % 5 == 0 {
+        if batches.is_multiple_of(5) {
             f.flush().expect("flush");
             // Only after flush returned do these acks count as durable.
             let mut text = String::new();
@@ -96,17 +111,33 @@ fn crash_child() {
 /// URLs the journal lists before its last complete `FLUSHED` marker.
 fn flushed_urls(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("journal")).unwrap_or_default();
-    let Some(end) = text.rfind("FLUSHED\n") else { return Vec::new() };
-    text[..end].lines().filter(|l| *l != "FLUSHED" && !l.is_empty()).map(String::from).collect()
+    let Some(end) = text.rfind("FLUSHED\n") else {
+        return Vec::new();
+    };
+    text[..end]
+        .lines()
+        .filter(|l| *l != "FLUSHED" && !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn check_invariants(dir: &Path, round: usize) -> trawl_frontier::Counts {
-    let f = Frontier::open(dir.join("state"), opts()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
-    let counts = f.verify().unwrap_or_else(|e| panic!("round {round}: inconsistent store: {e}"));
+    let f = Frontier::open(dir.join("state"), opts())
+        .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+    let counts = f
+        .verify()
+        .unwrap_or_else(|e| panic!("round {round}: inconsistent store: {e}"));
     assert_eq!(counts.leased, 0, "round {round}: a lease did not come back");
     for u in flushed_urls(dir) {
-        let rec = f.get(&u).expect("get").unwrap_or_else(|| panic!("round {round}: flushed {u} is unknown"));
-        assert_eq!(rec.state, UrlState::Done, "round {round}: flushed ack of {u} was lost");
+        let rec = f
+            .get(&u)
+            .expect("get")
+            .unwrap_or_else(|| panic!("round {round}: flushed {u} is unknown"));
+        assert_eq!(
+            rec.state,
+            UrlState::Done,
+            "round {round}: flushed ack of {u} was lost"
+        );
     }
     for rec in f.urls() {
         let rec = rec.expect("record decodes");
@@ -125,7 +156,10 @@ fn check_invariants(dir: &Path, round: usize) -> trawl_frontier::Counts {
 
 #[test]
 fn survives_sigkill_at_random_moments() {
-    let seed: u64 = std::env::var("TRAWL_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    let seed: u64 = std::env::var("TRAWL_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
     println!("crash test seed: {seed} (replay with TRAWL_CRASH_SEED={seed})");
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().expect("tmp");
@@ -158,5 +192,8 @@ fn survives_sigkill_at_random_moments() {
     assert!(status.success(), "the final child failed: {status:?}");
     let counts = check_invariants(dir.path(), ROUNDS);
     assert_eq!((counts.done, counts.queued, counts.failed), (PAGES, 0, 0));
-    assert!(killed >= ROUNDS / 2, "only {killed} of {ROUNDS} rounds were killed mid-crawl");
+    assert!(
+        killed >= ROUNDS / 2,
+        "only {killed} of {ROUNDS} rounds were killed mid-crawl"
+    );
 }

@@ -43,6 +43,8 @@ struct Rec {
     attempts: u32,
     depth: u16,
     seq: u64,
+    /// When it was last leased, to requeue leases in lease order on reopen.
+    leased_at: u64,
 }
 
 /// What the frontier promises, without sled.
@@ -68,8 +70,20 @@ impl Model {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.urls.insert(u.clone(), Rec { state: UrlState::Queued, attempts: 0, depth: d.into(), seq });
-            self.queues.entry(Model::host(&u)).or_default().insert((d.into(), seq, u));
+            self.urls.insert(
+                u.clone(),
+                Rec {
+                    state: UrlState::Queued,
+                    attempts: 0,
+                    depth: d.into(),
+                    seq,
+                    leased_at: 0,
+                },
+            );
+            self.queues
+                .entry(Model::host(&u))
+                .or_default()
+                .insert((d.into(), seq, u));
             n += 1;
         }
         n
@@ -84,6 +98,8 @@ impl Model {
             let r = self.urls.get_mut(&item.2).expect("queued url is known");
             r.state = UrlState::Leased;
             r.attempts += 1;
+            r.leased_at = self.next_seq;
+            self.next_seq += 1;
             out.push(item.2);
         }
         out
@@ -98,21 +114,33 @@ impl Model {
             Outcome::Retry => UrlState::Queued,
         };
         if r.state == UrlState::Queued {
+            // A retry goes to the back of its class.
+            r.seq = self.next_seq;
+            self.next_seq += 1;
             let item = (r.depth, r.seq, u.to_string());
             self.queues.entry(Model::host(u)).or_default().insert(item);
         }
     }
 
+    /// Leases come back in the order they were handed out, at the back of their class.
     fn reopen(&mut self) {
-        for (u, r) in self.urls.iter_mut() {
-            if r.state == UrlState::Leased {
-                if r.attempts >= MAX_ATTEMPTS {
-                    r.state = UrlState::Failed;
-                } else {
-                    r.state = UrlState::Queued;
-                    let item = (r.depth, r.seq, u.clone());
-                    self.queues.entry(Model::host(u)).or_default().insert(item);
-                }
+        let mut leased: Vec<(u64, String)> = self
+            .urls
+            .iter()
+            .filter(|(_, r)| r.state == UrlState::Leased)
+            .map(|(u, r)| (r.leased_at, u.clone()))
+            .collect();
+        leased.sort();
+        for (_, u) in leased {
+            let r = self.urls.get_mut(&u).expect("known");
+            if r.attempts >= MAX_ATTEMPTS {
+                r.state = UrlState::Failed;
+            } else {
+                r.state = UrlState::Queued;
+                r.seq = self.next_seq;
+                self.next_seq += 1;
+                let item = (r.depth, r.seq, u.clone());
+                self.queues.entry(Model::host(&u)).or_default().insert(item);
             }
         }
     }
@@ -123,15 +151,21 @@ impl Model {
 }
 
 fn new_urls(items: &[(u8, u8, u8)]) -> Vec<NewUrl> {
-    items.iter().map(|&(id, h, d)| NewUrl::page(url(id, h), d.into())).collect()
+    items
+        .iter()
+        .map(|&(id, h, d)| NewUrl::page(url(id, h), d.into()))
+        .collect()
 }
 
 fn opts() -> Options {
-    Options::default().max_attempts(MAX_ATTEMPTS).cache_capacity(4 << 20).seen_cache_slots(16)
+    Options::default()
+        .max_attempts(MAX_ATTEMPTS)
+        .cache_capacity(4 << 20)
+        .seen_cache_slots(16)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 500, ..ProptestConfig::default() })]
 
     #[test]
     fn frontier_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
@@ -193,7 +227,16 @@ proptest! {
             prop_assert_eq!(c.failed, model.count(UrlState::Failed));
         }
         prop_assert_eq!(f.verify().expect("consistent").total(), model.urls.len() as u64);
+        let listed: HashMap<String, UrlState> = f
+            .urls()
+            .map(|r| {
+                let r = r.expect("decodes");
+                (r.url, r.state)
+            })
+            .collect();
+        prop_assert_eq!(listed.len(), model.urls.len());
         for (u, r) in &model.urls {
+            prop_assert_eq!(listed.get(u), Some(&r.state));
             let rec = f.get(u).expect("get").expect("known");
             prop_assert_eq!(rec.state, r.state);
             prop_assert_eq!(rec.attempts, r.attempts);
