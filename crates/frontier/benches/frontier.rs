@@ -273,9 +273,11 @@ fn raw_sled(n: u64) {
         hits += usize::from(tree.contains_key(k).expect("get"));
     }
     println!(
-        "raw sled: {:.0} inserts/s, {:.0} random gets/s ({hits} hits)",
+        "raw sled: {:.0} inserts/s, {:.0} random gets/s ({hits} hits); peak RSS {} MiB, disk {} MiB",
         n as f64 / secs,
-        n as f64 / t.elapsed().as_secs_f64()
+        n as f64 / t.elapsed().as_secs_f64(),
+        peak_rss_kib() / 1024,
+        db.size_on_disk().unwrap_or(0) >> 20
     );
 }
 

@@ -1,0 +1,372 @@
+//! WARC 1.1: a `warcinfo` record at the start of every file, then a `request` and a
+//! `response` record per fetch, each record its own gzip member (`.warc.gz`), files
+//! rotated at a size limit.
+//!
+//! Bodies are stored decoded (trawl decompresses as it fetches, to cap the size), so
+//! the stored HTTP head is made to agree with the stored body: `Content-Encoding` and
+//! `Transfer-Encoding` are renamed to `X-Trawl-Original-*` and `Content-Length` is
+//! set to the stored length. `WARC-Block-Digest` and `WARC-Payload-Digest` are SHA-1 in
+//! base32, over exactly what is stored.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha1::{Digest, Sha1};
+
+use crate::file::OutFile;
+use crate::{Checkpoint, Durability, Error, Exchange, PageRecord, Result, Sink};
+
+/// Settings of a [`WarcSink`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WarcOptions {
+    /// Start a new file once the current one reaches this many bytes. By default,
+    /// 1 GiB, the size the WARC community recommends.
+    pub max_file_bytes: u64,
+    /// The gzip level, 0 to 9. By default, 6.
+    pub gzip_level: u32,
+    /// The `software` field of the `warcinfo` record. By default, `trawl/VERSION`.
+    pub software: String,
+    /// How hard a checkpoint pushes data to disk. By default, [`Durability::Os`].
+    pub durability: Durability,
+}
+
+impl Default for WarcOptions {
+    fn default() -> WarcOptions {
+        WarcOptions {
+            max_file_bytes: 1 << 30,
+            gzip_level: 6,
+            software: format!("trawl/{}", env!("CARGO_PKG_VERSION")),
+            durability: Durability::Os,
+        }
+    }
+}
+
+impl WarcOptions {
+    /// Sets [`WarcOptions::max_file_bytes`].
+    pub fn max_file_bytes(mut self, n: u64) -> WarcOptions {
+        self.max_file_bytes = n.max(1);
+        self
+    }
+    /// Sets [`WarcOptions::gzip_level`].
+    pub fn gzip_level(mut self, level: u32) -> WarcOptions {
+        self.gzip_level = level.min(9);
+        self
+    }
+    /// Sets [`WarcOptions::durability`].
+    pub fn durability(mut self, d: Durability) -> WarcOptions {
+        self.durability = d;
+        self
+    }
+}
+
+/// Writes gzipped WARC 1.1 files, exactly-once across crashes.
+#[derive(Debug)]
+pub struct WarcSink {
+    base: PathBuf,
+    opts: WarcOptions,
+    index: u32,
+    file: OutFile,
+    warcinfo_id: String,
+}
+
+/// The path of file `index` of a rotating output: the first file is `base` itself,
+/// the later ones get `-00001` before `.warc.gz` (or before the extension).
+pub(crate) fn rotated_path(base: &Path, index: u32) -> PathBuf {
+    if index == 0 {
+        return base.to_path_buf();
+    }
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.warc.gz".into());
+    let (stem, ext) = match name.find(".warc") {
+        Some(i) => name.split_at(i),
+        None => match name.rfind('.') {
+            Some(i) => name.split_at(i),
+            None => (name.as_str(), ""),
+        },
+    };
+    base.with_file_name(format!("{stem}-{index:05}{ext}"))
+}
+
+static RECORD_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh `<urn:uuid:…>` (version 4 layout, from SHA-1 of time, process, counter and
+/// a seed string).
+fn record_id(seed: &str) -> String {
+    let n = RECORD_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut h = Sha1::new();
+    h.update(now.as_nanos().to_be_bytes());
+    h.update(std::process::id().to_be_bytes());
+    h.update(n.to_be_bytes());
+    h.update(seed.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "<urn:uuid:{}-{}-{}-{}-{}>",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// RFC 4648 base32, as WARC digests use it.
+fn base32(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+    for chunk in data.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let bits = buf.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < chars {
+                out.push(ALPHABET[((bits >> (35 - i * 5)) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn sha1_b32(parts: &[&[u8]]) -> String {
+    let mut h = Sha1::new();
+    for p in parts {
+        h.update(p);
+    }
+    format!("sha1:{}", base32(&h.finalize()))
+}
+
+/// Makes a stored response head agree with a stored, decoded body.
+fn normalize_head(head: &str, body_len: usize) -> String {
+    let mut out = String::with_capacity(head.len() + 64);
+    for (i, line) in head.split("\r\n").enumerate() {
+        if i > 0 {
+            let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            match name.as_str() {
+                "content-length" => continue,
+                "content-encoding" | "transfer-encoding" => {
+                    let (_, value) = line.split_once(':').unwrap_or((line, ""));
+                    let original = if name == "content-encoding" {
+                        "Content-Encoding"
+                    } else {
+                        "Transfer-Encoding"
+                    };
+                    out.push_str(&format!("X-Trawl-Original-{original}:{value}\r\n"));
+                    continue;
+                }
+                "" => continue,
+                _ => {}
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {body_len}\r\n\r\n"));
+    out
+}
+
+impl WarcSink {
+    /// Starts a new output at `base` (later files are named after it), replacing what
+    /// the first file held and removing later files of an earlier run.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be opened or removed.
+    pub fn create(base: &Path, opts: WarcOptions) -> Result<WarcSink> {
+        WarcSink::resume(base, &Checkpoint::default(), opts)
+    }
+
+    /// Reopens the output at `base`, cut back to `checkpoint`: the checkpoint's file is
+    /// truncated to its offset and any later file is removed.
+    ///
+    /// # Errors
+    /// [`Error::Behind`] when the file is shorter than the checkpoint, [`Error::Io`]
+    /// otherwise.
+    pub fn resume(base: &Path, checkpoint: &Checkpoint, opts: WarcOptions) -> Result<WarcSink> {
+        let mut later = checkpoint.file + 1;
+        loop {
+            let p = rotated_path(base, later);
+            match std::fs::remove_file(&p) {
+                Ok(()) => later += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        let path = rotated_path(base, checkpoint.file);
+        let file = OutFile::open(&path, checkpoint.offset, opts.durability)?;
+        Ok(WarcSink {
+            base: base.to_path_buf(),
+            opts,
+            index: checkpoint.file,
+            file,
+            warcinfo_id: String::new(),
+        })
+    }
+
+    fn gzip_member(&mut self, record: &[&[u8]]) -> Result<()> {
+        let mut enc = GzEncoder::new(Vec::with_capacity(4096), Compression::new(self.opts.gzip_level));
+        let path = self.file.path().to_path_buf();
+        for part in record {
+            enc.write_all(part).map_err(|e| Error::io(&path, e))?;
+        }
+        let member = enc.finish().map_err(|e| Error::io(&path, e))?;
+        self.file.write_all(&member)
+    }
+
+    fn write_record(&mut self, headers: &str, block: &[&[u8]]) -> Result<()> {
+        let len: usize = block.iter().map(|b| b.len()).sum();
+        let head = format!("WARC/1.1\r\n{headers}Content-Length: {len}\r\n\r\n");
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(block.len() + 2);
+        parts.push(head.as_bytes());
+        parts.extend_from_slice(block);
+        parts.push(b"\r\n\r\n");
+        self.gzip_member(&parts)
+    }
+
+    /// Rotates when the current file is full, and starts a file with its warcinfo.
+    fn prepare(&mut self, date: &str) -> Result<()> {
+        if self.file.pos() >= self.opts.max_file_bytes {
+            self.file.commit()?;
+            self.index += 1;
+            let path = rotated_path(&self.base, self.index);
+            self.file = OutFile::open(&path, 0, self.opts.durability)?;
+        }
+        if self.file.pos() == 0 || self.warcinfo_id.is_empty() {
+            let filename = self
+                .file
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = record_id(&filename);
+            if self.file.pos() == 0 {
+                let fields = format!(
+                    "software: {}\r\nformat: WARC File Format 1.1\r\nconformsTo: https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/\r\n",
+                    self.opts.software
+                );
+                let headers = format!(
+                    "WARC-Type: warcinfo\r\nWARC-Record-ID: {id}\r\nWARC-Date: {date}\r\nWARC-Filename: {filename}\r\nContent-Type: application/warc-fields\r\n"
+                );
+                self.write_record(&headers, &[fields.as_bytes()])?;
+            }
+            // On a resumed file the original warcinfo keeps its id; later records
+            // refer to this process's id, which is only informative.
+            self.warcinfo_id = id;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for WarcSink {
+    fn name(&self) -> &str {
+        "warc"
+    }
+
+    /// Writes a request and a response record. A record without an exchange (a URL
+    /// that failed before any response) has nothing to archive and is skipped.
+    fn write(&mut self, record: &PageRecord, exchange: Option<&Exchange<'_>>) -> Result<()> {
+        let Some(x) = exchange else { return Ok(()) };
+        let date = if record.fetched_at.is_empty() {
+            crate::rfc3339_ms(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+            )
+        } else {
+            record.fetched_at.clone()
+        };
+        self.prepare(&date)?;
+        let uri = if record.final_url.is_empty() {
+            &record.url
+        } else {
+            &record.final_url
+        };
+        let response_id = record_id(uri);
+        let request_id = record_id(uri);
+        let ip =
+            x.ip.map(|ip| format!("WARC-IP-Address: {ip}\r\n"))
+                .unwrap_or_default();
+
+        let head = normalize_head(x.response_head, x.body.len());
+        let block_digest = sha1_b32(&[head.as_bytes(), x.body]);
+        let payload_digest = sha1_b32(&[x.body]);
+        let headers = format!(
+            "WARC-Type: response\r\nWARC-Record-ID: {response_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{ip}\
+             WARC-Warcinfo-ID: {}\r\nWARC-Block-Digest: {block_digest}\r\nWARC-Payload-Digest: {payload_digest}\r\n\
+             Content-Type: application/http;msgtype=response\r\n",
+            self.warcinfo_id
+        );
+        self.write_record(&headers, &[head.as_bytes(), x.body])?;
+
+        let request = format!("{}\r\n\r\n", x.request_head.trim_end_matches("\r\n"));
+        let block_digest = sha1_b32(&[request.as_bytes()]);
+        let headers = format!(
+            "WARC-Type: request\r\nWARC-Record-ID: {request_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{ip}\
+             WARC-Concurrent-To: {response_id}\r\nWARC-Warcinfo-ID: {}\r\nWARC-Block-Digest: {block_digest}\r\n\
+             Content-Type: application/http;msgtype=request\r\n",
+            self.warcinfo_id
+        );
+        self.write_record(&headers, &[request.as_bytes()])
+    }
+
+    fn checkpoint(&mut self) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            file: self.index,
+            offset: self.file.commit()?,
+        })
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        (0..=self.index).map(|i| rotated_path(&self.base, i)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_matches_rfc4648() {
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "MY======");
+        assert_eq!(base32(b"fo"), "MZXQ====");
+        assert_eq!(base32(b"foob"), "MZXW6YQ=");
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI======");
+        // A SHA-1 is 20 bytes: 32 characters, no padding.
+        assert_eq!(sha1_b32(&[b"abc"]), "sha1:VGMT4NSHA2AWVOR6EVYXQUGCNSONBWE5");
+    }
+
+    #[test]
+    fn rotated_names() {
+        let base = Path::new("/x/crawl.warc.gz");
+        assert_eq!(rotated_path(base, 0), Path::new("/x/crawl.warc.gz"));
+        assert_eq!(rotated_path(base, 3), Path::new("/x/crawl-00003.warc.gz"));
+        assert_eq!(rotated_path(Path::new("out.gz"), 1), Path::new("out-00001.gz"));
+    }
+
+    #[test]
+    fn heads_agree_with_decoded_bodies() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\nContent-Length: 99";
+        let h = normalize_head(head, 5);
+        assert!(h.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"));
+        assert!(h.contains("X-Trawl-Original-Content-Encoding: gzip\r\n"));
+        assert!(h.contains("X-Trawl-Original-Transfer-Encoding: chunked\r\n"));
+        assert!(h.ends_with("Content-Length: 5\r\n\r\n"));
+        assert_eq!(h.matches("Content-Length").count(), 1);
+    }
+}
