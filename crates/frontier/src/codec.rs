@@ -5,9 +5,10 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `u` fp(16) | URL record: state, attempts, depth, class, host, url, reason, data |
-//! | `q` host(4) class(1) depth(2) seq(8) | queue segment: the entries of one enqueue batch for that host, class and depth |
+//! | `b` bucket(4) | seen bucket: the state of every URL whose fingerprint starts with these bits |
+//! | `q` host(4) class(1) depth(2) seq(8) | queue segment: up to 32 queued entries (URL and data) of that host, class and depth |
 //! | `l` lease(8) | lease record: the entries handed out by one `lease` call |
+//! | `d` seq(8) | finished log: the full records of the URLs one `ack` call finished |
 //! | `h` host(4) | host record: key, politeness |
 //! | `H` key | host(4): host key to number |
 //! | `r` host(4) | robots entry |
@@ -19,7 +20,8 @@
 use crate::types::{Counts, Fingerprint, HostId, Politeness, Priority, RobotsEntry, UrlRecord, UrlState};
 use crate::{Error, Result};
 
-pub(crate) const URL: u8 = b'u';
+pub(crate) const BUCKET: u8 = b'b';
+pub(crate) const FINISHED: u8 = b'd';
 pub(crate) const QUEUE: u8 = b'q';
 pub(crate) const LEASE: u8 = b'l';
 pub(crate) const HOST: u8 = b'h';
@@ -27,10 +29,18 @@ pub(crate) const HOST_NAME: u8 = b'H';
 pub(crate) const ROBOTS: u8 = b'r';
 pub(crate) const META: u8 = b'm';
 
-pub(crate) fn fp_key(prefix: u8, fp: Fingerprint) -> [u8; 17] {
-    let mut k = [0u8; 17];
+pub(crate) fn bucket_key(bucket: u32) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[0] = BUCKET;
+    k[1..].copy_from_slice(&bucket.to_be_bytes());
+    k
+}
+
+/// A key made of a prefix and a sequence number (lease and finished records).
+pub(crate) fn seq_key(prefix: u8, seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
     k[0] = prefix;
-    k[1..].copy_from_slice(&fp.0.to_be_bytes());
+    k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
@@ -123,75 +133,122 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Encodes a URL record. A queued (or leased) URL's record is only its 12-byte header:
-/// its URL and data live in its queue entry, so the seen set stays small. A done or
-/// failed URL's record also holds the URL, the reason and the data.
-pub(crate) fn encode_url(r: &UrlRecord) -> Vec<u8> {
-    let reason = r.reason.as_deref().unwrap_or("");
-    let finished = matches!(r.state, UrlState::Done | UrlState::Failed);
-    let mut out = Vec::with_capacity(if finished {
-        24 + r.url.len() + reason.len() + r.data.len()
-    } else {
-        12
-    });
-    // On disk a leased URL is still queued: leases live in lease records.
-    let state = if r.state == UrlState::Leased {
-        UrlState::Queued
-    } else {
-        r.state
-    };
-    out.push(state as u8);
-    out.extend_from_slice(&r.attempts.to_be_bytes());
-    out.extend_from_slice(&r.depth.to_be_bytes());
-    out.push(r.priority as u8);
-    out.extend_from_slice(&r.host.0.to_be_bytes());
-    if finished {
+/// What the seen set knows of one URL: 28 bytes, plus the reason of a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) fp: Fingerprint,
+    /// Queued, done or failed: a leased URL is queued here (its lease record says more).
+    pub(crate) state: UrlState,
+    /// Completed or returned attempts; an unacked lease is one ahead.
+    pub(crate) attempts: u32,
+    pub(crate) depth: u16,
+    pub(crate) priority: Priority,
+    pub(crate) host: HostId,
+    pub(crate) reason: Option<String>,
+}
+
+pub(crate) fn encode_bucket(entries: &[Seen]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.len() * 30);
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.fp.0.to_be_bytes());
+        let state = if e.state == UrlState::Leased {
+            UrlState::Queued
+        } else {
+            e.state
+        };
+        out.push(state as u8);
+        out.extend_from_slice(&e.attempts.to_be_bytes());
+        out.extend_from_slice(&e.depth.to_be_bytes());
+        out.push(e.priority as u8);
+        out.extend_from_slice(&e.host.0.to_be_bytes());
+        put_bytes(&mut out, e.reason.as_deref().unwrap_or("").as_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode_bucket(v: &[u8]) -> Result<Vec<Seen>> {
+    let mut r = Reader::new(v, "seen bucket");
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let fp = Fingerprint(r.u128()?);
+        let state =
+            UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a seen entry has an unknown state"))?;
+        let attempts = r.u32()?;
+        let depth = r.u16()?;
+        let priority = Priority::from_u8(r.u8()?)
+            .ok_or_else(|| Error::corrupt("a seen entry has an unknown queue class"))?;
+        let host = HostId(r.u32()?);
+        let reason = r.string()?;
+        out.push(Seen {
+            fp,
+            state,
+            attempts,
+            depth,
+            priority,
+            host,
+            reason: (!reason.is_empty()).then_some(reason),
+        });
+    }
+    if !r.buf.is_empty() {
+        return Err(Error::corrupt("a seen bucket has trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// Encodes the full records of finished URLs, for the finished log.
+pub(crate) fn encode_finished(recs: &[UrlRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        4 + recs
+            .iter()
+            .map(|r| 40 + r.url.len() + r.data.len())
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(&(recs.len() as u32).to_be_bytes());
+    for r in recs {
+        out.extend_from_slice(&r.fp.0.to_be_bytes());
+        out.push(r.state as u8);
+        out.extend_from_slice(&r.attempts.to_be_bytes());
+        out.extend_from_slice(&r.depth.to_be_bytes());
+        out.push(r.priority as u8);
+        out.extend_from_slice(&r.host.0.to_be_bytes());
         put_bytes(&mut out, r.url.as_bytes());
-        put_bytes(&mut out, reason.as_bytes());
+        put_bytes(&mut out, r.reason.as_deref().unwrap_or("").as_bytes());
         put_bytes(&mut out, &r.data);
     }
     out
 }
 
-/// The state and host of a URL record, read without decoding the rest.
-pub(crate) fn url_state_and_host(v: &[u8]) -> Result<(UrlState, HostId)> {
-    let mut r = Reader::new(v, "URL");
-    let state =
-        UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown state"))?;
-    r.take(7)?;
-    Ok((state, HostId(r.u32()?)))
-}
-
-/// Decodes a URL record. For a queued URL the URL and data are not stored here, so
-/// they come back empty.
-pub(crate) fn decode_url(fp: Fingerprint, v: &[u8]) -> Result<UrlRecord> {
-    let mut r = Reader::new(v, "URL");
-    let state =
-        UrlState::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a URL record has an unknown state"))?;
-    let attempts = r.u32()?;
-    let depth = r.u16()?;
-    let priority = Priority::from_u8(r.u8()?)
-        .ok_or_else(|| Error::corrupt("a URL record has an unknown queue class"))?;
-    let host = HostId(r.u32()?);
-    let (url, reason, data) = if matches!(state, UrlState::Done | UrlState::Failed) {
-        (r.string()?, r.string()?, r.bytes()?.to_vec())
-    } else {
-        (String::new(), String::new(), Vec::new())
-    };
-    if !r.buf.is_empty() {
-        return Err(Error::corrupt("a URL record has trailing bytes"));
+pub(crate) fn decode_finished(v: &[u8]) -> Result<Vec<UrlRecord>> {
+    let mut r = Reader::new(v, "finished");
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let fp = Fingerprint(r.u128()?);
+        let state = UrlState::from_u8(r.u8()?)
+            .ok_or_else(|| Error::corrupt("a finished record has an unknown state"))?;
+        let attempts = r.u32()?;
+        let depth = r.u16()?;
+        let priority = Priority::from_u8(r.u8()?)
+            .ok_or_else(|| Error::corrupt("a finished record has an unknown class"))?;
+        let host = HostId(r.u32()?);
+        let url = r.string()?;
+        let reason = r.string()?;
+        let data = r.bytes()?.to_vec();
+        out.push(UrlRecord {
+            fp,
+            url,
+            state,
+            attempts,
+            depth,
+            priority,
+            host,
+            reason: (!reason.is_empty()).then_some(reason),
+            data,
+        });
     }
-    Ok(UrlRecord {
-        fp,
-        url,
-        state,
-        attempts,
-        depth,
-        priority,
-        host,
-        reason: (!reason.is_empty()).then_some(reason),
-        data,
-    })
+    Ok(out)
 }
 
 /// One URL waiting in a queue segment, or handed out in a lease record.
@@ -334,23 +391,13 @@ pub(crate) fn decode_counters(v: &[u8]) -> Result<Counters> {
     })
 }
 
-/// The fingerprint inside a `u` key.
-pub(crate) fn fp_of_key(k: &[u8]) -> Result<Fingerprint> {
-    Ok(Fingerprint(
-        Reader::new(k.get(1..).unwrap_or_default(), "key").u128()?,
-    ))
-}
-
 /// The host number inside a `q` or `h` key.
 pub(crate) fn host_of_key(k: &[u8]) -> Result<HostId> {
     Ok(HostId(Reader::new(k.get(1..).unwrap_or_default(), "key").u32()?))
 }
 
 pub(crate) fn lease_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = LEASE;
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
+    seq_key(LEASE, id)
 }
 
 #[cfg(test)]
@@ -358,43 +405,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_records_round_trip_and_truncation_is_an_error() {
+    fn buckets_and_finished_records_round_trip_and_truncation_is_an_error() {
+        let seen = vec![
+            Seen {
+                fp: Fingerprint(1),
+                state: UrlState::Queued,
+                attempts: 2,
+                depth: 7,
+                priority: Priority::Redirect,
+                host: HostId(9),
+                reason: None,
+            },
+            Seen {
+                fp: Fingerprint(2),
+                state: UrlState::Failed,
+                attempts: 1,
+                depth: 0,
+                priority: Priority::Page,
+                host: HostId(1),
+                reason: Some("timeout".into()),
+            },
+        ];
+        let v = encode_bucket(&seen);
+        assert_eq!(decode_bucket(&v).expect("decodes"), seen);
+        for cut in 0..v.len() {
+            assert!(decode_bucket(&v[..cut]).is_err(), "cut at {cut} decoded");
+        }
+        let mut bad = v.clone();
+        bad[4 + 16] = 9;
+        assert!(matches!(decode_bucket(&bad), Err(Error::Corrupt { .. })));
+
         let r = UrlRecord {
             fp: Fingerprint::of("http://a/"),
             url: "http://a/".into(),
-            state: UrlState::Failed,
+            state: UrlState::Done,
             attempts: 3,
             depth: 7,
-            priority: Priority::Redirect,
+            priority: Priority::Page,
             host: HostId(9),
-            reason: Some("timeout".into()),
+            reason: None,
             data: vec![1, 2, 3],
         };
-        let v = encode_url(&r);
-        assert_eq!(decode_url(r.fp, &v).expect("decodes"), r);
-        for cut in 0..v.len() {
-            assert!(decode_url(r.fp, &v[..cut]).is_err(), "cut at {cut} decoded");
-        }
-        let queued = UrlRecord {
-            state: UrlState::Queued,
-            reason: None,
-            url: String::new(),
-            data: vec![],
-            ..r.clone()
-        };
-        let short = encode_url(&UrlRecord {
-            url: "http://a/".into(),
-            ..queued.clone()
-        });
-        assert_eq!(short.len(), 12, "a queued record is only its header");
-        assert_eq!(decode_url(r.fp, &short).expect("decodes"), queued);
-        let mut bad = v.clone();
-        bad[0] = 9;
-        assert!(matches!(decode_url(r.fp, &bad), Err(Error::Corrupt { .. })));
-        assert_eq!(
-            url_state_and_host(&v).expect("decodes"),
-            (UrlState::Failed, HostId(9))
-        );
+        let v = encode_finished(std::slice::from_ref(&r));
+        assert_eq!(decode_finished(&v).expect("decodes"), vec![r]);
+        assert!(decode_finished(&v[..v.len() - 1]).is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! # States
 //! Every known URL is in exactly one state: queued, leased, done or failed (with a
 //! reason). Enqueueing is idempotent through the seen set, keyed by a 128-bit hash of
-//! the canonical URL. URLs are queued per host (`scheme://host[:port]`); within a host,
+//! the canonical URL. The seen set is kept in 2^20 buckets and the queues in segments
+//! of up to 8 URLs, so the number of stored keys, and with it sled's resident memory,
+//! does not grow one for one with the crawl; see `ARCHITECTURE.md`. URLs are queued per host (`scheme://host[:port]`); within a host,
 //! robots.txt, sitemaps and redirects come before pages, then lower depth, then first
 //! in, first out.
 //!
@@ -56,7 +58,8 @@
 //! - `types`: the public data types and the [`FrontierStore`] trait.
 //! - `store`: [`Frontier`], the sled implementation.
 //! - `codec`: the on-disk key layout and record encoding.
-//! - `seen`: the bounded in-memory cache of recently seen fingerprints.
+//! - `seen`: the bounded in-memory fronts of the seen set (recent-fingerprint cache,
+//!   Bloom filter).
 //! - `error`: [`Error`].
 
 #![deny(missing_docs)]

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::codec::{self, Counters, Entry};
+use crate::codec::{self, Counters, Entry, Seen};
 use crate::seen::{Bloom, SeenCache};
 use crate::types::{
     Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, Priority,
@@ -91,6 +91,36 @@ pub struct OpenReport {
     pub quarantined: u64,
 }
 
+/// The seen set is split into 2^20 buckets by the top bits of the fingerprint. A bucket
+/// is one sled key, so the number of keys (and sled's per-page memory) stays bounded
+/// however many URLs the crawl knows; at ten million URLs a bucket holds about ten.
+const BUCKET_BITS: u32 = 20;
+
+/// Entries per queue segment. New entries fill a host queue's open tail segment up to
+/// this, so a queue costs one key per 8 URLs even when every batch spreads over many
+/// hosts.
+const SEGMENT_CAP: usize = 8;
+
+fn bucket_of(fp: Fingerprint) -> u32 {
+    (fp.0 >> (128 - BUCKET_BITS)) as u32
+}
+
+fn find(bucket: &[Seen], fp: Fingerprint) -> Option<usize> {
+    bucket.iter().position(|s| s.fp == fp)
+}
+
+type QueueId = (u32, Priority, u16);
+
+fn parse_queue_key(k: &[u8]) -> Result<(QueueId, u64)> {
+    let mut r = codec::Reader::new(k.get(1..).unwrap_or_default(), "queue key");
+    let host = r.u32()?;
+    let priority =
+        Priority::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("a queue key has an unknown class"))?;
+    let depth = r.u16()?;
+    let seq = r.u64()?;
+    Ok(((host, priority, depth), seq))
+}
+
 #[derive(Debug)]
 struct HostMem {
     key: String,
@@ -110,6 +140,8 @@ struct State {
     leased: HashMap<Fingerprint, (u64, u32)>,
     /// Unacked entries per lease record; the record is deleted with its last ack.
     lease_remaining: HashMap<u64, u32>,
+    /// The open tail segment of each queue: its seq and entry count.
+    tails: HashMap<QueueId, (u64, usize)>,
     poisoned: bool,
 }
 
@@ -134,28 +166,23 @@ pub fn host_of(url: &str) -> Option<&str> {
 }
 
 /// Changes gathered for one atomic batch.
+#[derive(Default)]
 struct Change {
     batch: sled::Batch,
     /// Fingerprints enqueued by this batch, which sled cannot see until it is applied.
     fresh: HashSet<Fingerprint>,
-    /// New queue entries by (host, class, depth), in the order the groups appeared;
-    /// each group becomes one queue segment.
-    groups: Vec<((u32, Priority, u16), Vec<Entry>)>,
-    group_index: HashMap<(u32, Priority, u16), usize>,
+    /// Seen buckets read by this batch, and which of them it changed.
+    buckets: HashMap<u32, Vec<Seen>>,
+    dirty: HashSet<u32>,
+    /// New queue entries by queue, in the order the queues appeared.
+    groups: Vec<(QueueId, Vec<Entry>)>,
+    group_index: HashMap<QueueId, usize>,
+    /// Full records of the URLs this batch finished, for the finished log.
+    finished: Vec<UrlRecord>,
     new: usize,
 }
 
 impl Change {
-    fn new() -> Change {
-        Change {
-            batch: sled::Batch::default(),
-            fresh: HashSet::new(),
-            groups: Vec::new(),
-            group_index: HashMap::new(),
-            new: 0,
-        }
-    }
-
     fn queue(&mut self, e: Entry) {
         let key = (e.host.0, e.priority, e.depth);
         let i = *self.group_index.entry(key).or_insert_with(|| {
@@ -176,7 +203,7 @@ fn bump(c: &mut Counts, s: UrlState, up: bool) {
     *slot = if up { *slot + 1 } else { slot.saturating_sub(1) };
 }
 
-/// Moves `n` URLs of `host` from state `from` to state `to` in the counters.
+/// Moves one URL of `host` from state `from` to state `to` in the counters.
 fn move_count(st: &mut State, host: HostId, from: UrlState, to: UrlState) {
     bump(&mut st.counters.counts, from, false);
     bump(&mut st.counters.counts, to, true);
@@ -186,13 +213,35 @@ fn move_count(st: &mut State, host: HostId, from: UrlState, to: UrlState) {
     }
 }
 
+/// Counts one URL of `host` out of state `from`; `apply` counts it into the queue.
+fn leave(st: &mut State, host: HostId, from: UrlState) {
+    bump(&mut st.counters.counts, from, false);
+    if let Some(h) = st.hosts.get_mut(host.0 as usize) {
+        bump(&mut h.counts, from, false);
+    }
+}
+
+fn finished_record(e: &Entry, state: UrlState, attempts: u32, reason: Option<String>) -> UrlRecord {
+    UrlRecord {
+        fp: e.fp,
+        url: e.url.clone(),
+        state,
+        attempts,
+        depth: e.depth,
+        priority: e.priority,
+        host: e.host,
+        reason,
+        data: e.data.clone(),
+    }
+}
+
 impl Frontier {
     /// Opens (or creates) the frontier in `path`.
     ///
     /// Leases left by an earlier process go back to their queues, with their attempt
     /// counts kept; the ones that used up `max_attempts` are failed as quarantined.
-    /// Opening reads every stored key once, to rebuild the Bloom filter and the
-    /// per-host counts.
+    /// Opening reads every seen bucket and queue segment once, to rebuild the Bloom
+    /// filter and the per-host counts.
     ///
     /// # Errors
     /// [`Error::Locked`] if another process has the directory, [`Error::Foreign`] if it
@@ -313,6 +362,7 @@ impl Frontier {
                 bloom: Bloom::new(opts.bloom_bytes),
                 leased: HashMap::new(),
                 lease_remaining: HashMap::new(),
+                tails: HashMap::new(),
                 poisoned: false,
             }),
             opts,
@@ -324,44 +374,59 @@ impl Frontier {
         Ok(frontier)
     }
 
+    /// The seen bucket `b`, read through the change (so later reads see its edits).
+    fn bucket<'c>(&self, ch: &'c mut Change, b: u32) -> Result<&'c mut Vec<Seen>> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = ch.buckets.entry(b) {
+            let entries = match self.tree.get(codec::bucket_key(b))? {
+                Some(v) => codec::decode_bucket(&v)?,
+                None => Vec::new(),
+            };
+            slot.insert(entries);
+        }
+        Ok(ch.buckets.get_mut(&b).expect("inserted above"))
+    }
+
     /// Puts back every lease an earlier process left, and flushes.
     fn return_leases(&self) -> Result<(u64, u64)> {
         let mut st = self.lock()?;
-        let mut ch = Change::new();
+        let mut ch = Change::default();
         let (mut requeued, mut quarantined) = (0, 0);
         for item in self.tree.scan_prefix([codec::LEASE]) {
             let (k, v) = item?;
             ch.batch.remove(k);
             for e in codec::decode_entries(&v)? {
-                let Some(v) = self.tree.get(codec::fp_key(codec::URL, e.fp))? else {
-                    continue;
-                };
-                let mut rec = codec::decode_url(e.fp, &v)?;
-                // An unacked lease is one attempt ahead of its URL record, which counts
+                let b = bucket_of(e.fp);
+                let max = self.opts.max_attempts;
+                let bucket = self.bucket(&mut ch, b)?;
+                let Some(i) = find(bucket, e.fp) else { continue };
+                let seen = &mut bucket[i];
+                // An unacked lease is one attempt ahead of the seen set, which counts
                 // only completed attempts; an entry acked before the crash (done,
                 // failed, or put back by a retry) is not.
-                if rec.state != UrlState::Queued || rec.attempts >= e.attempts {
+                if seen.state != UrlState::Queued || seen.attempts >= e.attempts {
                     continue;
                 }
-                rec.attempts = e.attempts;
-                rec.url = e.url.clone();
-                rec.data = e.data.clone();
-                if e.attempts >= self.opts.max_attempts {
-                    rec.state = UrlState::Failed;
-                    rec.reason = Some(format!(
+                seen.attempts = e.attempts;
+                let quarantine = e.attempts >= max;
+                if quarantine {
+                    let reason = format!(
                         "quarantined: leased {} times without completing (crash loop?)",
                         e.attempts
-                    ));
+                    );
+                    seen.state = UrlState::Failed;
+                    seen.reason = Some(reason.clone());
+                    ch.finished
+                        .push(finished_record(&e, UrlState::Failed, e.attempts, Some(reason)));
                     move_count(&mut st, e.host, UrlState::Leased, UrlState::Failed);
                     quarantined += 1;
                 } else {
-                    // `apply` counts it as queued with its new segment.
-                    bump(&mut st.counters.counts, UrlState::Leased, false);
-                    ch.queue(e);
+                    leave(&mut st, e.host, UrlState::Leased);
                     requeued += 1;
                 }
-                ch.batch
-                    .insert(&codec::fp_key(codec::URL, rec.fp), codec::encode_url(&rec));
+                ch.dirty.insert(b);
+                if !quarantine {
+                    ch.queue(e);
+                }
             }
         }
         if requeued + quarantined > 0 {
@@ -392,25 +457,18 @@ impl Frontier {
             h.counts.queued += n;
             total.queued += n;
         }
-        for item in self.tree.scan_prefix([codec::URL]) {
-            let (k, v) = item?;
-            let fp = codec::fp_of_key(&k)?;
-            st.bloom.insert(fp);
-            let (state, host) = codec::url_state_and_host(&v)?;
-            let h = st
-                .hosts
-                .get_mut(host.0 as usize)
-                .ok_or_else(|| Error::corrupt("a URL names an unknown host"))?;
-            match state {
-                UrlState::Done => {
-                    h.counts.done += 1;
-                    total.done += 1;
+        for item in self.tree.scan_prefix([codec::BUCKET]) {
+            let (_, v) = item?;
+            for seen in codec::decode_bucket(&v)? {
+                st.bloom.insert(seen.fp);
+                let h = st
+                    .hosts
+                    .get_mut(seen.host.0 as usize)
+                    .ok_or_else(|| Error::corrupt("a URL names an unknown host"))?;
+                if matches!(seen.state, UrlState::Done | UrlState::Failed) {
+                    bump(&mut h.counts, seen.state, true);
+                    bump(&mut total, seen.state, true);
                 }
-                UrlState::Failed => {
-                    h.counts.failed += 1;
-                    total.failed += 1;
-                }
-                UrlState::Queued | UrlState::Leased => {}
             }
         }
         if total != st.counters.counts {
@@ -445,20 +503,52 @@ impl Frontier {
         Ok(st)
     }
 
-    /// Writes the queue segments and the counters into the batch and applies it. A
+    /// Writes the changed buckets, the new queue entries (filling open tail segments
+    /// first), the finished log and the counters into the batch, and applies it. A
     /// failed write poisons the handle: memory may now be ahead of the disk.
     fn apply(&self, st: &mut State, mut ch: Change) -> Result<usize> {
-        for ((host, priority, depth), entries) in &ch.groups {
-            let seq = st.counters.next_seq;
-            st.counters.next_seq += 1;
-            let key = codec::queue_key(HostId(*host), *priority, *depth, seq);
-            ch.batch.insert(&key, codec::encode_entries(entries.iter()));
-            for _ in entries {
+        for b in &ch.dirty {
+            if let Some(entries) = ch.buckets.get(b) {
+                ch.batch
+                    .insert(&codec::bucket_key(*b), codec::encode_bucket(entries));
+            }
+        }
+        for (qid @ (host, priority, depth), entries) in std::mem::take(&mut ch.groups) {
+            for _ in &entries {
                 bump(&mut st.counters.counts, UrlState::Queued, true);
-                if let Some(h) = st.hosts.get_mut(*host as usize) {
+                if let Some(h) = st.hosts.get_mut(host as usize) {
                     bump(&mut h.counts, UrlState::Queued, true);
                 }
             }
+            let mut rest = entries.as_slice();
+            if let Some(&(seq, count)) = st.tails.get(&qid)
+                && count < SEGMENT_CAP
+            {
+                let key = codec::queue_key(HostId(host), priority, depth, seq);
+                if let Some(v) = self.tree.get(key)? {
+                    let mut seg = codec::decode_entries(&v)?;
+                    let take = (SEGMENT_CAP - seg.len().min(SEGMENT_CAP)).min(rest.len());
+                    seg.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    ch.batch.insert(&key, codec::encode_entries(seg.iter()));
+                    st.tails.insert(qid, (seq, seg.len()));
+                }
+            }
+            for chunk in rest.chunks(SEGMENT_CAP) {
+                let seq = st.counters.next_seq;
+                st.counters.next_seq += 1;
+                let key = codec::queue_key(HostId(host), priority, depth, seq);
+                ch.batch.insert(&key, codec::encode_entries(chunk.iter()));
+                st.tails.insert(qid, (seq, chunk.len()));
+            }
+        }
+        if !ch.finished.is_empty() {
+            let seq = st.counters.next_seq;
+            st.counters.next_seq += 1;
+            ch.batch.insert(
+                &codec::seq_key(codec::FINISHED, seq),
+                codec::encode_finished(&ch.finished),
+            );
         }
         ch.batch
             .insert(codec::meta_key("counters"), codec::encode_counters(&st.counters));
@@ -476,7 +566,8 @@ impl Frontier {
             if ch.fresh.contains(&fp) || st.seen.contains(fp) {
                 continue;
             }
-            if st.bloom.maybe_contains(fp) && self.tree.contains_key(codec::fp_key(codec::URL, fp))? {
+            let b = bucket_of(fp);
+            if st.bloom.maybe_contains(fp) && find(self.bucket(ch, b)?, fp).is_some() {
                 st.seen.insert(fp);
                 continue;
             }
@@ -505,27 +596,24 @@ impl Frontier {
                     id
                 }
             };
-            let rec = UrlRecord {
+            self.bucket(ch, b)?.push(Seen {
                 fp,
-                url: u.url,
                 state: UrlState::Queued,
                 attempts: 0,
                 depth: u.depth,
                 priority: u.priority,
                 host,
                 reason: None,
-                data: u.data,
-            };
-            ch.batch
-                .insert(&codec::fp_key(codec::URL, fp), codec::encode_url(&rec));
+            });
+            ch.dirty.insert(b);
             ch.queue(Entry {
                 fp,
                 host,
-                priority: rec.priority,
-                depth: rec.depth,
+                priority: u.priority,
+                depth: u.depth,
                 attempts: 0,
-                url: rec.url,
-                data: rec.data,
+                url: u.url,
+                data: u.data,
             });
             ch.fresh.insert(fp);
             st.seen.insert(fp);
@@ -590,28 +678,17 @@ impl Frontier {
         st.host_ids.get(key).copied()
     }
 
-    /// Marks a record leased (with this process's attempt count) if this process holds
-    /// its lease.
-    fn with_lease_state(&self, mut rec: UrlRecord) -> UrlRecord {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, attempts)) = st.leased.get(&rec.fp) {
-            rec.state = UrlState::Leased;
-            rec.attempts = *attempts;
-        }
-        rec
-    }
-
-    /// Every URL record: the done and failed ones, then the queued ones in queue order,
-    /// then the ones this process holds leased. A scan, for exports and checks.
+    /// Every URL with its full record: the finished ones in the order they finished,
+    /// then the queued ones in queue order, then the ones this process holds leased.
+    /// A scan, for exports and checks.
     pub fn urls(&self) -> impl Iterator<Item = Result<UrlRecord>> + '_ {
-        let finished = self.tree.scan_prefix([codec::URL]).filter_map(|item| {
-            let rec = item
+        let finished = self.tree.scan_prefix([codec::FINISHED]).flat_map(|item| {
+            match item
                 .map_err(Error::from)
-                .and_then(|(k, v)| codec::decode_url(codec::fp_of_key(&k)?, &v));
-            match rec {
-                Ok(rec) if matches!(rec.state, UrlState::Done | UrlState::Failed) => Some(Ok(rec)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
+                .and_then(|(_, v)| codec::decode_finished(&v))
+            {
+                Ok(recs) => recs.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
             }
         });
         // Queue entries are queued; lease entries count only while this process holds
@@ -623,27 +700,23 @@ impl Frontier {
                     .and_then(|(_, v)| codec::decode_entries(&v));
                 match entries {
                     Err(e) => vec![Err(e)],
-                    Ok(entries) => entries
-                        .into_iter()
-                        .filter_map(|e| {
-                            let rec = UrlRecord {
-                                fp: e.fp,
-                                url: e.url,
-                                state: UrlState::Queued,
-                                attempts: e.attempts,
-                                depth: e.depth,
-                                priority: e.priority,
-                                host: e.host,
-                                reason: None,
-                                data: e.data,
-                            };
-                            if !leases {
-                                return Some(Ok(rec));
-                            }
-                            let rec = self.with_lease_state(rec);
-                            (rec.state == UrlState::Leased).then_some(Ok(rec))
-                        })
-                        .collect(),
+                    Ok(entries) => {
+                        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                        entries
+                            .into_iter()
+                            .filter_map(|e| {
+                                let lease = st.leased.get(&e.fp).copied();
+                                let (state, attempts) = match (leases, lease) {
+                                    (false, _) => (UrlState::Queued, e.attempts),
+                                    (true, Some((_, attempts))) => (UrlState::Leased, attempts),
+                                    (true, None) => return None,
+                                };
+                                let mut rec = finished_record(&e, state, attempts, None);
+                                rec.data = e.data;
+                                Some(Ok(rec))
+                            })
+                            .collect()
+                    }
                 }
             })
         };
@@ -659,8 +732,9 @@ impl Frontier {
 
     /// Scans the whole store and checks that every URL is in exactly one state: a
     /// queued URL sits in exactly one queue segment, a leased one is held by this
-    /// process and in no segment, done and failed ones are in neither, and the global
-    /// and per-host counts match the records. Returns the counts found.
+    /// process and in no segment, done and failed ones are in neither and appear once
+    /// in the finished log, and the global and per-host counts match. Returns the
+    /// counts found.
     pub fn verify(&self) -> Result<Counts> {
         let st = self.lock()?;
         let mut queued_fps = HashSet::new();
@@ -672,29 +746,46 @@ impl Frontier {
                 }
             }
         }
+        let mut finished_fps = HashSet::new();
+        for item in self.tree.scan_prefix([codec::FINISHED]) {
+            let (_, v) = item?;
+            for r in codec::decode_finished(&v)? {
+                if !finished_fps.insert(r.fp) {
+                    return Err(Error::corrupt(format!("{} finished twice", r.url)));
+                }
+            }
+        }
         let mut found = Counts::default();
         let mut per_host: HashMap<u32, Counts> = HashMap::new();
-        for item in self.tree.scan_prefix([codec::URL]) {
+        for item in self.tree.scan_prefix([codec::BUCKET]) {
             let (k, v) = item?;
-            let rec = codec::decode_url(codec::fp_of_key(&k)?, &v)?;
-            let in_q = queued_fps.remove(&rec.fp);
-            let leased = st.leased.contains_key(&rec.fp);
-            let state = match rec.state {
-                UrlState::Queued if in_q && !leased => UrlState::Queued,
-                UrlState::Queued if leased && !in_q => UrlState::Leased,
-                UrlState::Done | UrlState::Failed if !in_q && !leased => rec.state,
-                _ => {
-                    return Err(Error::corrupt(format!(
-                        "{} is {:?} on disk, queued={in_q}, leased={leased}",
-                        rec.url, rec.state
-                    )));
+            let b = codec::host_of_key(&k)?.0;
+            for seen in codec::decode_bucket(&v)? {
+                if bucket_of(seen.fp) != b {
+                    return Err(Error::corrupt("a fingerprint sits in the wrong bucket"));
                 }
-            };
-            bump(&mut found, state, true);
-            bump(per_host.entry(rec.host.0).or_default(), state, true);
+                let in_q = queued_fps.remove(&seen.fp);
+                let leased = st.leased.contains_key(&seen.fp);
+                let finished = finished_fps.remove(&seen.fp);
+                let state = match seen.state {
+                    UrlState::Queued if in_q && !leased && !finished => UrlState::Queued,
+                    UrlState::Queued if leased && !in_q && !finished => UrlState::Leased,
+                    UrlState::Done | UrlState::Failed if !in_q && !leased && finished => seen.state,
+                    _ => {
+                        return Err(Error::corrupt(format!(
+                            "{:032x} is {:?} in the seen set, queued={in_q}, leased={leased}, finished={finished}",
+                            seen.fp.0, seen.state
+                        )));
+                    }
+                };
+                bump(&mut found, state, true);
+                bump(per_host.entry(seen.host.0).or_default(), state, true);
+            }
         }
-        if !queued_fps.is_empty() {
-            return Err(Error::corrupt("queue entries point at no URL record"));
+        if !queued_fps.is_empty() || !finished_fps.is_empty() {
+            return Err(Error::corrupt(
+                "queue or finished entries are missing from the seen set",
+            ));
         }
         if found != st.counters.counts {
             return Err(Error::corrupt(format!(
@@ -717,7 +808,7 @@ impl Frontier {
 impl FrontierStore for Frontier {
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize> {
         let mut st = self.lock()?;
-        let mut ch = Change::new();
+        let mut ch = Change::default();
         self.enqueue_into(&mut st, &mut ch, urls)?;
         if ch.new == 0 {
             return Ok(0);
@@ -730,19 +821,27 @@ impl FrontierStore for Frontier {
         if st.hosts.get(host.0 as usize).is_none_or(|h| h.counts.queued == 0) || max == 0 {
             return Ok(Vec::new());
         }
-        let mut ch = Change::new();
+        let mut ch = Change::default();
         let mut taken: Vec<Entry> = Vec::with_capacity(max.min(256));
         for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, host)) {
             let (k, v) = item?;
+            let (qid, seq) = parse_queue_key(&k)?;
             let mut entries = codec::decode_entries(&v)?;
             let want = max - taken.len();
+            let is_tail = st.tails.get(&qid).is_some_and(|(s, _)| *s == seq);
             if entries.len() <= want {
                 ch.batch.remove(k);
                 taken.append(&mut entries);
+                if is_tail {
+                    st.tails.remove(&qid);
+                }
             } else {
                 let rest = entries.split_off(want);
                 ch.batch.insert(k, codec::encode_entries(rest.iter()));
                 taken.append(&mut entries);
+                if is_tail {
+                    st.tails.insert(qid, (seq, rest.len()));
+                }
             }
             if taken.len() >= max {
                 break;
@@ -775,7 +874,7 @@ impl FrontierStore for Frontier {
 
     fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
         let mut st = self.lock()?;
-        let mut ch = Change::new();
+        let mut ch = Change::default();
         for ack in acks {
             let l = ack.lease;
             let Some((id, attempts)) = st.leased.remove(&l.fp) else {
@@ -798,36 +897,29 @@ impl FrontierStore for Frontier {
                 ),
                 Outcome::Retry => (UrlState::Queued, None),
             };
-            let rec = UrlRecord {
+            let b = bucket_of(l.fp);
+            let bucket = self.bucket(&mut ch, b)?;
+            let i = find(bucket, l.fp)
+                .ok_or_else(|| Error::corrupt("a leased URL is missing from the seen set"))?;
+            bucket[i].state = state;
+            bucket[i].attempts = attempts;
+            bucket[i].reason = reason.clone();
+            ch.dirty.insert(b);
+            let entry = Entry {
                 fp: l.fp,
-                url: l.url,
-                state,
-                attempts,
-                depth: l.depth,
-                priority: l.priority,
                 host: l.host,
-                reason,
+                priority: l.priority,
+                depth: l.depth,
+                attempts,
+                url: l.url,
                 data: l.data,
             };
-            ch.batch
-                .insert(&codec::fp_key(codec::URL, l.fp), codec::encode_url(&rec));
             if state == UrlState::Queued {
-                // `apply` counts it as queued again with its new segment.
-                bump(&mut st.counters.counts, UrlState::Leased, false);
-                if let Some(h) = st.hosts.get_mut(l.host.0 as usize) {
-                    bump(&mut h.counts, UrlState::Leased, false);
-                }
-                ch.queue(Entry {
-                    fp: rec.fp,
-                    host: rec.host,
-                    priority: rec.priority,
-                    depth: rec.depth,
-                    attempts,
-                    url: rec.url,
-                    data: rec.data,
-                });
+                leave(&mut st, l.host, UrlState::Leased);
+                ch.queue(entry);
             } else {
                 move_count(&mut st, l.host, UrlState::Leased, state);
+                ch.finished.push(finished_record(&entry, state, attempts, reason));
             }
             self.enqueue_into(&mut st, &mut ch, ack.discovered)?;
         }
@@ -899,29 +991,30 @@ impl FrontierStore for Frontier {
         if id.0 as usize >= st.hosts.len() {
             return Ok(0);
         }
-        let mut ch = Change::new();
+        let mut ch = Change::default();
         let mut n = 0;
         for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, id)) {
             let (k, v) = item?;
             ch.batch.remove(k);
             for e in codec::decode_entries(&v)? {
-                let rec = UrlRecord {
-                    fp: e.fp,
-                    url: e.url,
-                    state: UrlState::Failed,
-                    attempts: e.attempts,
-                    depth: e.depth,
-                    priority: e.priority,
-                    host: e.host,
-                    reason: Some(reason.to_string()),
-                    data: e.data,
-                };
-                ch.batch
-                    .insert(&codec::fp_key(codec::URL, e.fp), codec::encode_url(&rec));
+                let b = bucket_of(e.fp);
+                let bucket = self.bucket(&mut ch, b)?;
+                if let Some(i) = find(bucket, e.fp) {
+                    bucket[i].state = UrlState::Failed;
+                    bucket[i].reason = Some(reason.to_string());
+                    ch.dirty.insert(b);
+                }
+                ch.finished.push(finished_record(
+                    &e,
+                    UrlState::Failed,
+                    e.attempts,
+                    Some(reason.to_string()),
+                ));
                 move_count(&mut st, id, UrlState::Queued, UrlState::Failed);
                 n += 1;
             }
         }
+        st.tails.retain(|(host, _, _), _| *host != id.0);
         self.apply(&mut st, ch)?;
         Ok(n)
     }
@@ -941,18 +1034,36 @@ impl FrontierStore for Frontier {
             .counts
     }
 
+    /// The record of a URL, from the seen set: its URL (as given), state, attempts,
+    /// depth, class, host and failure reason. Its data comes with its lease and with
+    /// [`Frontier::urls`], not from here.
     fn get(&self, url: &str) -> Result<Option<UrlRecord>> {
         let fp = Fingerprint::of(url);
-        match self.tree.get(codec::fp_key(codec::URL, fp))? {
-            Some(v) => {
-                let mut rec = codec::decode_url(fp, &v)?;
-                if rec.url.is_empty() {
-                    rec.url = url.to_string();
-                }
-                Ok(Some(self.with_lease_state(rec)))
-            }
-            None => Ok(None),
+        let Some(v) = self.tree.get(codec::bucket_key(bucket_of(fp)))? else {
+            return Ok(None);
+        };
+        let bucket = codec::decode_bucket(&v)?;
+        let Some(i) = find(&bucket, fp) else {
+            return Ok(None);
+        };
+        let seen = &bucket[i];
+        let mut rec = UrlRecord {
+            fp,
+            url: url.to_string(),
+            state: seen.state,
+            attempts: seen.attempts,
+            depth: seen.depth,
+            priority: seen.priority,
+            host: seen.host,
+            reason: seen.reason.clone(),
+            data: Vec::new(),
+        };
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, attempts)) = st.leased.get(&fp) {
+            rec.state = UrlState::Leased;
+            rec.attempts = *attempts;
         }
+        Ok(Some(rec))
     }
 }
 

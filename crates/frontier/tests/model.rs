@@ -24,7 +24,7 @@ fn url(id: u8, host: u8) -> String {
 }
 
 fn links() -> impl Strategy<Value = Vec<(u8, u8, u8)>> {
-    prop::collection::vec((0u8..40, 0u8..HOSTS, 0u8..3), 0..6)
+    prop::collection::vec((0u8..120, 0u8..HOSTS, 0u8..2), 0..12)
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -1,0 +1,484 @@
+//! HTML to owned data with scraper: links, title, description, language, robots meta,
+//! and (optionally) the visible text, under limits that keep hostile pages cheap.
+
+use std::collections::HashSet;
+
+use scraper::{ElementRef, Html, Node};
+use url::Url;
+
+use crate::canon::{CanonOptions, canonicalize};
+use crate::decode::{charset_from_content_type, decode};
+
+/// What kind of reference a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// `<a href>`.
+    Anchor,
+    /// `<area href>`.
+    Area,
+    /// `<link rel=next>`.
+    Next,
+    /// `<link rel=prev>` (or `previous`).
+    Prev,
+    /// `<link rel=alternate>`.
+    Alternate,
+    /// `<link rel=canonical>`.
+    Canonical,
+    /// `<iframe src>`.
+    Iframe,
+    /// `<frame src>`.
+    Frame,
+    /// `<meta http-equiv=refresh content="N; url=…">`.
+    Refresh,
+}
+
+/// One outgoing link, resolved and canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The canonical absolute URL.
+    pub url: String,
+    /// What kind of reference it is.
+    pub kind: LinkKind,
+    /// The anchor text, whitespace collapsed and capped (empty for non-anchors).
+    pub text: String,
+    /// Whether it carries `rel=nofollow`.
+    pub nofollow: bool,
+}
+
+/// `noindex` / `nofollow` from `<meta name=robots>` and the `X-Robots-Tag` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RobotsMeta {
+    /// Do not index this page.
+    pub noindex: bool,
+    /// Do not follow this page's links.
+    pub nofollow: bool,
+}
+
+impl RobotsMeta {
+    /// Reads a robots directive list such as `noindex, nofollow` or `none`.
+    pub fn merge(&mut self, directives: &str) {
+        for d in directives
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            // `googlebot: noindex` style prefixes name another agent; the bare form and
+            // our own form both apply.
+            let d = d.rsplit(':').next().unwrap_or(d).trim().to_ascii_lowercase();
+            match d.as_str() {
+                "noindex" => self.noindex = true,
+                "nofollow" => self.nofollow = true,
+                "none" => {
+                    self.noindex = true;
+                    self.nofollow = true;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Which limits a page hit. A page that hits one yields what it safely can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitsHit {
+    /// The input was longer than `max_input_bytes` and was cut.
+    pub input: bool,
+    /// Elements nested deeper than `max_depth`; the input was cut where that began.
+    pub depth: bool,
+    /// More distinct links than `max_links`; the rest were dropped.
+    pub links: bool,
+}
+
+/// Limits and options of [`parse_html`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// Bytes of HTML parsed at most. By default, 4 MiB.
+    pub max_input_bytes: usize,
+    /// The deepest element nesting parsed, found by a cheap pre-scan before html5ever
+    /// sees the input (its cost grows quadratically with depth). By default, 256.
+    pub max_depth: usize,
+    /// Distinct links kept per page. By default, 5,000.
+    pub max_links: usize,
+    /// Characters of anchor text kept per link. By default, 200.
+    pub max_anchor_text: usize,
+    /// Characters of visible text kept; 0 skips collecting it. By default, 0.
+    pub max_text: usize,
+    /// URL canonicalization rules.
+    pub canon: CanonOptions,
+}
+
+impl Default for ParseOptions {
+    fn default() -> ParseOptions {
+        ParseOptions {
+            max_input_bytes: 4 << 20,
+            max_depth: 256,
+            max_links: 5_000,
+            max_anchor_text: 200,
+            max_text: 0,
+            canon: CanonOptions::default(),
+        }
+    }
+}
+
+impl ParseOptions {
+    /// Sets [`ParseOptions::max_links`].
+    pub fn max_links(mut self, n: usize) -> ParseOptions {
+        self.max_links = n;
+        self
+    }
+    /// Sets [`ParseOptions::max_depth`].
+    pub fn max_depth(mut self, n: usize) -> ParseOptions {
+        self.max_depth = n;
+        self
+    }
+    /// Sets [`ParseOptions::max_text`].
+    pub fn max_text(mut self, n: usize) -> ParseOptions {
+        self.max_text = n;
+        self
+    }
+    /// Sets [`ParseOptions::max_input_bytes`].
+    pub fn max_input_bytes(mut self, n: usize) -> ParseOptions {
+        self.max_input_bytes = n;
+        self
+    }
+}
+
+/// Everything extracted from one page, as owned data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Distinct links in document order (first occurrence wins), canonical.
+    pub links: Vec<Link>,
+    /// The `<title>`, whitespace collapsed.
+    pub title: Option<String>,
+    /// `<meta name=description>`.
+    pub description: Option<String>,
+    /// The `lang` attribute of `<html>`.
+    pub lang: Option<String>,
+    /// The `<base href>` in effect, resolved.
+    pub base: Option<String>,
+    /// Robots directives from the page and the header.
+    pub robots: RobotsMeta,
+    /// The visible text, when asked for.
+    pub text: Option<String>,
+    /// Links that were refused (invalid, other schemes, too long, traps).
+    pub refused_links: u32,
+    /// The limits this page hit.
+    pub limits_hit: LimitsHit,
+}
+
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
+    "wbr",
+];
+
+/// Where nesting first exceeds `max_depth`, by a cheap scan of tags (comments, scripts
+/// and styles skipped; void and self-closed elements not counted). Returns the byte
+/// offset to cut at.
+pub fn nesting_cut(html: &str, max_depth: usize) -> Option<usize> {
+    let b = html.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(p) = memchr(b'<', &b[i..]) {
+        let at = i + p;
+        let rest = &b[at + 1..];
+        if rest.starts_with(b"!--") {
+            i = find(&b[at..], b"-->").map_or(b.len(), |e| at + e + 3);
+            continue;
+        }
+        if rest.first() == Some(&b'/') {
+            depth = depth.saturating_sub(1);
+            i = at + 2;
+            continue;
+        }
+        if !rest.first().is_some_and(u8::is_ascii_alphabetic) {
+            i = at + 1;
+            continue;
+        }
+        let name_len = rest
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let name = std::str::from_utf8(&rest[..name_len])
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let close = memchr(b'>', rest).map_or(b.len(), |e| at + 1 + e);
+        let self_closed = close > 0 && b.get(close - 1) == Some(&b'/');
+        if name == "script" || name == "style" {
+            let end_tag = format!("</{name}");
+            i = find_ci(&b[close.min(b.len())..], end_tag.as_bytes()).map_or(b.len(), |e| close + e);
+            continue;
+        }
+        if !VOID.contains(&name.as_str()) && !self_closed {
+            depth += 1;
+            if depth > max_depth {
+                return Some(at);
+            }
+        }
+        i = close.min(b.len());
+    }
+    None
+}
+
+fn memchr(c: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == c)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+fn collapse(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars + 8));
+    let mut n = 0;
+    for word in s.split_whitespace() {
+        if n >= max_chars {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+            n += 1;
+        }
+        for ch in word.chars() {
+            if n >= max_chars {
+                break;
+            }
+            out.push(ch);
+            n += 1;
+        }
+    }
+    out
+}
+
+/// The URL inside a refresh directive such as `5; url='/next'`.
+fn refresh_target(content: &str) -> Option<&str> {
+    let (_, rest) = content.split_once(';').or_else(|| content.split_once(','))?;
+    let rest = rest.trim();
+    let rest = rest
+        .strip_prefix("url")
+        .or_else(|| rest.strip_prefix("URL"))
+        .or_else(|| rest.strip_prefix("Url"))?;
+    let rest = rest.trim_start().strip_prefix('=')?.trim();
+    Some(rest.trim_matches(['"', '\'']))
+}
+
+/// Decodes `bytes` (see [`decode`]) and parses them: the one call a crawler needs.
+/// `content_type` is the `Content-Type` header and `x_robots_tag` the `X-Robots-Tag`
+/// header, when the response had them.
+pub fn parse_page(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    page_url: &Url,
+    x_robots_tag: Option<&str>,
+    opts: &ParseOptions,
+) -> Page {
+    let cut = bytes.len().min(opts.max_input_bytes);
+    let decoded = decode(&bytes[..cut], content_type.and_then(charset_from_content_type));
+    let mut page = parse_html(&decoded.text, page_url, x_robots_tag, opts);
+    page.limits_hit.input |= cut < bytes.len();
+    page
+}
+
+/// Parses decoded HTML from `page_url`.
+pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: &ParseOptions) -> Page {
+    let mut page = Page::default();
+    let mut html = html;
+    if html.len() > opts.max_input_bytes {
+        let mut end = opts.max_input_bytes;
+        while !html.is_char_boundary(end) {
+            end -= 1;
+        }
+        html = &html[..end];
+        page.limits_hit.input = true;
+    }
+    if let Some(at) = nesting_cut(html, opts.max_depth) {
+        html = &html[..at];
+        page.limits_hit.depth = true;
+    }
+    if let Some(h) = x_robots_tag {
+        page.robots.merge(h);
+    }
+    let doc = Html::parse_document(html);
+
+    // One pass over the tree; links are resolved after it, because <base> applies to
+    // the whole document wherever it stands.
+    let mut raw: Vec<(String, LinkKind, String, bool)> = Vec::new();
+    let mut base: Option<Url> = None;
+    let mut text = (opts.max_text > 0).then(String::new);
+    for node in doc.tree.nodes() {
+        let el = match node.value() {
+            Node::Element(el) => el,
+            Node::Text(t) => {
+                if let Some(out) = text.as_mut()
+                    && out.len() < opts.max_text
+                {
+                    let hidden = node
+                        .parent()
+                        .and_then(|p| p.value().as_element())
+                        .is_some_and(|p| {
+                            matches!(p.name(), "script" | "style" | "noscript" | "template" | "title")
+                        });
+                    if !hidden {
+                        let chunk = collapse(t, opts.max_text - out.len());
+                        if !chunk.is_empty() {
+                            if !out.is_empty() {
+                                out.push(' ');
+                            }
+                            out.push_str(&chunk);
+                        }
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let rel_has = |word: &str| {
+            el.attr("rel")
+                .is_some_and(|r| r.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case(word)))
+        };
+        match el.name() {
+            "a" | "area" => {
+                if let Some(href) = el.attr("href") {
+                    let kind = if el.name() == "a" {
+                        LinkKind::Anchor
+                    } else {
+                        LinkKind::Area
+                    };
+                    let anchor = match ElementRef::wrap(node) {
+                        Some(r) if kind == LinkKind::Anchor => {
+                            let t: String = r.text().collect();
+                            collapse(&t, opts.max_anchor_text)
+                        }
+                        _ => el
+                            .attr("alt")
+                            .map(|a| collapse(a, opts.max_anchor_text))
+                            .unwrap_or_default(),
+                    };
+                    raw.push((href.to_string(), kind, anchor, rel_has("nofollow")));
+                }
+            }
+            "link" => {
+                if let Some(href) = el.attr("href") {
+                    let kind = if rel_has("canonical") {
+                        Some(LinkKind::Canonical)
+                    } else if rel_has("next") {
+                        Some(LinkKind::Next)
+                    } else if rel_has("prev") || rel_has("previous") {
+                        Some(LinkKind::Prev)
+                    } else if rel_has("alternate") {
+                        Some(LinkKind::Alternate)
+                    } else {
+                        None
+                    };
+                    if let Some(kind) = kind {
+                        raw.push((href.to_string(), kind, String::new(), rel_has("nofollow")));
+                    }
+                }
+            }
+            "iframe" | "frame" => {
+                if let Some(src) = el.attr("src") {
+                    let kind = if el.name() == "iframe" {
+                        LinkKind::Iframe
+                    } else {
+                        LinkKind::Frame
+                    };
+                    raw.push((src.to_string(), kind, String::new(), false));
+                }
+            }
+            "meta" => {
+                let name = el.attr("name").map(str::to_ascii_lowercase);
+                match (name.as_deref(), el.attr("content")) {
+                    (Some("robots"), Some(c)) => page.robots.merge(c),
+                    (Some("description"), Some(c)) if page.description.is_none() => {
+                        page.description = Some(collapse(c, 1_000));
+                    }
+                    _ => {}
+                }
+                if el
+                    .attr("http-equiv")
+                    .is_some_and(|h| h.eq_ignore_ascii_case("refresh"))
+                    && let Some(target) = el.attr("content").and_then(refresh_target)
+                {
+                    raw.push((target.to_string(), LinkKind::Refresh, String::new(), false));
+                }
+            }
+            "base" if base.is_none() => {
+                base = el.attr("href").and_then(|h| page_url.join(h.trim()).ok());
+            }
+            "title" if page.title.is_none() => {
+                if let Some(r) = ElementRef::wrap(node) {
+                    let t: String = r.text().collect();
+                    page.title = Some(collapse(&t, 1_000));
+                }
+            }
+            "html" if page.lang.is_none() => page.lang = el.attr("lang").map(str::to_string),
+            _ => {}
+        }
+    }
+    page.base = base.as_ref().map(|b| b.to_string());
+    let resolve_base = base.as_ref().unwrap_or(page_url);
+    let mut seen = HashSet::with_capacity(raw.len());
+    for (href, kind, anchor, nofollow) in raw {
+        match canonicalize(&href, Some(resolve_base), &opts.canon) {
+            Ok(url) => {
+                if !seen.insert(url.clone()) {
+                    continue;
+                }
+                if page.links.len() >= opts.max_links {
+                    page.limits_hit.links = true;
+                    continue;
+                }
+                page.links.push(Link {
+                    url,
+                    kind,
+                    text: anchor,
+                    nofollow,
+                });
+            }
+            Err(_) => page.refused_links += 1,
+        }
+    }
+    page.text = text;
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_prescan() {
+        let deep = format!(
+            "<html><body>{}x{}</body></html>",
+            "<ul><li>".repeat(1000),
+            "</li></ul>".repeat(1000)
+        );
+        let cut = nesting_cut(&deep, 256).expect("too deep");
+        assert!(cut < deep.len() / 2);
+        let flat = "<html><body><p>a<br><img src=x><p>b</p><!-- <div><div> --><script>if (a<b) {}</script></body></html>";
+        assert_eq!(nesting_cut(flat, 4), None);
+    }
+
+    #[test]
+    fn refresh_targets() {
+        assert_eq!(refresh_target("5; url=/next"), Some("/next"));
+        assert_eq!(refresh_target("0;URL='http://a/b'"), Some("http://a/b"));
+        assert_eq!(refresh_target("5"), None);
+    }
+
+    #[test]
+    fn robots_directives() {
+        let mut r = RobotsMeta::default();
+        r.merge("index, follow");
+        assert_eq!(r, RobotsMeta::default());
+        r.merge("googlebot: noindex");
+        assert!(r.noindex && !r.nofollow);
+        r.merge("NONE");
+        assert!(r.nofollow);
+    }
+}
