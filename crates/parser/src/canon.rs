@@ -124,6 +124,16 @@ pub enum CanonError {
     TooManyParams(usize),
 }
 
+/// The byte offset of `needle` (ASCII) in `hay`, ignoring ASCII case.
+fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    if !hay.contains(';') {
+        return None;
+    }
+    hay.as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
@@ -188,23 +198,30 @@ pub fn canonicalize(href: &str, base: Option<&Url>, opts: &CanonOptions) -> Resu
             .map_err(|e| CanonError::Invalid(e.to_string()))?;
     }
 
-    // Path: escapes, ;jsessionid, segment limits.
-    let mut path = normalize_escapes(url.path());
-    if let Some(i) = path.to_ascii_lowercase().find(";jsessionid=") {
+    // Path: escapes, ;jsessionid, segment limits. The common path has no escape and no
+    // `;`, and is checked without allocating.
+    let mut path = if url.path().contains('%') {
+        normalize_escapes(url.path())
+    } else {
+        url.path().to_string()
+    };
+    while let Some(i) = find_ci(&path, ";jsessionid=") {
         let end = path[i + 1..].find(['/', ';']).map_or(path.len(), |e| i + 1 + e);
         path.replace_range(i..end, "");
     }
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segments.len() > opts.max_path_segments {
+    let count = path.split('/').filter(|s| !s.is_empty()).count();
+    if count > opts.max_path_segments {
         return Err(CanonError::TooManySegments(opts.max_path_segments));
     }
-    let mut sorted = segments.clone();
-    sorted.sort_unstable();
-    if sorted
-        .chunk_by(|a, b| a == b)
-        .any(|run| run.len() > opts.max_repeated_segments)
-    {
-        return Err(CanonError::RepeatedSegments(opts.max_repeated_segments));
+    if count > opts.max_repeated_segments {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let repeated = segments
+            .iter()
+            .enumerate()
+            .any(|(i, s)| segments[i..].iter().filter(|t| *t == s).count() > opts.max_repeated_segments);
+        if repeated {
+            return Err(CanonError::RepeatedSegments(opts.max_repeated_segments));
+        }
     }
     if path != url.path() {
         url.set_path(&path);
@@ -219,7 +236,13 @@ pub fn canonicalize(href: &str, base: Option<&Url>, opts: &CanonOptions) -> Resu
                 let name = p.split('=').next().unwrap_or("").to_ascii_lowercase();
                 !name.starts_with("utm_") && !opts.strip_params.contains(&name)
             })
-            .map(normalize_escapes)
+            .map(|p| {
+                if p.contains('%') {
+                    normalize_escapes(p)
+                } else {
+                    p.to_string()
+                }
+            })
             .collect();
         if pairs.len() > opts.max_query_params {
             return Err(CanonError::TooManyParams(opts.max_query_params));

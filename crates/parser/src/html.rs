@@ -234,22 +234,36 @@ fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn collapse(s: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max_chars + 8));
+    collapse_pieces(std::iter::once(s), max_chars)
+}
+
+/// Joins text pieces with whitespace runs collapsed to one space, trimmed, capped at
+/// `max_chars` characters.
+fn collapse_pieces<'a>(pieces: impl Iterator<Item = &'a str>, max_chars: usize) -> String {
+    let mut out = String::new();
     let mut n = 0;
-    for word in s.split_whitespace() {
-        if n >= max_chars {
-            break;
+    let mut pending_space = false;
+    for piece in pieces {
+        if piece.starts_with(char::is_whitespace) {
+            pending_space = true;
         }
-        if !out.is_empty() {
-            out.push(' ');
-            n += 1;
-        }
-        for ch in word.chars() {
+        let mut words = piece.split_whitespace().peekable();
+        while let Some(word) = words.next() {
             if n >= max_chars {
-                break;
+                return out;
             }
-            out.push(ch);
-            n += 1;
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+                n += 1;
+            }
+            for ch in word.chars() {
+                if n >= max_chars {
+                    return out;
+                }
+                out.push(ch);
+                n += 1;
+            }
+            pending_space = words.peek().is_some() || piece.ends_with(char::is_whitespace);
         }
     }
     out
@@ -351,8 +365,7 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
                     };
                     let anchor = match ElementRef::wrap(node) {
                         Some(r) if kind == LinkKind::Anchor => {
-                            let t: String = r.text().collect();
-                            collapse(&t, opts.max_anchor_text)
+                            collapse_pieces(r.text(), opts.max_anchor_text)
                         }
                         _ => el
                             .attr("alt")
@@ -423,7 +436,12 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
     page.base = base.as_ref().map(|b| b.to_string());
     let resolve_base = base.as_ref().unwrap_or(page_url);
     let mut seen = HashSet::with_capacity(raw.len());
+    let mut raw_seen: HashSet<String> = HashSet::with_capacity(raw.len());
     for (href, kind, anchor, nofollow) in raw {
+        // An exact repeat of an earlier href canonicalizes the same way: skip the work.
+        if !raw_seen.insert(href.clone()) {
+            continue;
+        }
         match canonicalize(&href, Some(resolve_base), &opts.canon) {
             Ok(url) => {
                 if !seen.insert(url.clone()) {

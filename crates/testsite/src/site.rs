@@ -234,6 +234,12 @@ impl Site {
         }
     }
 
+    /// The HTML the server sends for regular page `i` (without the link to `/bad/`), for
+    /// benchmarks and tests that need pages without a server.
+    pub fn html(&self, i: u64) -> String {
+        crate::html::render_page(self, i, false)
+    }
+
     /// The canonical URL of a link target.
     pub fn target_url(&self, target: &Target) -> String {
         match target {
