@@ -200,15 +200,17 @@ pub fn canonicalize(href: &str, base: Option<&Url>, opts: &CanonOptions) -> Resu
 
     // Path: escapes, ;jsessionid, segment limits. The common path has no escape and no
     // `;`, and is checked without allocating.
-    let mut path = if url.path().contains('%') {
-        normalize_escapes(url.path())
-    } else {
-        url.path().to_string()
-    };
-    while let Some(i) = find_ci(&path, ";jsessionid=") {
-        let end = path[i + 1..].find(['/', ';']).map_or(path.len(), |e| i + 1 + e);
-        path.replace_range(i..end, "");
+    if url.path().contains(['%', ';']) {
+        let mut path = normalize_escapes(url.path());
+        while let Some(i) = find_ci(&path, ";jsessionid=") {
+            let end = path[i + 1..].find(['/', ';']).map_or(path.len(), |e| i + 1 + e);
+            path.replace_range(i..end, "");
+        }
+        if path != url.path() {
+            url.set_path(&path);
+        }
     }
+    let path = url.path();
     let count = path.split('/').filter(|s| !s.is_empty()).count();
     if count > opts.max_path_segments {
         return Err(CanonError::TooManySegments(opts.max_path_segments));
@@ -222,9 +224,6 @@ pub fn canonicalize(href: &str, base: Option<&Url>, opts: &CanonOptions) -> Resu
         if repeated {
             return Err(CanonError::RepeatedSegments(opts.max_repeated_segments));
         }
-    }
-    if path != url.path() {
-        url.set_path(&path);
     }
 
     // Query: escapes, stripped parameters, empty query.

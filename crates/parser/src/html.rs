@@ -436,13 +436,14 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
     page.base = base.as_ref().map(|b| b.to_string());
     let resolve_base = base.as_ref().unwrap_or(page_url);
     let mut seen = HashSet::with_capacity(raw.len());
-    let mut raw_seen: HashSet<String> = HashSet::with_capacity(raw.len());
-    for (href, kind, anchor, nofollow) in raw {
+    let mut raw_seen: HashSet<&str> = HashSet::with_capacity(raw.len());
+    for (href, kind, anchor, nofollow) in &raw {
         // An exact repeat of an earlier href canonicalizes the same way: skip the work.
-        if !raw_seen.insert(href.clone()) {
+        if !raw_seen.insert(href.as_str()) {
             continue;
         }
-        match canonicalize(&href, Some(resolve_base), &opts.canon) {
+        let (kind, nofollow) = (*kind, *nofollow);
+        match canonicalize(href, Some(resolve_base), &opts.canon) {
             Ok(url) => {
                 if !seen.insert(url.clone()) {
                     continue;
@@ -454,7 +455,7 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
                 page.links.push(Link {
                     url,
                     kind,
-                    text: anchor,
+                    text: anchor.clone(),
                     nofollow,
                 });
             }
