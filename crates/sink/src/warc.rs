@@ -8,12 +8,10 @@
 //! set to the stored length. `WARC-Block-Digest` and `WARC-Payload-Digest` are SHA-1 in
 //! base32, over exactly what is stored.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 use sha1::{Digest, Sha1};
 
 use crate::file::OutFile;
@@ -71,6 +69,67 @@ pub struct WarcSink {
     index: u32,
     file: OutFile,
     warcinfo_id: String,
+    gzip: MemberWriter,
+}
+
+/// Writes one gzip member per call, reusing one deflate state: a fresh encoder per
+/// record cost a large allocation and set-up each time, twice per page.
+struct MemberWriter {
+    deflate: Compress,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for MemberWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberWriter").finish_non_exhaustive()
+    }
+}
+
+impl MemberWriter {
+    fn new(level: u32) -> MemberWriter {
+        MemberWriter {
+            deflate: Compress::new(Compression::new(level), false),
+            out: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// A complete gzip member (RFC 1952) holding `parts` in order.
+    fn member(&mut self, parts: &[&[u8]]) -> std::io::Result<&[u8]> {
+        self.out.clear();
+        // Magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+        self.out
+            .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.deflate.reset();
+        let mut crc = crc32fast::Hasher::new();
+        let mut size = 0u32;
+        for part in parts {
+            crc.update(part);
+            size = size.wrapping_add(part.len() as u32);
+            let mut input = *part;
+            while !input.is_empty() {
+                self.out.reserve(input.len() / 2 + 1024);
+                let before = self.deflate.total_in();
+                self.deflate
+                    .compress_vec(input, &mut self.out, FlushCompress::None)
+                    .map_err(std::io::Error::other)?;
+                input = &input[(self.deflate.total_in() - before) as usize..];
+            }
+        }
+        loop {
+            self.out.reserve(1024);
+            match self
+                .deflate
+                .compress_vec(&[], &mut self.out, FlushCompress::Finish)
+                .map_err(std::io::Error::other)?
+            {
+                Status::StreamEnd => break,
+                Status::Ok | Status::BufError => {}
+            }
+        }
+        self.out.extend_from_slice(&crc.finalize().to_le_bytes());
+        self.out.extend_from_slice(&size.to_le_bytes());
+        Ok(&self.out)
+    }
 }
 
 /// The path of file `index` of a rotating output: the first file is `base` itself,
@@ -208,23 +267,23 @@ impl WarcSink {
         }
         let path = rotated_path(base, checkpoint.file);
         let file = OutFile::open(&path, checkpoint.offset, opts.durability)?;
+        let gzip = MemberWriter::new(opts.gzip_level);
         Ok(WarcSink {
             base: base.to_path_buf(),
             opts,
             index: checkpoint.file,
             file,
             warcinfo_id: String::new(),
+            gzip,
         })
     }
 
     fn gzip_member(&mut self, record: &[&[u8]]) -> Result<()> {
-        let mut enc = GzEncoder::new(Vec::with_capacity(4096), Compression::new(self.opts.gzip_level));
-        let path = self.file.path().to_path_buf();
-        for part in record {
-            enc.write_all(part).map_err(|e| Error::io(&path, e))?;
-        }
-        let member = enc.finish().map_err(|e| Error::io(&path, e))?;
-        self.file.write_all(&member)
+        let member = self
+            .gzip
+            .member(record)
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        self.file.write_all(member)
     }
 
     fn write_record(&mut self, headers: &str, block: &[&[u8]]) -> Result<()> {
@@ -339,6 +398,24 @@ impl Sink for WarcSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_standard_gzip_and_the_writer_is_reusable() {
+        use std::io::Read;
+        let mut w = MemberWriter::new(6);
+        let big = vec![b'z'; 200_000];
+        let mut all = Vec::new();
+        for parts in [&[&b"hello "[..], &b"world"[..]][..], &[&big[..]][..], &[][..]] {
+            all.extend_from_slice(w.member(parts).expect("member"));
+        }
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&all[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
+        let mut want = b"hello world".to_vec();
+        want.extend_from_slice(&big);
+        assert_eq!(out, want);
+    }
 
     #[test]
     fn base32_matches_rfc4648() {

@@ -193,26 +193,6 @@ fn a_checkpoint_beyond_the_file_is_refused() {
     );
 }
 
-#[test]
-fn a_read_only_directory_is_a_clear_error() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ro = dir.path().join("ro");
-    std::fs::create_dir(&ro).expect("mkdir");
-    let mut perms = std::fs::metadata(&ro).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
-    std::fs::set_permissions(&ro, perms).expect("chmod");
-    let path = ro.join("o.jsonl");
-    let result = JsonlSink::create(&path, Durability::Os);
-    // root ignores permissions; then the file must at least be writable and complete.
-    match result {
-        Err(e) => assert!(e.to_string().starts_with("cannot write"), "{e}"),
-        Ok(mut s) => {
-            write_n(&mut s, 0, 1);
-            assert_eq!(jsonl_urls(&path), expected(1));
-        }
-    }
-}
-
 /// warcio, found through TRAWL_WARCIO (set by .ci/run), the PATH, or .ci/venv. Under
 /// CI it must exist.
 fn warcio() -> Option<PathBuf> {
@@ -279,4 +259,83 @@ fn warcio_accepts_what_trawl_writes() {
     assert_eq!(types.iter().filter(|t| **t == "response").count(), 12);
     assert_eq!(types.iter().filter(|t| **t == "request").count(), 12);
     assert_eq!(types[0], "warcinfo");
+}
+
+/// A small tmpfs mounted by the test itself, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_what_was_checkpointed() {
+    let Some(fs) = Tmpfs::mount("size=256k") else {
+        assert!(
+            std::env::var_os("CI").is_none() || !cfg!(target_os = "linux"),
+            "CI runs as root on Linux: mount must work"
+        );
+        eprintln!("SKIPPED a_full_disk_is_a_clear_error: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let path = fs.dir.path().join("o.jsonl");
+    let mut s = JsonlSink::create(&path, Durability::Os).expect("create");
+    let mut last = Checkpoint::default();
+    let mut written = 0;
+    let err = loop {
+        let mut r = record(written);
+        r.body = Some("y".repeat(8_000));
+        if let Err(e) = s.write(&r, None) {
+            break e;
+        }
+        match s.checkpoint() {
+            Ok(cp) => {
+                last = cp;
+                written += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(written < 1_000, "a 256 KiB disk never filled");
+    };
+    assert!(err.is_disk_full(), "{err:?}");
+    assert!(err.to_string().starts_with("cannot write"), "{err}");
+    drop(s);
+    // Resuming at the last checkpoint gives exactly the records acked before the error.
+    let s = JsonlSink::resume(&path, &last, Durability::Os).expect("resume");
+    drop(s);
+    assert_eq!(jsonl_urls(&path), expected(written));
+}
+
+#[test]
+fn a_read_only_mount_is_a_clear_error() {
+    let Some(fs) = Tmpfs::mount("size=64k,ro") else {
+        assert!(
+            std::env::var_os("CI").is_none() || !cfg!(target_os = "linux"),
+            "CI runs as root on Linux: mount must work"
+        );
+        eprintln!("SKIPPED a_read_only_mount_is_a_clear_error: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let err = JsonlSink::create(&fs.dir.path().join("o.jsonl"), Durability::Os).expect_err("read-only");
+    assert!(err.to_string().starts_with("cannot write"), "{err}");
+    assert!(
+        matches!(err, trawl_sink::Error::Io { ref source, .. } if source.raw_os_error() == Some(30)),
+        "{err:?}"
+    );
 }
