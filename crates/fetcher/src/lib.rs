@@ -1,3 +1,29 @@
-//! trawl-fetcher (placeholder, filled in by its issue).
+//! trawl-fetcher: a polite, pooled HTTP fetcher that works as a library on its own.
+//!
+//! **Work in progress.** What exists so far are the two rule sets the fetcher applies
+//! before any request, both usable on their own:
+//!
+//! - [`Robots`]: robots.txt rules per RFC 9309 (longest match, Allow wins ties, `*`
+//!   and `$`), through the `robotstxt` crate with its known defects fixed, plus
+//!   `Sitemap:` and `Crawl-delay:`.
+//! - [`is_special`]: the special-purpose address check behind the protection against
+//!   server-side request forgery.
+//!
+//! The `Fetcher` itself (per-host rate limits and concurrency, retries, caps, the
+//! filtering DNS resolver) is the rest of its issue.
+//!
+//! # Example
+//! ```
+//! let robots = trawl_fetcher::Robots::parse(b"User-agent: *\nDisallow: /private/\n", "trawl/0.1");
+//! assert!(!robots.allowed("http://example.com/private/x"));
+//! assert!(trawl_fetcher::is_special("169.254.169.254".parse().expect("ip")));
+//! ```
 
 #![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod robots;
+mod ssrf;
+
+pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
+pub use ssrf::{is_special, is_special_v4, is_special_v6};
