@@ -8,6 +8,8 @@
 //!   `Sitemap:` and `Crawl-delay:`.
 //! - [`is_special`]: the special-purpose address check behind the protection against
 //!   server-side request forgery.
+//! - [`BodyDecoder`]: streaming gzip, deflate, brotli and zstd decoding under a size
+//!   cap and a ratio cap, counting wire bytes and decoded bytes.
 //!
 //! The `Fetcher` itself (per-host rate limits and concurrency, retries, caps, the
 //! filtering DNS resolver) is the rest of its issue.
@@ -22,8 +24,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod body;
 mod robots;
 mod ssrf;
 
+pub use body::{BodyDecoder, BodyError, ContentEncoding};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};
