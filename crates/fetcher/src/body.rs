@@ -182,8 +182,9 @@ impl BodyDecoder {
         {
             // A zlib header has compression method 8 in the low nibble and a header
             // checksum that divides by 31.
-            let zlib =
-                first & 0x0f == 8 && chunk.len() >= 2 && u16::from_be_bytes([first, chunk[1]]) % 31 == 0;
+            let zlib = first & 0x0f == 8
+                && chunk.len() >= 2
+                && u16::from_be_bytes([first, chunk[1]]).is_multiple_of(31);
             let Inner::DeflateUnknown(cap) = std::mem::replace(&mut self.inner, Inner::Identity(empty()))
             else {
                 unreachable!("checked above")
