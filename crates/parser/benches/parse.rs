@@ -86,6 +86,25 @@ fn main() {
         n as f64 / full,
         full * 1e3 / n as f64
     );
+    // The hostile case: 16,000 nested <ul><li>, cut by the pre-scan before html5ever.
+    let nested = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/html/nested.html"
+    ))
+    .expect("fixture");
+    let url = Url::parse("http://a.example/").expect("url");
+    let times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(parse_page(&nested, None, &url, None, &opts));
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!(
+        "16,000-deep nesting ({} KB): median {:.2} ms",
+        nested.len() / 1024,
+        median(times) * 1e3
+    );
     println!(
         "split per page: decode {:.3} ms, scraper DOM build {:.3} ms ({:.0}%), extraction + canonicalization {:.3} ms",
         dec * 1e3 / n as f64,

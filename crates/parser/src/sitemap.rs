@@ -117,6 +117,9 @@ pub fn parse_sitemap(bytes: &[u8], limits: &SitemapLimits) -> Result<Sitemap, Si
     let mut locs = Vec::new();
     let mut in_loc = false;
     let mut loc = String::new();
+    // Local names of the open elements: a `<loc>` counts only directly inside `<url>`
+    // or `<sitemap>`, so extension elements such as `<image:loc>` are ignored.
+    let mut stack: Vec<Vec<u8>> = Vec::new();
     loop {
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
@@ -127,14 +130,21 @@ pub fn parse_sitemap(bytes: &[u8], limits: &SitemapLimits) -> Result<Sitemap, Si
             }
         };
         match ev {
-            Event::Start(e) => match e.local_name().as_ref() {
-                b"sitemapindex" => kind = SitemapKind::Index,
-                b"loc" => {
-                    in_loc = true;
-                    loc.clear();
+            Event::Start(e) => {
+                let name = e.local_name().as_ref().to_vec();
+                match name.as_slice() {
+                    b"sitemapindex" => kind = SitemapKind::Index,
+                    b"loc"
+                        if e.name().as_ref() == b"loc"
+                            && stack.last().is_some_and(|p| p == b"url" || p == b"sitemap") =>
+                    {
+                        in_loc = true;
+                        loc.clear();
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+                stack.push(name);
+            }
             Event::Text(t) if in_loc => loc.push_str(&t.decode().unwrap_or_default()),
             Event::CData(t) if in_loc => loc.push_str(&String::from_utf8_lossy(&t)),
             Event::GeneralRef(r) if in_loc => {
@@ -157,15 +167,18 @@ pub fn parse_sitemap(bytes: &[u8], limits: &SitemapLimits) -> Result<Sitemap, Si
                     loc.push(c);
                 }
             }
-            Event::End(e) if e.local_name().as_ref() == b"loc" => {
-                in_loc = false;
-                let l = loc.trim();
-                if !l.is_empty() {
-                    if locs.len() >= limits.max_urls {
-                        truncated = true;
-                        break;
+            Event::End(_) => {
+                stack.pop();
+                if in_loc {
+                    in_loc = false;
+                    let l = loc.trim();
+                    if !l.is_empty() {
+                        if locs.len() >= limits.max_urls {
+                            truncated = true;
+                            break;
+                        }
+                        locs.push(l.to_string());
                     }
-                    locs.push(l.to_string());
                 }
             }
             Event::Eof => break,
