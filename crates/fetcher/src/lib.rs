@@ -10,6 +10,9 @@
 //!   server-side request forgery.
 //! - [`BodyDecoder`]: streaming gzip, deflate, brotli and zstd decoding under a size
 //!   cap and a ratio cap, counting wire bytes and decoded bytes.
+//! - [`HostGate`]: one host's politeness: governor rate limit, concurrency cap,
+//!   Crawl-delay, and the cool-down after 429/503 (Retry-After or exponential backoff
+//!   with full jitter), on tokio's clock.
 //!
 //! The `Fetcher` itself (per-host rate limits and concurrency, retries, caps, the
 //! filtering DNS resolver) is the rest of its issue.
@@ -25,9 +28,11 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod body;
+mod gate;
 mod robots;
 mod ssrf;
 
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
+pub use gate::{GatePolicy, HostGate, HostPermit};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};

@@ -1,0 +1,357 @@
+//! Per-host politeness: one [`HostGate`] per host (scheme, host and port) combines
+//!
+//! - a governor rate limit (requests per second, with burst),
+//! - a concurrency cap (a semaphore),
+//! - robots.txt `Crawl-delay` (capped): the least time between two request starts,
+//! - a cool-down after 429 or 503: `Retry-After` when given (clamped), otherwise
+//!   exponential backoff with full jitter.
+//!
+//! Time is tokio's clock, so tests run on paused time. A caller can ask
+//! [`HostGate::ready_in`] without blocking, which lets a scheduler serve other hosts
+//! meanwhile: one host's limits never delay another's requests.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// governor's clock on tokio's time: instants are durations since the gate was made.
+#[derive(Debug, Clone, Copy)]
+struct TokioClock {
+    start: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Duration;
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+/// The politeness rules of one host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct GatePolicy {
+    /// Requests per second, or `None` for no rate limit. By default, 1.
+    pub rate: Option<f64>,
+    /// Requests allowed back to back before the rate applies. By default, 1.
+    pub burst: u32,
+    /// Requests in flight at once. By default, 2.
+    pub concurrency: usize,
+    /// The longest `Crawl-delay` honoured. By default, 30 s.
+    pub max_crawl_delay: Duration,
+    /// The first backoff step. By default, 1 s.
+    pub backoff_base: Duration,
+    /// The longest backoff or `Retry-After` honoured. By default, 10 minutes.
+    pub max_cool_down: Duration,
+}
+
+impl Default for GatePolicy {
+    fn default() -> GatePolicy {
+        GatePolicy {
+            rate: Some(1.0),
+            burst: 1,
+            concurrency: 2,
+            max_crawl_delay: Duration::from_secs(30),
+            backoff_base: Duration::from_secs(1),
+            max_cool_down: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    crawl_delay: Duration,
+    /// When the last request started (on the gate's clock), for the crawl delay.
+    last_start: Option<Duration>,
+    /// No request before this (on the gate's clock).
+    cool_down_until: Duration,
+    backoff_level: u32,
+}
+
+/// The politeness gate of one host.
+pub struct HostGate {
+    clock: TokioClock,
+    limiter: Option<RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>>,
+    /// One permit per request allowed in flight at once.
+    slots: Arc<Semaphore>,
+    state: Mutex<GateState>,
+    policy: GatePolicy,
+}
+
+impl std::fmt::Debug for HostGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostGate")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request slot of a host; dropping it frees the slot.
+#[derive(Debug)]
+pub struct HostPermit {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl HostGate {
+    /// A gate applying `policy`.
+    pub fn new(policy: GatePolicy) -> HostGate {
+        let clock = TokioClock {
+            start: Instant::now(),
+        };
+        let limiter = policy.rate.filter(|r| *r > 0.0 && r.is_finite()).map(|rate| {
+            let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+            let burst = NonZeroU32::new(policy.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            RateLimiter::direct_with_clock(quota, clock)
+        });
+        HostGate {
+            clock,
+            limiter,
+            slots: Arc::new(Semaphore::new(policy.concurrency.max(1))),
+            state: Mutex::new(GateState::default()),
+            policy,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a robots.txt `Crawl-delay` (seconds), capped by the policy.
+    pub fn set_crawl_delay(&self, seconds: Option<f64>) {
+        let d = seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::ZERO, Duration::from_secs_f64);
+        self.state().crawl_delay = d.min(self.policy.max_crawl_delay);
+    }
+
+    /// How long until the time rules (crawl delay, cool-down, rate) let a request
+    /// start; zero if one may start now. It never claims anything, so for the rate it
+    /// assumes the burst is used up (one period after the last start): conservative,
+    /// never early. The concurrency cap is not counted here: see
+    /// [`HostGate::free_slots`].
+    pub fn ready_in(&self) -> Duration {
+        let now = self.clock.now();
+        let st = self.state();
+        let mut at = st.cool_down_until;
+        if let Some(last) = st.last_start {
+            at = at.max(last + st.crawl_delay);
+            if let Some(rate) = self.policy.rate.filter(|r| *r > 0.0 && r.is_finite())
+                && self.policy.burst <= 1
+            {
+                at = at.max(last + Duration::from_secs_f64(1.0 / rate));
+            }
+        }
+        at.saturating_sub(now)
+    }
+
+    /// Request slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Waits for a request slot and for the time rules, then claims the start of a
+    /// request. Hold the permit until the response body is read.
+    pub async fn acquire(&self) -> HostPermit {
+        let slot = match self.slots.clone().acquire_owned().await {
+            Ok(p) => p,
+            // The semaphore is never closed; were it, a fresh one would still bound us.
+            Err(_) => Arc::new(Semaphore::new(1))
+                .acquire_owned()
+                .await
+                .expect("a fresh semaphore is open"),
+        };
+        loop {
+            let wait = {
+                let now = self.clock.now();
+                let st = self.state();
+                let mut at = st.cool_down_until;
+                if let Some(last) = st.last_start {
+                    at = at.max(last + st.crawl_delay);
+                }
+                at.saturating_sub(now)
+            };
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if let Some(l) = &self.limiter
+                && let Err(not_until) = l.check()
+            {
+                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                continue;
+            }
+            self.state().last_start = Some(self.clock.now());
+            return HostPermit { _slot: slot };
+        }
+    }
+
+    /// Starts a cool-down after a 429, a 503 or a failure: `retry_after` when the
+    /// server gave one (clamped to the policy's maximum), otherwise exponential backoff
+    /// with full jitter. Returns the cool-down applied.
+    pub fn cool_down(&self, retry_after: Option<Duration>) -> Duration {
+        let mut st = self.state();
+        let d = match retry_after {
+            Some(d) => d.min(self.policy.max_cool_down),
+            None => {
+                let ceiling = self
+                    .policy
+                    .backoff_base
+                    .saturating_mul(1u32 << st.backoff_level.min(20))
+                    .min(self.policy.max_cool_down);
+                // Full jitter: anywhere between zero and the ceiling.
+                ceiling.mul_f64(fastrand::f64())
+            }
+        };
+        st.backoff_level = st.backoff_level.saturating_add(1);
+        let until = self.clock.now() + d;
+        st.cool_down_until = st.cool_down_until.max(until);
+        d
+    }
+
+    /// Records a success: the backoff starts over.
+    pub fn succeeded(&self) {
+        self.state().backoff_level = 0;
+    }
+
+    /// The current backoff level (failures in a row since the last success).
+    pub fn backoff_level(&self) -> u32 {
+        self.state().backoff_level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> GatePolicy {
+        GatePolicy::default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_is_held() {
+        let gate = HostGate::new(GatePolicy {
+            rate: Some(2.0),
+            concurrency: 10,
+            ..policy()
+        });
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            let _p = gate.acquire().await;
+            starts.push(t0.elapsed());
+            // Asking never consumes the rate.
+            assert!(gate.ready_in() >= Duration::from_millis(499));
+        }
+        // N requests at rate R take at least (N - 1) / R.
+        assert!(starts[4] >= Duration::from_millis(2_000), "{starts:?}");
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_millis(499), "{starts:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn crawl_delay_spaces_starts_and_is_capped() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 10,
+            ..policy()
+        });
+        gate.set_crawl_delay(Some(3.0));
+        let t0 = Instant::now();
+        drop(gate.acquire().await);
+        assert!(gate.ready_in() >= Duration::from_millis(2_999));
+        drop(gate.acquire().await);
+        assert!(t0.elapsed() >= Duration::from_secs(3));
+        gate.set_crawl_delay(Some(86_400.0));
+        let t1 = Instant::now();
+        drop(gate.acquire().await);
+        assert!(t1.elapsed() <= Duration::from_secs(30), "the cap holds");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_concurrency_cap_holds() {
+        let gate = Arc::new(HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 2,
+            ..policy()
+        }));
+        let a = gate.acquire().await;
+        let _b = gate.acquire().await;
+        assert_eq!(gate.free_slots(), 0);
+        let g = gate.clone();
+        let third = tokio::spawn(async move { g.acquire().await });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            !third.is_finished(),
+            "a third request started while two were in flight"
+        );
+        drop(a);
+        let _c = third.await.expect("third");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_and_backoff() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 10,
+            ..policy()
+        });
+        assert_eq!(
+            gate.cool_down(Some(Duration::from_secs(10))),
+            Duration::from_secs(10)
+        );
+        assert!(gate.ready_in() >= Duration::from_millis(9_999));
+        let t0 = Instant::now();
+        drop(gate.acquire().await);
+        assert!(t0.elapsed() >= Duration::from_secs(10));
+        assert_eq!(
+            gate.cool_down(Some(Duration::from_secs(86_400))),
+            Duration::from_secs(600),
+            "clamped"
+        );
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        let mut ceilings = Vec::new();
+        for level in 0..12 {
+            let d = gate.cool_down(None);
+            let ceiling = Duration::from_secs(1u64 << level).min(Duration::from_secs(600));
+            assert!(d <= ceiling, "level {level}: {d:?} over {ceiling:?}");
+            ceilings.push(ceiling);
+        }
+        assert_eq!(gate.backoff_level(), 12);
+        gate.succeeded();
+        assert_eq!(gate.backoff_level(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cooling_host_does_not_slow_another() {
+        let slow = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        let fast = HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 10,
+            ..policy()
+        });
+        slow.cool_down(Some(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            drop(fast.acquire().await);
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        assert!(slow.ready_in() >= Duration::from_secs(59));
+    }
+}
