@@ -242,6 +242,18 @@ fn scale_run(n: u64, hosts: u64) {
         disk >> 20,
         disk as f64 / n as f64
     );
+    // Reopening reads every seen bucket and queue segment once (Bloom filter, per-host
+    // counts): how long a resume waits before it can lease.
+    drop(f);
+    let t = Instant::now();
+    let f = Frontier::open(dir.path(), Options::default()).expect("reopen");
+    println!(
+        "reopen: {:.1} s for {} known URLs ({} queued); peak RSS {} MiB",
+        t.elapsed().as_secs_f64(),
+        f.counts().total(),
+        f.counts().queued,
+        peak_rss_kib() / 1024
+    );
 }
 
 /// Raw sled: batches of 64 inserts of ~100-byte values under random 17-byte keys.

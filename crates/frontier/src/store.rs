@@ -808,126 +808,153 @@ impl Frontier {
 impl FrontierStore for Frontier {
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize> {
         let mut st = self.lock()?;
-        let mut ch = Change::default();
-        self.enqueue_into(&mut st, &mut ch, urls)?;
-        if ch.new == 0 {
-            return Ok(0);
+        // Any error past this point may leave memory ahead of the disk: poison the
+        // handle so that the caller reopens (and recovers) instead of going on.
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<usize> {
+            let mut ch = Change::default();
+            self.enqueue_into(&mut st, &mut ch, urls)?;
+            if ch.new == 0 {
+                return Ok(0);
+            }
+            self.apply(&mut st, ch)
+        })();
+        if result.is_err() {
+            st.poisoned = true;
         }
-        self.apply(&mut st, ch)
+        result
     }
 
     fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>> {
         let mut st = self.lock()?;
-        if st.hosts.get(host.0 as usize).is_none_or(|h| h.counts.queued == 0) || max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut ch = Change::default();
-        let mut taken: Vec<Entry> = Vec::with_capacity(max.min(256));
-        for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, host)) {
-            let (k, v) = item?;
-            let (qid, seq) = parse_queue_key(&k)?;
-            let mut entries = codec::decode_entries(&v)?;
-            let want = max - taken.len();
-            let is_tail = st.tails.get(&qid).is_some_and(|(s, _)| *s == seq);
-            if entries.len() <= want {
-                ch.batch.remove(k);
-                taken.append(&mut entries);
-                if is_tail {
-                    st.tails.remove(&qid);
+        // Any error past this point may leave memory ahead of the disk: poison the
+        // handle so that the caller reopens (and recovers) instead of going on.
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<Vec<Lease>> {
+            if st.hosts.get(host.0 as usize).is_none_or(|h| h.counts.queued == 0) || max == 0 {
+                return Ok(Vec::new());
+            }
+            let mut ch = Change::default();
+            let mut taken: Vec<Entry> = Vec::with_capacity(max.min(256));
+            for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, host)) {
+                let (k, v) = item?;
+                let (qid, seq) = parse_queue_key(&k)?;
+                let mut entries = codec::decode_entries(&v)?;
+                let want = max - taken.len();
+                let is_tail = st.tails.get(&qid).is_some_and(|(s, _)| *s == seq);
+                if entries.len() <= want {
+                    ch.batch.remove(k);
+                    taken.append(&mut entries);
+                    if is_tail {
+                        st.tails.remove(&qid);
+                    }
+                } else {
+                    let rest = entries.split_off(want);
+                    ch.batch.insert(k, codec::encode_entries(rest.iter()));
+                    taken.append(&mut entries);
+                    if is_tail {
+                        st.tails.insert(qid, (seq, rest.len()));
+                    }
                 }
-            } else {
-                let rest = entries.split_off(want);
-                ch.batch.insert(k, codec::encode_entries(rest.iter()));
-                taken.append(&mut entries);
-                if is_tail {
-                    st.tails.insert(qid, (seq, rest.len()));
+                if taken.len() >= max {
+                    break;
                 }
             }
-            if taken.len() >= max {
-                break;
+            let id = st.counters.next_lease;
+            st.counters.next_lease += 1;
+            for e in taken.iter_mut() {
+                e.attempts += 1;
+                st.leased.insert(e.fp, (id, e.attempts));
+                move_count(&mut st, host, UrlState::Queued, UrlState::Leased);
             }
+            st.lease_remaining.insert(id, taken.len() as u32);
+            ch.batch
+                .insert(&codec::lease_key(id), codec::encode_entries(taken.iter()));
+            self.apply(&mut st, ch)?;
+            Ok(taken
+                .into_iter()
+                .map(|e| Lease {
+                    fp: e.fp,
+                    url: e.url,
+                    host: e.host,
+                    depth: e.depth,
+                    priority: e.priority,
+                    attempts: e.attempts,
+                    data: e.data,
+                })
+                .collect())
+        })();
+        if result.is_err() {
+            st.poisoned = true;
         }
-        let id = st.counters.next_lease;
-        st.counters.next_lease += 1;
-        for e in taken.iter_mut() {
-            e.attempts += 1;
-            st.leased.insert(e.fp, (id, e.attempts));
-            move_count(&mut st, host, UrlState::Queued, UrlState::Leased);
-        }
-        st.lease_remaining.insert(id, taken.len() as u32);
-        ch.batch
-            .insert(&codec::lease_key(id), codec::encode_entries(taken.iter()));
-        self.apply(&mut st, ch)?;
-        Ok(taken
-            .into_iter()
-            .map(|e| Lease {
-                fp: e.fp,
-                url: e.url,
-                host: e.host,
-                depth: e.depth,
-                priority: e.priority,
-                attempts: e.attempts,
-                data: e.data,
-            })
-            .collect())
+        result
     }
 
     fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
         let mut st = self.lock()?;
-        let mut ch = Change::default();
-        for ack in acks {
-            let l = ack.lease;
-            let Some((id, attempts)) = st.leased.remove(&l.fp) else {
-                tracing::warn!(url = %l.url, "ack of a URL that is not leased here; ignored");
-                continue;
-            };
-            if let Some(n) = st.lease_remaining.get_mut(&id) {
-                *n -= 1;
-                if *n == 0 {
-                    st.lease_remaining.remove(&id);
-                    ch.batch.remove(&codec::lease_key(id));
+        // Any error past this point may leave memory ahead of the disk: poison the
+        // handle so that the caller reopens (and recovers) instead of going on.
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<()> {
+            let mut ch = Change::default();
+            for ack in acks {
+                let l = ack.lease;
+                let Some((id, attempts)) = st.leased.remove(&l.fp) else {
+                    tracing::warn!(url = %l.url, "ack of a URL that is not leased here; ignored");
+                    continue;
+                };
+                if let Some(n) = st.lease_remaining.get_mut(&id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.lease_remaining.remove(&id);
+                        ch.batch.remove(&codec::lease_key(id));
+                    }
                 }
+                let (state, reason) = match ack.outcome {
+                    Outcome::Done => (UrlState::Done, None),
+                    Outcome::Failed(r) => (UrlState::Failed, Some(r)),
+                    Outcome::Retry if attempts >= self.opts.max_attempts => (
+                        UrlState::Failed,
+                        Some(format!("gave up after {attempts} attempts")),
+                    ),
+                    Outcome::Retry => (UrlState::Queued, None),
+                };
+                let b = bucket_of(l.fp);
+                let bucket = self.bucket(&mut ch, b)?;
+                let i = find(bucket, l.fp)
+                    .ok_or_else(|| Error::corrupt("a leased URL is missing from the seen set"))?;
+                bucket[i].state = state;
+                bucket[i].attempts = attempts;
+                bucket[i].reason = reason.clone();
+                ch.dirty.insert(b);
+                let entry = Entry {
+                    fp: l.fp,
+                    host: l.host,
+                    priority: l.priority,
+                    depth: l.depth,
+                    attempts,
+                    url: l.url,
+                    data: l.data,
+                };
+                if state == UrlState::Queued {
+                    leave(&mut st, l.host, UrlState::Leased);
+                    ch.queue(entry);
+                } else {
+                    move_count(&mut st, l.host, UrlState::Leased, state);
+                    ch.finished.push(finished_record(&entry, state, attempts, reason));
+                }
+                self.enqueue_into(&mut st, &mut ch, ack.discovered)?;
             }
-            let (state, reason) = match ack.outcome {
-                Outcome::Done => (UrlState::Done, None),
-                Outcome::Failed(r) => (UrlState::Failed, Some(r)),
-                Outcome::Retry if attempts >= self.opts.max_attempts => (
-                    UrlState::Failed,
-                    Some(format!("gave up after {attempts} attempts")),
-                ),
-                Outcome::Retry => (UrlState::Queued, None),
-            };
-            let b = bucket_of(l.fp);
-            let bucket = self.bucket(&mut ch, b)?;
-            let i = find(bucket, l.fp)
-                .ok_or_else(|| Error::corrupt("a leased URL is missing from the seen set"))?;
-            bucket[i].state = state;
-            bucket[i].attempts = attempts;
-            bucket[i].reason = reason.clone();
-            ch.dirty.insert(b);
-            let entry = Entry {
-                fp: l.fp,
-                host: l.host,
-                priority: l.priority,
-                depth: l.depth,
-                attempts,
-                url: l.url,
-                data: l.data,
-            };
-            if state == UrlState::Queued {
-                leave(&mut st, l.host, UrlState::Leased);
-                ch.queue(entry);
-            } else {
-                move_count(&mut st, l.host, UrlState::Leased, state);
-                ch.finished.push(finished_record(&entry, state, attempts, reason));
+            for (sink, cp) in checkpoints {
+                ch.batch.insert(codec::meta_key(&format!("c:{sink}")), *cp);
             }
-            self.enqueue_into(&mut st, &mut ch, ack.discovered)?;
+            self.apply(&mut st, ch)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            st.poisoned = true;
         }
-        for (sink, cp) in checkpoints {
-            ch.batch.insert(codec::meta_key(&format!("c:{sink}")), *cp);
-        }
-        self.apply(&mut st, ch)?;
-        Ok(())
+        result
     }
 
     fn flush(&self) -> Result<()> {
@@ -988,35 +1015,44 @@ impl FrontierStore for Frontier {
 
     fn fail_host(&self, id: HostId, reason: &str) -> Result<u64> {
         let mut st = self.lock()?;
-        if id.0 as usize >= st.hosts.len() {
-            return Ok(0);
-        }
-        let mut ch = Change::default();
-        let mut n = 0;
-        for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, id)) {
-            let (k, v) = item?;
-            ch.batch.remove(k);
-            for e in codec::decode_entries(&v)? {
-                let b = bucket_of(e.fp);
-                let bucket = self.bucket(&mut ch, b)?;
-                if let Some(i) = find(bucket, e.fp) {
-                    bucket[i].state = UrlState::Failed;
-                    bucket[i].reason = Some(reason.to_string());
-                    ch.dirty.insert(b);
-                }
-                ch.finished.push(finished_record(
-                    &e,
-                    UrlState::Failed,
-                    e.attempts,
-                    Some(reason.to_string()),
-                ));
-                move_count(&mut st, id, UrlState::Queued, UrlState::Failed);
-                n += 1;
+        // Any error past this point may leave memory ahead of the disk: poison the
+        // handle so that the caller reopens (and recovers) instead of going on.
+        #[allow(clippy::redundant_closure_call)]
+        let result = (|| -> Result<u64> {
+            if id.0 as usize >= st.hosts.len() {
+                return Ok(0);
             }
+            let mut ch = Change::default();
+            let mut n = 0;
+            for item in self.tree.scan_prefix(codec::host_key(codec::QUEUE, id)) {
+                let (k, v) = item?;
+                ch.batch.remove(k);
+                for e in codec::decode_entries(&v)? {
+                    let b = bucket_of(e.fp);
+                    let bucket = self.bucket(&mut ch, b)?;
+                    if let Some(i) = find(bucket, e.fp) {
+                        bucket[i].state = UrlState::Failed;
+                        bucket[i].reason = Some(reason.to_string());
+                        ch.dirty.insert(b);
+                    }
+                    ch.finished.push(finished_record(
+                        &e,
+                        UrlState::Failed,
+                        e.attempts,
+                        Some(reason.to_string()),
+                    ));
+                    move_count(&mut st, id, UrlState::Queued, UrlState::Failed);
+                    n += 1;
+                }
+            }
+            st.tails.retain(|(host, _, _), _| *host != id.0);
+            self.apply(&mut st, ch)?;
+            Ok(n)
+        })();
+        if result.is_err() {
+            st.poisoned = true;
         }
-        st.tails.retain(|(host, _, _), _| *host != id.0);
-        self.apply(&mut st, ch)?;
-        Ok(n)
+        result
     }
 
     fn checkpoint(&self, sink: &str) -> Result<Option<Vec<u8>>> {
