@@ -207,6 +207,12 @@ impl BodyDecoder {
         self.check_ratio()
     }
 
+    /// The bytes decoded so far, for a caller that keeps a capped prefix (robots.txt
+    /// is read up to 500 KiB and the rest ignored).
+    pub fn into_prefix(self) -> Vec<u8> {
+        self.inner.sink().buf.clone()
+    }
+
     /// Ends the body and returns the decoded bytes.
     pub fn finish(self) -> Result<Vec<u8>, BodyError> {
         let max_body = self.max_body;

@@ -28,11 +28,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod body;
+mod fetch;
 mod gate;
 mod robots;
 mod ssrf;
 
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
+pub use fetch::{Error, Fetched, Fetcher, FetcherBuilder, Timings, parse_retry_after};
 pub use gate::{GatePolicy, HostGate, HostPermit};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};

@@ -404,9 +404,13 @@ fn bomb(encoding: &str) -> Reply {
                     enc.finish()?;
                 }
                 "br" => {
+                    // Zeros compress so well that brotli would emit almost nothing
+                    // until the end: flush every chunk so that bytes flow as they are
+                    // made, as a real bomb's would.
                     let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
                     while written < total {
                         enc.write_all(&zeros)?;
+                        enc.flush()?;
                         written += zeros.len() as u64;
                     }
                     enc.flush()?;
@@ -415,6 +419,7 @@ fn bomb(encoding: &str) -> Reply {
                     let mut enc = zstd::stream::write::Encoder::new(&mut out, 3)?;
                     while written < total {
                         enc.write_all(&zeros)?;
+                        enc.flush()?;
                         written += zeros.len() as u64;
                     }
                     enc.finish()?;

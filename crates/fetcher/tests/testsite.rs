@@ -1,0 +1,226 @@
+//! The fetcher against trawl-testsite on 127.0.0.1, over real HTTP: caps, timeouts,
+//! robots.txt status rules and variants, Retry-After, SSRF refusals.
+
+use std::time::Duration;
+
+use trawl_fetcher::{Fetcher, GatePolicy};
+use trawl_testsite::{RobotsVariant, TestSite};
+
+const UA: &str = "trawl-test/0.1 (+https://example.invalid/bot)";
+
+/// A fetcher allowed to reach the testsite (it lives on loopback) with politeness lifted.
+fn fetcher() -> trawl_fetcher::FetcherBuilder {
+    let mut policy = GatePolicy::default();
+    policy.rate = None;
+    policy.concurrency = 8;
+    policy.backoff_base = Duration::from_millis(10);
+    Fetcher::builder()
+        .user_agent(UA)
+        .allow_private_ips(true)
+        .politeness(policy)
+}
+
+#[tokio::test]
+async fn a_page_comes_back_decoded_with_its_numbers() {
+    let site = TestSite::new().pages(50).start().await.expect("site");
+    let f = fetcher().build().expect("fetcher");
+    let url = site.site().page_url(7);
+    let page = f.fetch(&url).await.expect("fetch");
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with(b"<!DOCTYPE html>"));
+    assert_eq!(page.body_bytes as usize, page.body.len());
+    assert!(
+        page.wire_bytes < page.body_bytes / 2,
+        "zstd/br/gzip was asked for and used"
+    );
+    assert_eq!(page.attempts, 1);
+    assert!(page.timings.total >= page.timings.first_byte);
+    assert_eq!(site.page_hits(7), 1);
+}
+
+#[tokio::test]
+async fn bombs_and_endless_bodies_stop_at_the_cap() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher()
+        .max_body(1 << 20)
+        .robots(false)
+        .build()
+        .expect("fetcher");
+    for path in [
+        "/bad/bomb/gzip",
+        "/bad/bomb/br",
+        "/bad/bomb/zstd",
+        "/bad/endless",
+        "/bad/huge",
+    ] {
+        let t = std::time::Instant::now();
+        let err = f.fetch(&format!("{base}{path}")).await.expect_err(path);
+        assert!(err.is_too_large(), "{path}: {err:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{path} took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn trickling_and_stalled_servers_time_out() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher()
+        .robots(false)
+        .read_timeout(Duration::from_millis(300))
+        .total_timeout(Duration::from_millis(1500))
+        .max_attempts(1)
+        .build()
+        .expect("fetcher");
+    for path in ["/bad/stall", "/bad/trickle"] {
+        let err = f.fetch(&format!("{base}{path}")).await.expect_err(path);
+        assert!(err.is_timeout(), "{path}: {err:?}");
+        assert_eq!(err.kind(), "timeout");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_retries_succeed() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let url = format!("{base}/bad/status/429?after=1");
+    let t = std::time::Instant::now();
+    let page = f.fetch(&url).await.expect("second attempt succeeds");
+    assert_eq!((page.status, page.attempts), (200, 2));
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 was not waited for: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(site.hits(&url), 2);
+    let flaky = f
+        .fetch(&format!("{base}/bad/flaky"))
+        .await
+        .expect("a retry gets through");
+    assert_eq!(flaky.status, 200);
+    let err = f
+        .fetch(&format!("{base}/bad/always-500"))
+        .await
+        .expect_err("gives up");
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(
+        site.hits(&format!("{base}/bad/always-500")),
+        3,
+        "max_attempts is 3"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_returned_not_followed() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let r = f
+        .fetch(&format!("{base}/bad/redirect-chain/3"))
+        .await
+        .expect("fetch");
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.redirect_to.map(|u| u.to_string()),
+        Some(format!("{base}/bad/redirect-chain/2"))
+    );
+    assert_eq!(site.hits(&format!("{base}/bad/redirect-chain/2")), 0);
+}
+
+#[tokio::test]
+async fn robots_txt_is_obeyed_per_rfc_9309() {
+    let site = TestSite::new()
+        .pages(60)
+        .robots_variants(true)
+        .start()
+        .await
+        .expect("site");
+    let f = fetcher().build().expect("fetcher");
+    // The regular hosts disallow /private/.
+    let base = site.site().bases()[0].clone();
+    let err = f
+        .fetch(&format!("{base}/private/1"))
+        .await
+        .expect_err("disallowed");
+    assert!(err.is_robots_denied());
+    assert_eq!(site.private_hits(), 0);
+    assert!(f.allowed(&format!("{base}/page/2")).await.expect("verdict"));
+    for &v in RobotsVariant::ALL {
+        let vb = site.variant_base(v).expect("variant host");
+        for (path, want) in [
+            ("/private/1", v.private_allowed()),
+            ("/open/1", v.open_allowed()),
+            ("/late/1", v.late_allowed()),
+        ] {
+            let got = f.allowed(&format!("{vb}{path}")).await.expect("verdict");
+            assert_eq!(got, want, "{v:?} {path}");
+        }
+    }
+    // robots.txt is fetched once per host and cached.
+    assert_eq!(site.hits(&format!("{base}/robots.txt")), 1);
+}
+
+#[tokio::test]
+async fn special_purpose_addresses_are_refused() {
+    let site = TestSite::new().start().await.expect("site");
+    let port = site.addrs()[0].port();
+    let f = Fetcher::builder()
+        .user_agent(UA)
+        .robots(false)
+        .build()
+        .expect("fetcher");
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://0x7f000001:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+    ] {
+        let err = f.fetch(&url).await.expect_err(&url);
+        assert!(err.is_forbidden(), "{url}: {err:?}");
+    }
+    // A name that resolves to loopback is refused by the resolver.
+    let err = f
+        .fetch(&format!("http://localhost:{port}/"))
+        .await
+        .expect_err("localhost");
+    assert!(err.is_forbidden(), "{err:?}");
+    assert_eq!(site.total_requests(), 0, "nothing reached the server");
+    // The allow list lets a seed on loopback through.
+    let ok = Fetcher::builder()
+        .user_agent(UA)
+        .robots(false)
+        .allow_host(format!("127.0.0.1:{port}"))
+        .build()
+        .expect("fetcher");
+    assert_eq!(
+        ok.fetch(&format!("http://127.0.0.1:{port}/"))
+            .await
+            .expect("allowed")
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn content_types_are_checked_before_the_body() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher()
+        .robots(false)
+        .content_types(["text/html"])
+        .build()
+        .expect("fetcher");
+    let err = f
+        .fetch(&format!("{base}/bad/not-html"))
+        .await
+        .expect_err("octet-stream");
+    assert_eq!(err.kind(), "content-type");
+    assert!(f.fetch(&format!("{base}/bad/empty")).await.is_ok());
+}
