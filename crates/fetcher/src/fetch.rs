@@ -206,6 +206,8 @@ pub struct FetcherBuilder {
     allowed_hosts: Vec<String>,
     content_types: Option<Vec<String>>,
     compression: bool,
+    headers: Vec<(String, String)>,
+    proxy: Option<String>,
 }
 
 impl Default for FetcherBuilder {
@@ -225,6 +227,8 @@ impl Default for FetcherBuilder {
             allowed_hosts: Vec::new(),
             content_types: None,
             compression: true,
+            headers: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -295,6 +299,18 @@ impl FetcherBuilder {
     /// default, any.
     pub fn content_types(mut self, types: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.content_types = Some(types.into_iter().map(|t| t.into().to_ascii_lowercase()).collect());
+        self
+    }
+    /// A header sent with every request. By default, none besides User-Agent and
+    /// Accept-Encoding.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Send every request through this proxy (`http://host:port`). By default, no
+    /// proxy, and the environment's proxy variables are ignored.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
         self
     }
     /// Whether to ask for gzip, br, zstd and deflate. By default, on.
@@ -484,6 +500,18 @@ impl Fetcher {
         })
     }
 
+    /// The `Sitemap:` URLs of the robots.txt of `url`'s host (fetched if needed).
+    ///
+    /// # Errors
+    /// Only for an invalid URL.
+    pub async fn sitemaps(&self, url: &str) -> Result<Vec<String>, Error> {
+        let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
+        Ok(match self.robots_for(&url).await {
+            RobotsVerdict::Rules(r) => r.sitemaps().to_vec(),
+            _ => Vec::new(),
+        })
+    }
+
     async fn robots_for(&self, url: &Url) -> RobotsVerdict {
         let key = origin(url);
         {
@@ -631,7 +659,23 @@ impl Fetcher {
     /// # Errors
     /// See [`Error`]: every failure names its URL and kind.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, Error> {
+        let span = tracing::debug_span!("fetch", url = %url, host = tracing::field::Empty, status = tracing::field::Empty, attempts = tracing::field::Empty, ms = tracing::field::Empty);
+        let result = tracing::Instrument::instrument(self.fetch_inner(url), span.clone()).await;
+        match &result {
+            Ok(f) => {
+                span.record("status", f.status);
+                span.record("attempts", f.attempts);
+                span.record("ms", f.timings.total.as_millis() as u64);
+                tracing::debug!(parent: &span, status = f.status, bytes = f.body_bytes, "fetched");
+            }
+            Err(e) => tracing::debug!(parent: &span, kind = e.kind(), error = %e, "fetch failed"),
+        }
+        result
+    }
+
+    async fn fetch_inner(&self, url: &str) -> Result<Fetched, Error> {
         let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
+        tracing::Span::current().record("host", url.host_str().unwrap_or(""));
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::InvalidUrl { url: url.to_string() });
         }

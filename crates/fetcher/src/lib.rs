@@ -1,28 +1,46 @@
 //! trawl-fetcher: a polite, pooled HTTP fetcher that works as a library on its own.
 //!
-//! **Work in progress.** What exists so far are the two rule sets the fetcher applies
-//! before any request, both usable on their own:
-//!
-//! - [`Robots`]: robots.txt rules per RFC 9309 (longest match, Allow wins ties, `*`
-//!   and `$`), through the `robotstxt` crate with its known defects fixed, plus
-//!   `Sitemap:` and `Crawl-delay:`.
-//! - [`is_special`]: the special-purpose address check behind the protection against
-//!   server-side request forgery.
-//! - [`BodyDecoder`]: streaming gzip, deflate, brotli and zstd decoding under a size
-//!   cap and a ratio cap, counting wire bytes and decoded bytes.
-//! - [`HostGate`]: one host's politeness: governor rate limit, concurrency cap,
-//!   Crawl-delay, and the cool-down after 429/503 (Retry-After or exponential backoff
-//!   with full jitter), on tokio's clock.
-//!
-//! The `Fetcher` itself (per-host rate limits and concurrency, retries, caps, the
-//! filtering DNS resolver) is the rest of its issue.
+//! - [`Fetcher`] (built by [`Fetcher::builder`]) is cheap to clone and shares one
+//!   connection pool, the per-host gates and the robots.txt cache. [`Fetcher::fetch`]
+//!   returns a [`Fetched`] or an inspectable [`Error`] (`is_timeout`,
+//!   `is_robots_denied`, `is_too_large`, `is_forbidden`, `status`, `url`, `kind`).
+//! - Before a request: the special-purpose address check ([`is_special`]) on IP
+//!   literals, robots.txt ([`Robots`], fetched once per host and cached for 24 h; a
+//!   4xx allows all, a 5xx, 429 or network error disallows all for a minute), and the
+//!   host's politeness gate ([`HostGate`]: rate, concurrency, Crawl-delay, cool-down).
+//! - During it: a DNS resolver that drops special-purpose addresses, connect, idle and
+//!   total timeouts, the body read in a stream through [`BodyDecoder`] (size cap after
+//!   decompression, ratio cap), a content-type allow list checked on the headers.
+//! - After it: 5xx, 408 and 429 are retried (Retry-After honoured, else jittered
+//!   exponential backoff), other 4xx are final; redirects are returned in
+//!   [`Fetched::redirect_to`], never followed, so the caller checks each hop.
 //!
 //! # Example
+//! ```no_run
+//! # async fn demo() -> Result<(), trawl_fetcher::Error> {
+//! let fetcher = trawl_fetcher::Fetcher::builder().user_agent("mybot/1.0 (+https://example.com/bot)").build()?;
+//! let page = fetcher.fetch("https://example.com/").await?;
+//! println!("{} {} bytes, {} on the wire", page.status, page.body_bytes, page.wire_bytes);
+//! # Ok(()) }
+//! ```
+//!
+//! The rule sets are usable alone:
 //! ```
 //! let robots = trawl_fetcher::Robots::parse(b"User-agent: *\nDisallow: /private/\n", "trawl/0.1");
 //! assert!(!robots.allowed("http://example.com/private/x"));
 //! assert!(trawl_fetcher::is_special("169.254.169.254".parse().expect("ip")));
 //! ```
+//!
+//! # Layout
+//! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`Fetched`], [`Error`].
+//! - `gate`: [`HostGate`], per-host politeness on tokio's clock.
+//! - `robots`: [`Robots`], RFC 9309 rules with the `robotstxt` crate's defects fixed.
+//! - `body`: [`BodyDecoder`], capped streaming decompression.
+//! - `ssrf`: the special-purpose address classes.
+//!
+//! Not yet built (see the issue): hooks to supply one's own robots cache and host
+//! state, a minimum transfer speed, cookies, conditional GET, a DNS cache and a
+//! redirect-following convenience mode.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -161,7 +161,11 @@ async fn robots_txt_is_obeyed_per_rfc_9309() {
             assert_eq!(got, want, "{v:?} {path}");
         }
     }
-    // robots.txt is fetched once per host and cached.
+    // robots.txt is fetched once per host and cached; its Sitemap line is exposed.
+    assert_eq!(
+        f.sitemaps(&format!("{base}/")).await.expect("sitemaps"),
+        [format!("{base}/sitemap_index.xml")]
+    );
     assert_eq!(site.hits(&format!("{base}/robots.txt")), 1);
 }
 
