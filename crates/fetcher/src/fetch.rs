@@ -208,6 +208,35 @@ pub struct FetcherBuilder {
     compression: bool,
     headers: Vec<(String, String)>,
     proxy: Option<String>,
+    robots_store: Option<Arc<dyn RobotsStore>>,
+}
+
+/// A robots.txt answer as fetched: what a [`RobotsStore`] keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRobots {
+    /// The final HTTP status after redirects; 0 when the server could not be reached.
+    pub status: u16,
+    /// When it was fetched.
+    pub fetched_at: SystemTime,
+    /// The body (at most 500 KiB), for a 2xx.
+    pub body: Vec<u8>,
+}
+
+/// Where robots.txt answers are kept beyond this process, keyed by origin
+/// (`scheme://host:port`). The trawl engine keeps them in its frontier, so a resumed
+/// crawl does not fetch a fresh robots.txt again. The fetcher still caches verdicts
+/// in memory; the store is asked on a miss and told about every fetch.
+pub trait RobotsStore: Send + Sync {
+    /// The stored answer for `origin`, if any.
+    fn load(&self, origin: &str) -> Option<StoredRobots>;
+    /// Keeps a fresh answer for `origin`.
+    fn save(&self, origin: &str, answer: &StoredRobots);
+}
+
+impl std::fmt::Debug for dyn RobotsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RobotsStore")
+    }
 }
 
 impl Default for FetcherBuilder {
@@ -229,6 +258,7 @@ impl Default for FetcherBuilder {
             compression: true,
             headers: Vec::new(),
             proxy: None,
+            robots_store: None,
         }
     }
 }
@@ -311,6 +341,12 @@ impl FetcherBuilder {
     /// proxy, and the environment's proxy variables are ignored.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
+        self
+    }
+    /// Keep robots.txt answers in `store` as well as in memory. By default, in memory
+    /// only.
+    pub fn robots_store(mut self, store: Arc<dyn RobotsStore>) -> Self {
+        self.robots_store = Some(store);
         self
     }
     /// Whether to ask for gzip, br, zstd and deflate. By default, on.
@@ -522,7 +558,31 @@ impl Fetcher {
                 return v.clone();
             }
         }
-        let (verdict, ttl) = self.fetch_robots(url).await;
+        // A stored answer that is still fresh saves the request (a resumed crawl does
+        // not fetch a fresh robots.txt again).
+        let stored = self
+            .inner
+            .cfg
+            .robots_store
+            .as_ref()
+            .and_then(|s| s.load(&key))
+            .and_then(|answer| {
+                let age = SystemTime::now()
+                    .duration_since(answer.fetched_at)
+                    .unwrap_or(Duration::ZERO);
+                let (verdict, ttl) = self.verdict_of(&answer);
+                (age < ttl).then(|| (verdict, ttl - age))
+            });
+        let (verdict, ttl) = match stored {
+            Some(v) => v,
+            None => {
+                let answer = self.fetch_robots(url).await;
+                if let Some(store) = &self.inner.cfg.robots_store {
+                    store.save(&key, &answer);
+                }
+                self.verdict_of(&answer)
+            }
+        };
         if let RobotsVerdict::Rules(r) = &verdict {
             self.gate(url).set_crawl_delay(r.crawl_delay());
         }
@@ -531,20 +591,25 @@ impl Fetcher {
         verdict
     }
 
-    async fn fetch_robots(&self, page: &Url) -> (RobotsVerdict, Duration) {
+    /// Fetches the robots.txt of `page`'s host, following up to 5 redirects, and
+    /// returns the final status (0: unreachable) and body.
+    async fn fetch_robots(&self, page: &Url) -> StoredRobots {
+        let answer = |status: u16, body: Vec<u8>| StoredRobots {
+            status,
+            fetched_at: SystemTime::now(),
+            body,
+        };
         let Ok(mut url) = page.join("/robots.txt") else {
-            return (RobotsVerdict::AllowAll, self.inner.cfg.robots_ttl);
+            return answer(404, Vec::new());
         };
         for _ in 0..=ROBOTS_REDIRECTS {
             if self.check_address(&url).is_err() {
-                return (RobotsVerdict::DisallowAll, ROBOTS_RETRY);
+                return answer(0, Vec::new());
             }
             let gate = self.gate(&url);
             let permit = gate.acquire().await;
-            let sent = self.inner.client.get(url.clone()).send().await;
-            let resp = match sent {
-                Ok(r) => r,
-                Err(_) => return (RobotsVerdict::DisallowAll, ROBOTS_RETRY),
+            let Ok(resp) = self.inner.client.get(url.clone()).send().await else {
+                return answer(0, Vec::new());
             };
             let status = resp.status().as_u16();
             if (300..400).contains(&status) {
@@ -559,28 +624,35 @@ impl Fetcher {
                         url = n;
                         continue;
                     }
-                    None => return (RobotsVerdict::AllowAll, self.inner.cfg.robots_ttl),
+                    None => return answer(404, Vec::new()),
                 }
             }
-            if status == 429 || status >= 500 {
-                return (RobotsVerdict::DisallowAll, ROBOTS_RETRY);
-            }
             if status >= 400 {
-                return (RobotsVerdict::AllowAll, self.inner.cfg.robots_ttl);
+                return answer(status, Vec::new());
             }
             let body = self
                 .read_body(&url, resp, crate::robots::MAX_ROBOTS_BYTES as u64, true)
                 .await;
             drop(permit);
             return match body {
-                Ok((bytes, _)) => (
-                    RobotsVerdict::Rules(Arc::new(Robots::parse(&bytes, &self.inner.cfg.user_agent))),
-                    self.inner.cfg.robots_ttl,
-                ),
-                Err(_) => (RobotsVerdict::DisallowAll, ROBOTS_RETRY),
+                Ok((bytes, _)) => answer(status, bytes),
+                Err(_) => answer(0, Vec::new()),
             };
         }
-        (RobotsVerdict::DisallowAll, ROBOTS_RETRY)
+        // Too many redirects: RFC 9309 treats that like an unavailable file.
+        answer(404, Vec::new())
+    }
+
+    /// The verdict of a robots.txt answer, and how long it stays valid.
+    fn verdict_of(&self, answer: &StoredRobots) -> (RobotsVerdict, Duration) {
+        match answer.status {
+            200..=299 => (
+                RobotsVerdict::Rules(Arc::new(Robots::parse(&answer.body, &self.inner.cfg.user_agent))),
+                self.inner.cfg.robots_ttl,
+            ),
+            429 | 500.. | 0 => (RobotsVerdict::DisallowAll, ROBOTS_RETRY),
+            _ => (RobotsVerdict::AllowAll, self.inner.cfg.robots_ttl),
+        }
     }
 
     /// Reads a body under the caps. With `keep_prefix`, hitting the size cap keeps what

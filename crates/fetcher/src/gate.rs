@@ -93,6 +93,15 @@ impl std::fmt::Debug for HostGate {
     }
 }
 
+/// A host's cool-down state, as taken by [`HostGate::snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GateSnapshot {
+    /// How much of the cool-down (Retry-After or backoff) is left.
+    pub cool_down: Duration,
+    /// Failures in a row since the last success.
+    pub backoff_level: u32,
+}
+
 /// A request slot of a host; dropping it frees the slot.
 #[derive(Debug)]
 pub struct HostPermit {
@@ -223,6 +232,26 @@ impl HostGate {
         self.state().backoff_level = 0;
     }
 
+    /// The host's cool-down state, to persist it (the trawl engine keeps it in its
+    /// frontier so that a resumed crawl stays polite).
+    pub fn snapshot(&self) -> GateSnapshot {
+        let now = self.clock.now();
+        let st = self.state();
+        GateSnapshot {
+            cool_down: st.cool_down_until.saturating_sub(now),
+            backoff_level: st.backoff_level,
+        }
+    }
+
+    /// Restores a cool-down state taken with [`HostGate::snapshot`] (its remaining
+    /// time counted from now).
+    pub fn restore(&self, snap: GateSnapshot) {
+        let until = self.clock.now() + snap.cool_down.min(self.policy.max_cool_down);
+        let mut st = self.state();
+        st.cool_down_until = st.cool_down_until.max(until);
+        st.backoff_level = snap.backoff_level;
+    }
+
     /// The current backoff level (failures in a row since the last success).
     pub fn backoff_level(&self) -> u32 {
         self.state().backoff_level
@@ -333,6 +362,33 @@ mod tests {
         assert_eq!(gate.backoff_level(), 12);
         gate.succeeded();
         assert_eq!(gate.backoff_level(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cool_down_survives_a_snapshot() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        gate.cool_down(Some(Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let snap = gate.snapshot();
+        assert_eq!(
+            snap,
+            GateSnapshot {
+                cool_down: Duration::from_secs(6),
+                backoff_level: 1
+            }
+        );
+        let resumed = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        resumed.restore(snap);
+        assert_eq!(resumed.ready_in(), Duration::from_secs(6));
+        let t0 = Instant::now();
+        drop(resumed.acquire().await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(6));
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,9 +38,12 @@
 //! - `body`: [`BodyDecoder`], capped streaming decompression.
 //! - `ssrf`: the special-purpose address classes.
 //!
-//! Not yet built (see the issue): hooks to supply one's own robots cache and host
-//! state, a minimum transfer speed, cookies, conditional GET, a DNS cache and a
-//! redirect-following convenience mode.
+//! To keep robots.txt answers and per-host politeness beyond the process (as the trawl
+//! engine does in its frontier), give the builder a [`RobotsStore`] and use
+//! [`HostGate::snapshot`] / [`HostGate::restore`].
+//!
+//! Not yet built (see the issue): a minimum transfer speed, cookies, conditional GET,
+//! a DNS cache and a redirect-following convenience mode.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -52,7 +55,9 @@ mod robots;
 mod ssrf;
 
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
-pub use fetch::{Error, Fetched, Fetcher, FetcherBuilder, Timings, parse_retry_after};
-pub use gate::{GatePolicy, HostGate, HostPermit};
+pub use fetch::{
+    Error, Fetched, Fetcher, FetcherBuilder, RobotsStore, StoredRobots, Timings, parse_retry_after,
+};
+pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};

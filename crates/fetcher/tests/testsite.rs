@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use trawl_fetcher::{Fetcher, GatePolicy};
+use trawl_fetcher::{Fetcher, GatePolicy, RobotsStore};
 use trawl_testsite::{RobotsVariant, TestSite};
 
 const UA: &str = "trawl-test/0.1 (+https://example.invalid/bot)";
@@ -227,4 +227,63 @@ async fn content_types_are_checked_before_the_body() {
         .expect_err("octet-stream");
     assert_eq!(err.kind(), "content-type");
     assert!(f.fetch(&format!("{base}/bad/empty")).await.is_ok());
+}
+
+/// A robots store in memory, standing in for the engine's frontier.
+#[derive(Default)]
+struct MemStore(std::sync::Mutex<std::collections::HashMap<String, trawl_fetcher::StoredRobots>>);
+
+impl trawl_fetcher::RobotsStore for MemStore {
+    fn load(&self, origin: &str) -> Option<trawl_fetcher::StoredRobots> {
+        self.0.lock().expect("lock").get(origin).cloned()
+    }
+    fn save(&self, origin: &str, answer: &trawl_fetcher::StoredRobots) {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(origin.to_string(), answer.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_stored_robots_answer_is_reused_by_a_new_fetcher() {
+    let site = TestSite::new()
+        .pages(20)
+        .robots_variants(true)
+        .start()
+        .await
+        .expect("site");
+    let base = site.site().bases()[0].clone();
+    let store: std::sync::Arc<MemStore> = std::sync::Arc::default();
+    let first = fetcher().robots_store(store.clone()).build().expect("fetcher");
+    assert!(
+        !first
+            .allowed(&format!("{base}/private/3"))
+            .await
+            .expect("verdict")
+    );
+    assert_eq!(site.hits(&format!("{base}/robots.txt")), 1);
+    let saved = store.load(&format!("{base}")).expect("saved");
+    assert_eq!(saved.status, 200);
+    assert!(String::from_utf8_lossy(&saved.body).contains("Disallow: /private/"));
+
+    // As after a restart: a new fetcher, an empty memory cache, the same store.
+    let second = fetcher().robots_store(store.clone()).build().expect("fetcher");
+    assert!(
+        !second
+            .allowed(&format!("{base}/private/3"))
+            .await
+            .expect("verdict")
+    );
+    assert!(second.allowed(&format!("{base}/page/4")).await.expect("verdict"));
+    assert_eq!(
+        site.hits(&format!("{base}/robots.txt")),
+        1,
+        "the stored answer was used"
+    );
+
+    // An unreachable answer (5xx) is stored too, but only trusted for a short while.
+    let down = site.variant_base(RobotsVariant::ServerError).expect("variant");
+    assert!(!second.allowed(&format!("{down}/open/1")).await.expect("verdict"));
+    assert_eq!(store.load(down).expect("saved").status, 503);
 }
