@@ -263,7 +263,7 @@ async fn a_stored_robots_answer_is_reused_by_a_new_fetcher() {
             .expect("verdict")
     );
     assert_eq!(site.hits(&format!("{base}/robots.txt")), 1);
-    let saved = store.load(&format!("{base}")).expect("saved");
+    let saved = store.load(&base).expect("saved");
     assert_eq!(saved.status, 200);
     assert!(String::from_utf8_lossy(&saved.body).contains("Disallow: /private/"));
 
