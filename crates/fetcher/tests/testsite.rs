@@ -287,3 +287,55 @@ async fn a_stored_robots_answer_is_reused_by_a_new_fetcher() {
     assert!(!second.allowed(&format!("{down}/open/1")).await.expect("verdict"));
     assert_eq!(store.load(down).expect("saved").status, 503);
 }
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let url = format!("{base}/bad/status/503?after=2&date=1");
+    let page = f.fetch(&url).await.expect("second attempt succeeds");
+    assert_eq!((page.status, page.attempts), (200, 2));
+    let log: Vec<_> = site.requests().into_iter().filter(|r| r.url == url).collect();
+    assert_eq!(log.len(), 2);
+    // The date has one-second resolution: two seconds ahead is at least one second away.
+    assert!(
+        log[1].at - log[0].at >= Duration::from_millis(950),
+        "{:?}",
+        log[1].at - log[0].at
+    );
+}
+
+#[tokio::test]
+async fn other_hosts_proceed_while_one_cools_down() {
+    let site = TestSite::new().pages(40).hosts(2).start().await.expect("site");
+    let (a, b) = (site.site().bases()[0].clone(), site.site().bases()[1].clone());
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let slow_url = format!("{a}/bad/status/429?after=3");
+    let slow = {
+        let (f, u) = (f.clone(), slow_url.clone());
+        tokio::spawn(async move { f.fetch(&u).await })
+    };
+    // Pages of host 1 (odd page numbers live there).
+    for i in (1..40).step_by(2) {
+        assert_eq!(
+            f.fetch(&site.site().page_url(i)).await.expect("host 1").status,
+            200
+        );
+    }
+    assert_eq!(slow.await.expect("task").expect("retried").status, 200);
+    let log = site.requests();
+    let retry_at = log
+        .iter()
+        .filter(|r| r.url == slow_url)
+        .nth(1)
+        .expect("the retry")
+        .at;
+    let last_b = log
+        .iter()
+        .filter(|r| r.url.starts_with(&b))
+        .map(|r| r.at)
+        .max()
+        .expect("host 1 requests");
+    assert!(last_b < retry_at, "host 1 waited for host 0's cool-down");
+}
