@@ -48,6 +48,14 @@ pub enum Error {
         /// The URL.
         url: Url,
     },
+    /// The body arrived more slowly than the minimum transfer speed.
+    #[error("{url} is too slow (under {min_bytes_per_sec} bytes/s)")]
+    TooSlow {
+        /// The URL.
+        url: Url,
+        /// The minimum speed that was not met.
+        min_bytes_per_sec: u64,
+    },
     /// The body passed the size cap or the compression-ratio cap.
     #[error("{url} is too large (over {limit} bytes, or compressed more than allowed)")]
     TooLarge {
@@ -94,9 +102,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether a timeout fired.
+    /// Whether a time cap stopped the fetch: a timeout, or a body slower than the
+    /// minimum transfer speed.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::TooSlow { .. })
     }
     /// Whether robots.txt disallowed the URL.
     pub fn is_robots_denied(&self) -> bool {
@@ -123,6 +132,7 @@ impl Error {
             Error::RobotsDenied { url }
             | Error::Forbidden { url }
             | Error::Timeout { url }
+            | Error::TooSlow { url, .. }
             | Error::TooLarge { url, .. }
             | Error::ContentType { url, .. }
             | Error::Status { url, .. }
@@ -139,6 +149,7 @@ impl Error {
             Error::RobotsDenied { .. } => "robots-denied",
             Error::Forbidden { .. } => "forbidden-address",
             Error::Timeout { .. } => "timeout",
+            Error::TooSlow { .. } => "too-slow",
             Error::TooLarge { .. } => "too-large",
             Error::ContentType { .. } => "content-type",
             Error::Status { .. } => "http-status",
@@ -209,6 +220,7 @@ pub struct FetcherBuilder {
     headers: Vec<(String, String)>,
     proxy: Option<String>,
     robots_store: Option<Arc<dyn RobotsStore>>,
+    min_speed: Option<(u64, Duration)>,
 }
 
 /// A robots.txt answer as fetched: what a [`RobotsStore`] keeps.
@@ -259,6 +271,7 @@ impl Default for FetcherBuilder {
             headers: Vec::new(),
             proxy: None,
             robots_store: None,
+            min_speed: None,
         }
     }
 }
@@ -300,6 +313,13 @@ impl FetcherBuilder {
     /// trickles bytes, which an idle timeout never does. By default, 60 s.
     pub fn total_timeout(mut self, d: Duration) -> Self {
         self.total_timeout = d;
+        self
+    }
+    /// A minimum transfer speed: once `grace` has passed since the headers, a body
+    /// arriving at fewer than `bytes_per_sec` on average is given up on. By default,
+    /// off (the total timeout still bounds a slow body).
+    pub fn min_speed(mut self, bytes_per_sec: u64, grace: Duration) -> Self {
+        self.min_speed = Some((bytes_per_sec, grace));
         self
     }
     /// Attempts per URL for timeouts, connection errors, 5xx, 408 and 429. By
@@ -678,8 +698,27 @@ impl Fetcher {
                 url: url.clone(),
                 detail: e.to_string(),
             })?;
+        let started = Instant::now();
         loop {
-            let chunk = match resp.chunk().await {
+            let next = resp.chunk();
+            let result = match self.inner.cfg.min_speed {
+                // The next byte must arrive before the average would fall under the
+                // minimum (and never before the grace period is over).
+                Some((min, grace)) => {
+                    let need = Duration::from_secs_f64((dec.wire_bytes() as f64 + 1.0) / min.max(1) as f64);
+                    match tokio::time::timeout_at(started + need.max(grace), next).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            return Err(Error::TooSlow {
+                                url: url.clone(),
+                                min_bytes_per_sec: min,
+                            });
+                        }
+                    }
+                }
+                None => next.await,
+            };
+            let chunk = match result {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => return Err(Error::Timeout { url: url.clone() }),

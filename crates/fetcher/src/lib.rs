@@ -42,8 +42,8 @@
 //! engine does in its frontier), give the builder a [`RobotsStore`] and use
 //! [`HostGate::snapshot`] / [`HostGate::restore`].
 //!
-//! Not yet built (see the issue): a minimum transfer speed, cookies, conditional GET,
-//! a DNS cache and a redirect-following convenience mode.
+//! Not yet built (see the issue): cookies, conditional GET, a DNS cache and a
+//! redirect-following convenience mode.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -339,3 +339,26 @@ async fn other_hosts_proceed_while_one_cools_down() {
         .expect("host 1 requests");
     assert!(last_b < retry_at, "host 1 waited for host 0's cool-down");
 }
+
+#[tokio::test]
+async fn a_body_below_the_minimum_speed_is_given_up() {
+    let site = TestSite::new().start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    let f = fetcher()
+        .robots(false)
+        .max_attempts(1)
+        .read_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(60))
+        .min_speed(100, Duration::from_millis(1500))
+        .build()
+        .expect("fetcher");
+    // One byte a second: no read is ever idle for 5 s, and the total timeout is far.
+    let err = f
+        .fetch(&format!("{base}/bad/trickle"))
+        .await
+        .expect_err("too slow");
+    assert_eq!(err.kind(), "too-slow");
+    assert!(err.is_timeout());
+    // A normal page is well above 100 bytes/s.
+    assert_eq!(f.fetch(&site.site().page_url(3)).await.expect("page").status, 200);
+}
