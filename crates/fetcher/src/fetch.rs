@@ -91,6 +91,14 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// More redirects than [`FetcherBuilder::follow_redirects`] allows, or a loop.
+    #[error("{url}: gave up after {hops} redirects")]
+    TooManyRedirects {
+        /// The URL first asked for.
+        url: Url,
+        /// Redirects followed.
+        hops: usize,
+    },
     /// The body could not be decoded (a broken gzip stream, say).
     #[error("{url}: the body could not be decoded: {detail}")]
     Body {
@@ -137,6 +145,7 @@ impl Error {
             | Error::ContentType { url, .. }
             | Error::Status { url, .. }
             | Error::Request { url, .. }
+            | Error::TooManyRedirects { url, .. }
             | Error::Body { url, .. } => Some(url),
             Error::Config(_) | Error::InvalidUrl { .. } => None,
         }
@@ -154,6 +163,7 @@ impl Error {
             Error::ContentType { .. } => "content-type",
             Error::Status { .. } => "http-status",
             Error::Request { .. } => "request",
+            Error::TooManyRedirects { .. } => "too-many-redirects",
             Error::Body { .. } => "body",
         }
     }
@@ -175,7 +185,8 @@ pub struct Timings {
 pub struct Fetched {
     /// The URL requested.
     pub url: Url,
-    /// The URL the response came from (the same: redirects are not followed).
+    /// The URL the response came from: the same as `url` unless
+    /// [`FetcherBuilder::follow_redirects`] is on and redirects were followed.
     pub final_url: Url,
     /// The status.
     pub status: u16,
@@ -187,6 +198,9 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// The resolved `Location` of a 3xx, for the caller to check and follow.
     pub redirect_to: Option<Url>,
+    /// The redirects followed on the way to `final_url`, in order (each hop's target),
+    /// when [`FetcherBuilder::follow_redirects`] is on; otherwise empty.
+    pub redirects: Vec<Url>,
     /// Where the time went.
     pub timings: Timings,
     /// Body bytes on the wire.
@@ -197,6 +211,46 @@ pub struct Fetched {
     pub attempts: u32,
     /// The peer address, when known.
     pub remote_addr: Option<SocketAddr>,
+}
+
+impl Fetched {
+    /// Whether the server answered 304 Not Modified to a conditional GET (the body is
+    /// then empty: the caller's copy is current).
+    pub fn not_modified(&self) -> bool {
+        self.status == 304
+    }
+
+    /// The `ETag` and `Last-Modified` of this response, to give to
+    /// [`Fetcher::fetch_conditional`] next time.
+    pub fn validators(&self) -> Validators {
+        let get = |name| {
+            self.headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(String::from)
+        };
+        Validators {
+            etag: get(reqwest::header::ETAG),
+            last_modified: get(reqwest::header::LAST_MODIFIED),
+        }
+    }
+}
+
+/// Validators from an earlier fetch, for a conditional GET: sent as `If-None-Match`
+/// and `If-Modified-Since`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` received earlier.
+    pub etag: Option<String>,
+    /// The `Last-Modified` received earlier (an HTTP date).
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
 }
 
 /// Settings of a [`Fetcher`]; build one with [`Fetcher::builder`].
@@ -221,6 +275,9 @@ pub struct FetcherBuilder {
     proxy: Option<String>,
     robots_store: Option<Arc<dyn RobotsStore>>,
     min_speed: Option<(u64, Duration)>,
+    cookies: bool,
+    follow_redirects: usize,
+    dns_ttl: Duration,
 }
 
 /// A robots.txt answer as fetched: what a [`RobotsStore`] keeps.
@@ -272,6 +329,9 @@ impl Default for FetcherBuilder {
             proxy: None,
             robots_store: None,
             min_speed: None,
+            cookies: false,
+            follow_redirects: 0,
+            dns_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -369,6 +429,27 @@ impl FetcherBuilder {
         self.robots_store = Some(store);
         self
     }
+    /// Whether to keep cookies the servers set and send them back (one cookie jar
+    /// shared by every clone of the fetcher). By default, off: a crawler usually
+    /// wants every request to look the same.
+    pub fn cookies(mut self, on: bool) -> Self {
+        self.cookies = on;
+        self
+    }
+    /// Follow up to `max_hops` redirects inside [`Fetcher::fetch`], putting every hop
+    /// through the same checks as a first request (scheme, special-purpose address,
+    /// robots.txt, politeness) and failing with [`Error::TooManyRedirects`] past the
+    /// limit or on a loop. By default, 0: a 3xx comes back with
+    /// [`Fetched::redirect_to`] for the caller to check, as a crawler wants.
+    pub fn follow_redirects(mut self, max_hops: usize) -> Self {
+        self.follow_redirects = max_hops;
+        self
+    }
+    /// How long a DNS answer is reused. By default, 5 minutes; zero turns the cache off.
+    pub fn dns_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.dns_ttl = ttl;
+        self
+    }
     /// Whether to ask for gzip, br, zstd and deflate. By default, on.
     pub fn compression(mut self, on: bool) -> Self {
         self.compression = on;
@@ -391,7 +472,16 @@ impl FetcherBuilder {
                 HeaderValue::from_static("gzip, br, zstd, deflate"),
             );
         }
-        let client = reqwest::Client::builder()
+        for (name, value) in &self.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            headers.append(name, value);
+        }
+        let dns = Arc::new(DnsCache::new(self.dns_ttl));
+        let mut client = reqwest::Client::builder()
+            .cookie_store(self.cookies)
             .user_agent(self.user_agent.clone())
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
@@ -403,13 +493,19 @@ impl FetcherBuilder {
             .dns_resolver(FilteringResolver {
                 allow_private: self.allow_private_ips,
                 allowed: self.allowed_hosts.clone(),
-            })
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+                cache: dns.clone(),
+            });
+        if let Some(proxy) = &self.proxy {
+            let proxy = reqwest::Proxy::all(proxy.as_str())
+                .map_err(|e| Error::Config(format!("invalid proxy {proxy:?}: {e}")))?;
+            client = client.proxy(proxy);
+        }
+        let client = client.build().map_err(|e| Error::Config(e.to_string()))?;
         Ok(Fetcher {
             inner: Arc::new(Inner {
                 client,
                 cfg: self,
+                dns,
                 gates: Mutex::new(HashMap::new()),
                 robots: Mutex::new(HashMap::new()),
             }),
@@ -417,10 +513,66 @@ impl FetcherBuilder {
     }
 }
 
-/// A DNS resolver that drops special-purpose addresses (unless allowed).
+/// The most host names the DNS cache holds; past it, expired entries go, and if that
+/// is not enough, all of them.
+const DNS_CACHE_MAX: usize = 16_384;
+
+/// When a name was resolved, and to what.
+type DnsEntry = (std::time::Instant, Arc<[SocketAddr]>);
+
+/// Resolved addresses by host name, reused for a TTL.
+struct DnsCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, DnsEntry>>,
+    lookups: std::sync::atomic::AtomicU64,
+}
+
+impl DnsCache {
+    fn new(ttl: Duration) -> DnsCache {
+        DnsCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            lookups: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, host: &str) -> Option<Arc<[SocketAddr]>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, addrs) = entries.get(host)?;
+        (at.elapsed() < self.ttl).then(|| addrs.clone())
+    }
+
+    fn put(&self, host: String, addrs: Arc<[SocketAddr]>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= DNS_CACHE_MAX {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= DNS_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(host, (std::time::Instant::now(), addrs));
+    }
+
+    async fn resolve(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
+        if let Some(addrs) = self.get(host) {
+            return Ok(addrs);
+        }
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addrs: Arc<[SocketAddr]> = tokio::net::lookup_host((host, 0)).await?.collect();
+        self.put(host.to_string(), addrs.clone());
+        Ok(addrs)
+    }
+}
+
+/// A DNS resolver that drops special-purpose addresses (unless allowed), with a cache.
 struct FilteringResolver {
     allow_private: bool,
     allowed: Vec<String>,
+    cache: Arc<DnsCache>,
 }
 
 impl reqwest::dns::Resolve for FilteringResolver {
@@ -431,10 +583,12 @@ impl reqwest::dns::Resolve for FilteringResolver {
                 .allowed
                 .iter()
                 .any(|a| a == &host || a.split(':').next() == Some(&host));
+        let cache = self.cache.clone();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = cache.resolve(&host).await?;
             let kept: Vec<SocketAddr> = addrs
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|a| allow || !is_special(a.ip()))
                 .collect();
             if kept.is_empty() {
@@ -455,6 +609,7 @@ enum RobotsVerdict {
 struct Inner {
     client: reqwest::Client,
     cfg: FetcherBuilder,
+    dns: Arc<DnsCache>,
     gates: Mutex<HashMap<String, Arc<HostGate>>>,
     robots: Mutex<HashMap<String, (Instant, Duration, RobotsVerdict)>>,
 }
@@ -503,6 +658,11 @@ impl Fetcher {
     /// A builder with every setting at its default.
     pub fn builder() -> FetcherBuilder {
         FetcherBuilder::default()
+    }
+
+    /// How many DNS lookups were made (answers taken from the cache not counted).
+    pub fn dns_lookups(&self) -> u64 {
+        self.inner.dns.lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The politeness gate of the host of `url`.
@@ -770,8 +930,19 @@ impl Fetcher {
     /// # Errors
     /// See [`Error`]: every failure names its URL and kind.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, Error> {
+        self.fetch_conditional(url, &Validators::default()).await
+    }
+
+    /// Like [`Fetcher::fetch`], with a conditional GET: `If-None-Match` and
+    /// `If-Modified-Since` from `validators`. A `304 Not Modified` comes back as a
+    /// [`Fetched`] with status 304 and an empty body ([`Fetched::not_modified`]).
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch`].
+    pub async fn fetch_conditional(&self, url: &str, validators: &Validators) -> Result<Fetched, Error> {
         let span = tracing::debug_span!("fetch", url = %url, host = tracing::field::Empty, status = tracing::field::Empty, attempts = tracing::field::Empty, ms = tracing::field::Empty);
-        let result = tracing::Instrument::instrument(self.fetch_inner(url), span.clone()).await;
+        let result =
+            tracing::Instrument::instrument(self.fetch_following(url, validators), span.clone()).await;
         match &result {
             Ok(f) => {
                 span.record("status", f.status);
@@ -784,9 +955,37 @@ impl Fetcher {
         result
     }
 
-    async fn fetch_inner(&self, url: &str) -> Result<Fetched, Error> {
+    /// [`Fetcher::fetch_one`], then each redirect hop through the same, when following.
+    async fn fetch_following(&self, url: &str, validators: &Validators) -> Result<Fetched, Error> {
         let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
         tracing::Span::current().record("host", url.host_str().unwrap_or(""));
+        let mut fetched = self.fetch_one(url.clone(), validators).await?;
+        let max = self.inner.cfg.follow_redirects;
+        if max == 0 {
+            return Ok(fetched);
+        }
+        let mut chain: Vec<Url> = Vec::new();
+        let mut attempts = fetched.attempts;
+        while let Some(next) = fetched.redirect_to.take() {
+            if chain.len() >= max || next == url || chain.contains(&next) {
+                return Err(Error::TooManyRedirects {
+                    url,
+                    hops: chain.len(),
+                });
+            }
+            tracing::debug!(from = %fetched.final_url, to = %next, "following a redirect");
+            chain.push(next.clone());
+            fetched = self.fetch_one(next, &Validators::default()).await?;
+            attempts += fetched.attempts;
+        }
+        fetched.url = url;
+        fetched.redirects = chain;
+        fetched.attempts = attempts;
+        Ok(fetched)
+    }
+
+    /// One URL, no redirects followed: robots, address checks, the gate, retries.
+    async fn fetch_one(&self, url: Url, validators: &Validators) -> Result<Fetched, Error> {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::InvalidUrl { url: url.to_string() });
         }
@@ -809,14 +1008,22 @@ impl Fetcher {
             let permit = gate.acquire().await;
             let queued = queued_at.elapsed();
             let sent_at = Instant::now();
-            let result = self.inner.client.get(url.clone()).send().await;
+            let mut request = self.inner.client.get(url.clone());
+            if let Some(etag) = &validators.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+            let result = request.send().await;
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
                     drop(permit);
                     let timeout = e.is_timeout();
-                    gate.cool_down(None);
+                    let wait = gate.cool_down(None);
                     if attempts < self.inner.cfg.max_attempts {
+                        tracing::debug!(attempt = attempts, error = %e, ?wait, "retrying after a failed request");
                         continue;
                     }
                     return Err(if timeout {
@@ -848,8 +1055,14 @@ impl Fetcher {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
                 drop(permit);
-                gate.cool_down(retry_after);
+                let wait = gate.cool_down(retry_after);
                 if attempts < self.inner.cfg.max_attempts {
+                    tracing::debug!(
+                        attempt = attempts,
+                        status,
+                        ?wait,
+                        "retrying after a retryable status"
+                    );
                     continue;
                 }
                 return Err(Error::Status {
@@ -901,6 +1114,7 @@ impl Fetcher {
                 body: Bytes::from(body),
                 content_type,
                 redirect_to,
+                redirects: Vec::new(),
                 timings: Timings {
                     queued,
                     first_byte,

@@ -42,8 +42,10 @@
 //! engine does in its frontier), give the builder a [`RobotsStore`] and use
 //! [`HostGate::snapshot`] / [`HostGate::restore`].
 //!
-//! Not yet built (see the issue): cookies, conditional GET, a DNS cache and a
-//! redirect-following convenience mode.
+//! Also: a DNS cache ([`FetcherBuilder::dns_cache_ttl`]), cookies when enabled
+//! ([`FetcherBuilder::cookies`]), conditional GET ([`Fetcher::fetch_conditional`] with
+//! [`Validators`]), custom headers, a proxy when configured, and a convenience mode
+//! that follows redirects with every hop checked ([`FetcherBuilder::follow_redirects`]).
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -56,7 +58,8 @@ mod ssrf;
 
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
 pub use fetch::{
-    Error, Fetched, Fetcher, FetcherBuilder, RobotsStore, StoredRobots, Timings, parse_retry_after,
+    Error, Fetched, Fetcher, FetcherBuilder, RobotsStore, StoredRobots, Timings, Validators,
+    parse_retry_after,
 };
 pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};

@@ -59,7 +59,11 @@ impl Robots {
         let agent = product_token(user_agent).to_string();
         let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_ROBOTS_BYTES)]);
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
-        let mut body = String::with_capacity(text.len().min(MAX_ROBOTS_BYTES));
+        // Only the rules of the groups that apply are kept: those naming our agent,
+        // else those for `*` (RFC 9309 2.2.1: matching groups are combined). The
+        // matcher then reads a few lines per verdict, however long the file was.
+        let (mut our_rules, mut star_rules) = (String::new(), String::new());
+        let mut ours_seen = false;
         let mut sitemaps = Vec::new();
         // Crawl-delay: the group naming our agent wins over `*`, as for the rules.
         let (mut ours, mut star): (Option<f64>, Option<f64>) = (None, None);
@@ -84,15 +88,19 @@ impl Robots {
                         group_is_star = true;
                     } else if product_token(value).eq_ignore_ascii_case(&agent) {
                         group_is_ours = true;
+                        ours_seen = true;
                     }
                     last_was_agent = true;
-                    body.push_str(line);
-                    body.push('\n');
                 }
                 "allow" | "disallow" => {
                     last_was_agent = false;
-                    body.push_str(line);
-                    body.push('\n');
+                    let rule = format!("{key}: {value}\n");
+                    if group_is_ours {
+                        our_rules.push_str(&rule);
+                    }
+                    if group_is_star {
+                        star_rules.push_str(&rule);
+                    }
                 }
                 "crawl-delay" => {
                     last_was_agent = false;
@@ -111,6 +119,12 @@ impl Robots {
                 _ => {}
             }
         }
+        let rules = if ours_seen { our_rules } else { star_rules };
+        let body = if rules.is_empty() {
+            String::new()
+        } else {
+            format!("user-agent: {agent}\n{rules}")
+        };
         Robots {
             body,
             sitemaps,
@@ -191,6 +205,28 @@ mod tests {
         assert_eq!(r.crawl_delay(), Some(2.0));
         let other = Robots::parse(b"User-agent: *\nCrawl-delay: 1.5\nDisallow: /p\n", UA);
         assert_eq!(other.crawl_delay(), Some(1.5));
+    }
+
+    #[test]
+    fn only_the_applicable_groups_are_kept() {
+        let mut file = String::new();
+        for i in 0..2000 {
+            file.push_str(&format!("User-agent: bot{i}\nDisallow: /b{i}/\n\n"));
+        }
+        file.push_str("User-agent: *\nDisallow: /star/\n\nUser-agent: trawl\nUser-agent: other\n\nUser-agent: Trawl\nDisallow: /a/\n");
+        let r = Robots::parse(file.as_bytes(), UA);
+        assert!(r.body.len() < 64, "{:?}", r.body);
+        assert!(!r.allowed("http://a.example/a/1"));
+        assert!(r.allowed("http://a.example/star/1"), "our groups replace *");
+        assert!(r.allowed("http://a.example/b7/"));
+        // A group naming us with no rules allows everything, whatever `*` says.
+        let empty = Robots::parse(b"User-agent: *\nDisallow: /\n\nUser-agent: trawl\n", UA);
+        assert!(empty.allowed("http://a.example/x"));
+        let star = Robots::parse(
+            b"User-agent: *\nDisallow: /\n\nUser-agent: nobody\nAllow: /\n",
+            UA,
+        );
+        assert!(!star.allowed("http://a.example/x"));
     }
 
     #[test]

@@ -362,3 +362,156 @@ async fn a_body_below_the_minimum_speed_is_given_up() {
     // A normal page is well above 100 bytes/s.
     assert_eq!(f.fetch(&site.site().page_url(3)).await.expect("page").status, 200);
 }
+
+#[tokio::test]
+async fn conditional_get_answers_not_modified() {
+    let site = TestSite::new().pages(5).start().await.expect("site");
+    let url = format!("{}/http/etag", site.site().bases()[0]);
+    let f = fetcher().build().expect("fetcher");
+    let first = f.fetch(&url).await.expect("fetch");
+    assert_eq!(first.status, 200);
+    assert!(!first.body.is_empty());
+    let v = first.validators();
+    assert_eq!(v.etag.as_deref(), Some(trawl_testsite::ETAG));
+    assert_eq!(v.last_modified.as_deref(), Some(trawl_testsite::LAST_MODIFIED));
+
+    let again = f.fetch_conditional(&url, &v).await.expect("conditional");
+    assert!(again.not_modified(), "status {}", again.status);
+    assert!(again.body.is_empty());
+
+    let by_date = trawl_fetcher::Validators {
+        etag: None,
+        last_modified: v.last_modified.clone(),
+    };
+    assert_eq!(
+        f.fetch_conditional(&url, &by_date).await.expect("ims").status,
+        304
+    );
+    let stale = trawl_fetcher::Validators {
+        etag: Some("\"other\"".into()),
+        last_modified: None,
+    };
+    assert_eq!(f.fetch_conditional(&url, &stale).await.expect("inm").status, 200);
+}
+
+#[tokio::test]
+async fn cookies_are_kept_only_when_enabled() {
+    let site = TestSite::new().pages(5).start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    for (on, expect) in [(false, 403), (true, 200)] {
+        let f = fetcher().cookies(on).max_attempts(1).build().expect("fetcher");
+        f.fetch(&format!("{base}/http/cookie/set")).await.expect("set");
+        let check = f
+            .fetch(&format!("{base}/http/cookie/check"))
+            .await
+            .expect("check");
+        assert_eq!(check.status, expect, "cookies {on}");
+    }
+}
+
+#[tokio::test]
+async fn custom_headers_and_a_bad_proxy_are_configured_or_refused() {
+    let site = TestSite::new().pages(5).start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+    // A header is really sent: a Cookie header set by hand passes the cookie check.
+    let f = fetcher().header("Cookie", "trawl=yum").build().expect("fetcher");
+    assert_eq!(
+        f.fetch(&format!("{base}/http/cookie/check"))
+            .await
+            .expect("check")
+            .status,
+        200
+    );
+    let err = fetcher()
+        .header("bad header", "x")
+        .build()
+        .expect_err("invalid name");
+    assert!(err.to_string().contains("invalid header name"), "{err}");
+    let err = fetcher()
+        .proxy("::not a url::")
+        .build()
+        .expect_err("invalid proxy");
+    assert!(err.to_string().contains("invalid proxy"), "{err}");
+}
+
+#[tokio::test]
+async fn the_following_mode_checks_every_hop_and_stops_at_the_limit() {
+    let site = TestSite::new().pages(5).start().await.expect("site");
+    let base = site.site().bases()[0].clone();
+
+    let f = fetcher().follow_redirects(25).build().expect("fetcher");
+    let chain = f
+        .fetch(&format!("{base}/bad/redirect-chain/20"))
+        .await
+        .expect("chain");
+    assert_eq!(chain.status, 200);
+    assert_eq!(chain.redirects.len(), 20);
+    assert_eq!(chain.final_url.as_str(), format!("{base}/bad/redirect-chain/0"));
+    assert_eq!(chain.url.as_str(), format!("{base}/bad/redirect-chain/20"));
+    assert!(chain.redirect_to.is_none());
+
+    let short = fetcher().follow_redirects(5).build().expect("fetcher");
+    let err = short
+        .fetch(&format!("{base}/bad/redirect-chain/20"))
+        .await
+        .expect_err("limit");
+    assert!(
+        matches!(err, trawl_fetcher::Error::TooManyRedirects { hops: 5, .. }),
+        "{err:?}"
+    );
+    let err = f
+        .fetch(&format!("{base}/bad/redirect-loop/a"))
+        .await
+        .expect_err("loop");
+    assert_eq!(err.kind(), "too-many-redirects");
+
+    // A hop to a special-purpose address is refused even though the seed host (on
+    // loopback) is allowed by name.
+    let port = site.addrs()[0].port();
+    let guarded = Fetcher::builder()
+        .user_agent(UA)
+        .allow_host(format!("127.0.0.1:{port}"))
+        .follow_redirects(5)
+        .robots(false)
+        .build()
+        .expect("fetcher");
+    let err = guarded
+        .fetch(&format!("{base}/bad/redirect-to/metadata"))
+        .await
+        .expect_err("metadata");
+    assert!(err.is_forbidden(), "{err:?}");
+    // Robots applies to each hop: /private/ is disallowed on the testsite.
+    let polite = fetcher().follow_redirects(5).build().expect("fetcher");
+    let err = polite
+        .fetch(&format!("{base}/http/redirect?to=/private/1"))
+        .await
+        .expect_err("robots");
+    assert!(err.is_robots_denied(), "{err:?}");
+    assert_eq!(site.private_hits(), 0);
+}
+
+#[tokio::test]
+async fn dns_answers_are_cached() {
+    let site = TestSite::new().pages(20).start().await.expect("site");
+    let port = site.addrs()[0].port();
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let url = |i: u64| format!("http://localhost:{port}{}", site.site().page_path(i));
+    f.fetch(&url(0)).await.expect("first");
+    assert_eq!(f.dns_lookups(), 1);
+    // Eight at once open new connections, each resolving the name: from the cache.
+    let urls: Vec<String> = (0..8).map(|i| url(i * 3)).collect();
+    let all = futures_util::future::join_all(urls.iter().map(|u| f.fetch(u))).await;
+    assert!(all.iter().all(|r| r.is_ok()), "{all:?}");
+    assert_eq!(f.dns_lookups(), 1);
+
+    let uncached = fetcher()
+        .robots(false)
+        .dns_cache_ttl(Duration::ZERO)
+        .build()
+        .expect("fetcher");
+    uncached.fetch(&url(0)).await.expect("first");
+    uncached.fetch(&url(3)).await.expect("second");
+    let all = futures_util::future::join_all(urls.iter().map(|u| uncached.fetch(u))).await;
+    assert!(all.iter().all(|r| r.is_ok()));
+    assert!(uncached.dns_lookups() >= 2, "{}", uncached.dns_lookups());
+}

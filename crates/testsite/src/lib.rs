@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bad::{BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
 pub use robots::RobotsVariant;
+pub use server::{ETAG, LAST_MODIFIED};
 pub use site::{CrawlTruth, Site, SiteLink, Target};
 
 use server::{HostKind, Options, Shared};

@@ -150,6 +150,7 @@ async fn handle(
     }
 
     let reply = match kind {
+        HostKind::Site(_) if path.starts_with("/http/") => http_reply(&path, &query, req.headers()),
         HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth),
         HostKind::Robots(v) => variant_reply(v, base, &path),
     };
@@ -186,6 +187,66 @@ async fn handle(
             ""
         },
     )
+}
+
+/// The ETag and Last-Modified of `/http/etag`, which never changes.
+pub const ETAG: &str = "\"v1-trawl\"";
+/// The Last-Modified of `/http/etag`.
+pub const LAST_MODIFIED: &str = "Wed, 21 Oct 2026 07:28:00 GMT";
+
+/// Endpoints that answer on request headers: conditional GET and cookies.
+/// - `/http/etag`: 200 with [`ETAG`] and [`LAST_MODIFIED`]; 304 when `If-None-Match`
+///   names the ETag or `If-Modified-Since` is the Last-Modified date.
+/// - `/http/cookie/set`: sets `trawl=yum` (path /).
+/// - `/http/cookie/check`: 200 when the request carries `trawl=yum`, else 403.
+/// - `/http/redirect?to=PATH`: 302 to `PATH` on the same host.
+fn http_reply(path: &str, query: &str, headers: &http::HeaderMap) -> Reply {
+    let header = |name: http::header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    match path {
+        "/http/etag" => {
+            let inm = header(http::header::IF_NONE_MATCH);
+            let ims = header(http::header::IF_MODIFIED_SINCE);
+            let status =
+                if inm.split(',').any(|t| t.trim() == ETAG) || (inm.is_empty() && ims == LAST_MODIFIED) {
+                    304
+                } else {
+                    200
+                };
+            let reply = if status == 304 {
+                Reply::empty(304)
+            } else {
+                Reply::html(
+                    200,
+                    "<html><title>Validators</title><p>unchanged</p></html>".into(),
+                )
+            };
+            reply.header("etag", ETAG).header("last-modified", LAST_MODIFIED)
+        }
+        "/http/cookie/set" => Reply::html(200, "<html><title>Cookie</title><p>set</p></html>".into())
+            .header("set-cookie", "trawl=yum; Path=/"),
+        "/http/cookie/check" => {
+            let cookie = header(http::header::COOKIE);
+            if cookie.split(';').any(|c| c.trim() == "trawl=yum") {
+                Reply::html(
+                    200,
+                    "<html><title>Cookie</title><p>welcome back</p></html>".into(),
+                )
+            } else {
+                Reply::text(403, "no cookie")
+            }
+        }
+        "/http/redirect" => match query.strip_prefix("to=") {
+            Some(to) if to.starts_with('/') => Reply::empty(302).header("location", to),
+            _ => Reply::text(400, "to=/path wanted"),
+        },
+        _ => Reply::text(404, "not found"),
+    }
 }
 
 fn site_reply(shared: &Shared, host: usize, base: &str, path: &str, query: &str, nth: u64) -> Reply {
