@@ -508,6 +508,7 @@ impl FetcherBuilder {
                 dns,
                 gates: Mutex::new(HashMap::new()),
                 robots: Mutex::new(HashMap::new()),
+                robots_flights: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -612,6 +613,7 @@ struct Inner {
     dns: Arc<DnsCache>,
     gates: Mutex<HashMap<String, Arc<HostGate>>>,
     robots: Mutex<HashMap<String, (Instant, Duration, RobotsVerdict)>>,
+    robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A polite HTTP fetcher. Cheap to clone: clones share one connection pool, the
@@ -728,15 +730,26 @@ impl Fetcher {
         })
     }
 
+    fn cached_robots(&self, key: &str) -> Option<RobotsVerdict> {
+        let cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(key)
+            .and_then(|(at, ttl, v)| (at.elapsed() < *ttl).then(|| v.clone()))
+    }
+
     async fn robots_for(&self, url: &Url) -> RobotsVerdict {
         let key = origin(url);
-        {
-            let cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, ttl, v)) = cache.get(&key)
-                && at.elapsed() < *ttl
-            {
-                return v.clone();
-            }
+        if let Some(v) = self.cached_robots(&key) {
+            return v;
+        }
+        // One robots.txt request per origin: concurrent first requests wait for it.
+        let flight = {
+            let mut flights = self.inner.robots_flights.lock().unwrap_or_else(|e| e.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        let _turn = flight.lock().await;
+        if let Some(v) = self.cached_robots(&key) {
+            return v;
         }
         // A stored answer that is still fresh saves the request (a resumed crawl does
         // not fetch a fresh robots.txt again).
@@ -767,7 +780,13 @@ impl Fetcher {
             self.gate(url).set_crawl_delay(r.crawl_delay());
         }
         let mut cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(key, (Instant::now(), ttl, verdict.clone()));
+        cache.insert(key.clone(), (Instant::now(), ttl, verdict.clone()));
+        drop(cache);
+        self.inner
+            .robots_flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
         verdict
     }
 

@@ -515,3 +515,14 @@ async fn dns_answers_are_cached() {
     assert!(all.iter().all(|r| r.is_ok()));
     assert!(uncached.dns_lookups() >= 2, "{}", uncached.dns_lookups());
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_fetch_robots_txt_once() {
+    let site = TestSite::new().pages(40).track_requests(true).start().await.expect("site");
+    let f = fetcher().build().expect("fetcher");
+    let urls: Vec<String> = (0..8).map(|i| site.site().page_url(i)).collect();
+    let all = futures_util::future::join_all(urls.iter().map(|u| f.fetch(u))).await;
+    assert!(all.iter().all(|r| r.is_ok()), "{all:?}");
+    let robots = format!("{}/robots.txt", site.site().bases()[0]);
+    assert_eq!(site.hits(&robots), 1);
+}
