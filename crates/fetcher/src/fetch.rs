@@ -744,7 +744,11 @@ impl Fetcher {
         }
         // One robots.txt request per origin: concurrent first requests wait for it.
         let flight = {
-            let mut flights = self.inner.robots_flights.lock().unwrap_or_else(|e| e.into_inner());
+            let mut flights = self
+                .inner
+                .robots_flights
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             flights.entry(key.clone()).or_default().clone()
         };
         let _turn = flight.lock().await;

@@ -518,7 +518,12 @@ async fn dns_answers_are_cached() {
 
 #[tokio::test]
 async fn concurrent_first_requests_fetch_robots_txt_once() {
-    let site = TestSite::new().pages(40).track_requests(true).start().await.expect("site");
+    let site = TestSite::new()
+        .pages(40)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
     let f = fetcher().build().expect("fetcher");
     let urls: Vec<String> = (0..8).map(|i| site.site().page_url(i)).collect();
     let all = futures_util::future::join_all(urls.iter().map(|u| f.fetch(u))).await;

@@ -1,0 +1,237 @@
+//! [`CrawlConfig`]: everything a crawl needs to know, stored in its state directory so
+//! that `trawl resume` continues the same crawl.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The product token and contact URL sent by default. A crawl should name its operator
+/// with `--user-agent`.
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "trawl/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/trawl-crawler/trawl)"
+);
+
+/// A whole crawl's settings. `Default` gives a polite crawl with no seeds.
+///
+/// The seeds and the scope are the crawl's identity: a state directory stays bound to
+/// them, and to its outputs. Limits, politeness, fetch caps and the state settings may
+/// change on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CrawlConfig {
+    /// The URLs the crawl starts from.
+    pub seeds: Vec<String>,
+    /// Which URLs belong to the crawl.
+    pub scope: ScopeConfig,
+    /// When the crawl stops.
+    pub limits: Limits,
+    /// How gently hosts are treated.
+    pub politeness: PolitenessConfig,
+    /// Per-request caps.
+    pub fetch: FetchConfig,
+    /// Where records go.
+    pub output: OutputConfig,
+    /// The state directory and its memory.
+    pub state: StateConfig,
+}
+
+/// Which URLs belong to the crawl. By default, the seeds' hosts (scheme, host and port)
+/// and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ScopeConfig {
+    /// Also the subdomains of the seed hosts (`blog.example.com` for `example.com`).
+    pub subdomains: bool,
+    /// Also every host under the seeds' registrable domains (by the public suffix
+    /// list: `a.example.co.uk` and `b.example.co.uk` share `example.co.uk`).
+    pub registrable_domain: bool,
+    /// Extra hosts (`host` or `host:port`).
+    pub extra_hosts: Vec<String>,
+    /// Regular expressions; when any is given, a URL must match one.
+    pub include: Vec<String>,
+    /// Regular expressions; a URL that matches one is out of scope.
+    pub exclude: Vec<String>,
+    /// Do not look for sitemaps (robots.txt `Sitemap:` lines and `/sitemap.xml`).
+    pub no_sitemaps: bool,
+}
+
+/// A per-path-prefix budget against traps: at most `max` URLs whose path starts with
+/// `prefix` are accepted per host. Links beyond it are dropped and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathBudget {
+    /// The path prefix, starting with `/`.
+    pub prefix: String,
+    /// URLs accepted under it, per host.
+    pub max: u64,
+}
+
+/// When the crawl stops. Every limit counts over the whole crawl, across resumes.
+/// Reaching one ends the crawl cleanly and resumably; raising it on resume goes on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Link hops from a seed (a seed is depth 0, a link on it depth 1; a redirect hop
+    /// and a sitemap entry count as a hop). Links deeper than this are not followed.
+    pub max_depth: Option<u16>,
+    /// Records written (fetched or failed pages).
+    pub max_pages: Option<u64>,
+    /// Body bytes downloaded, after decompression. Leasing stops once reached; pages
+    /// in flight finish.
+    pub max_bytes: Option<u64>,
+    /// Seconds of crawling, summed over runs.
+    pub max_time_secs: Option<f64>,
+    /// URLs fetched or failed per host; the rest stay queued.
+    pub max_pages_per_host: Option<u64>,
+    /// Path-prefix budgets.
+    pub budgets: Vec<PathBudget>,
+}
+
+/// How gently hosts are treated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolitenessConfig {
+    /// The User-Agent; its product token is the robots.txt agent.
+    pub user_agent: String,
+    /// Requests per second per host; 0 means no rate limit (Crawl-delay still applies
+    /// unless ignored). By default, 1.
+    pub rate: f64,
+    /// Requests per host allowed back to back before the rate applies. By default, 1.
+    pub burst: u32,
+    /// Fetches in flight per host. By default, 2.
+    pub per_host_concurrency: usize,
+    /// Fetches in flight in total. By default, 64.
+    pub concurrency: usize,
+    /// Obey robots.txt. By default, on.
+    pub robots: bool,
+    /// Ignore robots.txt `Crawl-delay`. By default, off.
+    pub ignore_crawl_delay: bool,
+    /// The longest Crawl-delay honoured, in seconds. By default, 30.
+    pub max_crawl_delay_secs: f64,
+    /// Allow special-purpose addresses (loopback, private networks…) beyond the seed
+    /// hosts. By default, off.
+    pub allow_private_ips: bool,
+    /// Consecutive connection failures, timeouts or 5xx after which a host pauses with
+    /// growing backoff. By default, 5.
+    pub pause_after_failures: u32,
+    /// Consecutive failures after which a host's remaining URLs fail with "host
+    /// unavailable". By default, 20.
+    pub give_up_after_failures: u32,
+}
+
+impl Default for PolitenessConfig {
+    fn default() -> PolitenessConfig {
+        PolitenessConfig {
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+            rate: 1.0,
+            burst: 1,
+            per_host_concurrency: 2,
+            concurrency: 64,
+            robots: true,
+            ignore_crawl_delay: false,
+            max_crawl_delay_secs: 30.0,
+            allow_private_ips: false,
+            pause_after_failures: 5,
+            give_up_after_failures: 20,
+        }
+    }
+}
+
+/// Per-request caps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FetchConfig {
+    /// Body bytes kept per page, after decompression. By default, 10 MiB.
+    pub max_body: u64,
+    /// Connect timeout in seconds. By default, 10.
+    pub connect_timeout_secs: f64,
+    /// Idle read timeout in seconds. By default, 20.
+    pub read_timeout_secs: f64,
+    /// Total time per attempt in seconds. By default, 60.
+    pub total_timeout_secs: f64,
+    /// Attempts per fetch for timeouts, connection errors, 5xx, 408 and 429. By
+    /// default, 3.
+    pub max_attempts: u32,
+}
+
+impl Default for FetchConfig {
+    fn default() -> FetchConfig {
+        FetchConfig {
+            max_body: 10 << 20,
+            connect_timeout_secs: 10.0,
+            read_timeout_secs: 20.0,
+            total_timeout_secs: 60.0,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Where records go. Paths are stored absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OutputConfig {
+    /// A JSON Lines file, one record per line.
+    pub jsonl: Option<PathBuf>,
+    /// A CSV file.
+    pub csv: Option<PathBuf>,
+    /// A WARC 1.1 file (gzip members when the name ends in `.gz`).
+    pub warc: Option<PathBuf>,
+    /// `fsync` at every checkpoint: survives power loss, not just `kill -9`.
+    pub fsync: bool,
+}
+
+/// The state directory and its memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StateConfig {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// sled's page cache in bytes: the main term of the crawl's memory. By default,
+    /// 16 MiB.
+    pub cache_capacity: u64,
+    /// Milliseconds between frontier flushes: how much acked work a `kill -9` can
+    /// undo (those pages are fetched again, never written twice). By default, 200.
+    pub flush_interval_ms: u64,
+    /// Seconds that in-flight pages get to finish after a stop request. By default, 10.
+    pub grace_secs: f64,
+    /// Parses running at once. By default, the number of CPUs.
+    pub parse_threads: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> StateConfig {
+        StateConfig {
+            dir: PathBuf::from("trawl-state"),
+            cache_capacity: 16 << 20,
+            flush_interval_ms: 200,
+            grace_secs: 10.0,
+            parse_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+impl CrawlConfig {
+    /// A polite crawl of `seeds` with every other setting at its default.
+    pub fn new(seeds: impl IntoIterator<Item = impl Into<String>>) -> CrawlConfig {
+        CrawlConfig {
+            seeds: seeds.into_iter().map(Into::into).collect(),
+            ..CrawlConfig::default()
+        }
+    }
+
+    /// What makes two crawls the same: the seeds and the scope. A state directory is
+    /// bound to it.
+    pub fn identity(&self) -> String {
+        let scope = serde_json::to_string(&self.scope).unwrap_or_default();
+        format!("seeds={} scope={scope}", self.seeds.join(" "))
+    }
+}

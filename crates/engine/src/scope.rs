@@ -1,0 +1,287 @@
+//! [`Scope`]: which URLs belong to a crawl.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use regex::Regex;
+use url::Url;
+
+use crate::config::CrawlConfig;
+use crate::error::Error;
+
+/// The public suffix list (Mozilla, MPL 2.0), as shipped in Debian's `publicsuffix`
+/// package. Update by replacing `data/public_suffix_list.dat`.
+const PUBLIC_SUFFIX_LIST: &str = include_str!("../../../data/public_suffix_list.dat");
+
+/// Why a URL is not crawled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not http or https, or no host.
+    Scheme,
+    /// Its host is not in scope.
+    Host,
+    /// It matches an exclude pattern, or no include pattern.
+    Pattern,
+    /// Its host is a special-purpose IP address and private addresses are not allowed.
+    Address,
+}
+
+impl Refusal {
+    /// A stable lower-case name for statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Scheme => "scheme",
+            Refusal::Host => "out-of-scope",
+            Refusal::Pattern => "excluded",
+            Refusal::Address => "special-address",
+        }
+    }
+}
+
+/// Decides which URLs belong to a crawl: the seed hosts, optionally their subdomains
+/// or registrable domains, extra hosts, and include/exclude patterns.
+///
+/// A host is compared with its port when the port is not the scheme's default, so
+/// `http://example.com/` and `https://example.com/` are one host for scope (a site
+/// that moves to https stays in scope), while `127.0.0.1:8001` and `127.0.0.1:8002`
+/// are two.
+#[derive(Debug)]
+pub struct Scope {
+    hosts: HashSet<String>,
+    any_port: HashSet<String>,
+    seed_names: Vec<String>,
+    subdomains: bool,
+    domains: HashSet<String>,
+    psl: Option<publicsuffix::List>,
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    seed_hosts: HashSet<String>,
+    allow_private: bool,
+}
+
+/// `host` or `host:port` (port only when not the scheme's default).
+pub fn host_key(url: &Url) -> Option<String> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+fn registrable(psl: &publicsuffix::List, host: &str) -> Option<String> {
+    use publicsuffix::Psl;
+    psl.domain(host.as_bytes())
+        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok().map(String::from))
+}
+
+impl Scope {
+    /// The scope of `config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a seed that is not an absolute http(s) URL or a pattern that
+    /// is not a valid regular expression.
+    pub fn new(config: &CrawlConfig) -> Result<Scope, Error> {
+        let sc = &config.scope;
+        let mut hosts = HashSet::new();
+        let mut seed_names = Vec::new();
+        for seed in &config.seeds {
+            let url =
+                Url::parse(seed).map_err(|e| Error::Config(format!("invalid seed URL {seed:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(Error::Config(format!(
+                    "invalid seed URL {seed:?}: only http and https URLs with a host can be crawled"
+                )));
+            }
+            hosts.insert(host_key(&url).unwrap_or_default());
+            seed_names.push(url.host_str().unwrap_or_default().to_ascii_lowercase());
+        }
+        let seed_hosts = hosts.clone();
+        let mut any_port = HashSet::new();
+        for h in &sc.extra_hosts {
+            let h = h.trim().to_ascii_lowercase();
+            if h.contains(':') && !h.starts_with('[') {
+                hosts.insert(h);
+            } else {
+                any_port.insert(h);
+            }
+        }
+        let psl = if sc.registrable_domain {
+            Some(
+                PUBLIC_SUFFIX_LIST
+                    .parse::<publicsuffix::List>()
+                    .map_err(|e| Error::Config(format!("the public suffix list does not load: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let domains = psl
+            .as_ref()
+            .map(|psl| seed_names.iter().filter_map(|n| registrable(psl, n)).collect())
+            .unwrap_or_default();
+        let compile = |pats: &[String]| -> Result<Vec<Regex>, Error> {
+            pats.iter()
+                .map(|p| Regex::new(p).map_err(|e| Error::Config(format!("invalid pattern {p:?}: {e}"))))
+                .collect()
+        };
+        Ok(Scope {
+            hosts,
+            any_port,
+            seed_names,
+            subdomains: sc.subdomains,
+            domains,
+            psl,
+            include: compile(&sc.include)?,
+            exclude: compile(&sc.exclude)?,
+            seed_hosts,
+            allow_private: config.politeness.allow_private_ips,
+        })
+    }
+
+    /// The seed hosts (`host[:port]`), which may be on private addresses.
+    pub fn seed_hosts(&self) -> impl Iterator<Item = &str> {
+        self.seed_hosts.iter().map(String::as_str)
+    }
+
+    /// Whether `url` belongs to the crawl, or why not.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn check(&self, url: &Url) -> Result<(), Refusal> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Refusal::Scheme);
+        }
+        let Some(key) = host_key(url) else {
+            return Err(Refusal::Scheme);
+        };
+        let name = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host_ok = self.hosts.contains(&key)
+            || self.any_port.contains(&name)
+            || (self.subdomains
+                && self.seed_names.iter().any(|s| {
+                    name.len() > s.len()
+                        && name.ends_with(s.as_str())
+                        && name[..name.len() - s.len()].ends_with('.')
+                }))
+            || self
+                .psl
+                .as_ref()
+                .is_some_and(|psl| registrable(psl, &name).is_some_and(|d| self.domains.contains(&d)));
+        if !host_ok {
+            return Err(Refusal::Host);
+        }
+        if !self.allow_private && !self.seed_hosts.contains(&key) {
+            let ip: Option<IpAddr> = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(v4.into()),
+                Some(url::Host::Ipv6(v6)) => Some(v6.into()),
+                _ => None,
+            };
+            if ip.is_some_and(trawl_fetcher::is_special) {
+                return Err(Refusal::Address);
+            }
+        }
+        let s = url.as_str();
+        if self.exclude.iter().any(|r| r.is_match(s)) {
+            return Err(Refusal::Pattern);
+        }
+        if !self.include.is_empty() && !self.include.iter().any(|r| r.is_match(s)) {
+            return Err(Refusal::Pattern);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScopeConfig;
+
+    fn scope(seeds: &[&str], sc: ScopeConfig) -> Scope {
+        let mut c = CrawlConfig::new(seeds.iter().copied());
+        c.scope = sc;
+        Scope::new(&c).expect("scope")
+    }
+
+    fn ok(s: &Scope, u: &str) -> Result<(), Refusal> {
+        s.check(&Url::parse(u).expect("url"))
+    }
+
+    #[test]
+    fn the_seed_hosts_are_the_default_scope() {
+        let s = scope(
+            &["https://example.com/", "http://127.0.0.1:8001/"],
+            ScopeConfig::default(),
+        );
+        assert_eq!(ok(&s, "https://example.com/a"), Ok(()));
+        assert_eq!(
+            ok(&s, "http://EXAMPLE.com/b"),
+            Ok(()),
+            "http and https are one host"
+        );
+        assert_eq!(ok(&s, "https://example.com:8443/"), Err(Refusal::Host));
+        assert_eq!(ok(&s, "https://blog.example.com/"), Err(Refusal::Host));
+        assert_eq!(
+            ok(&s, "http://127.0.0.1:8001/x"),
+            Ok(()),
+            "a seed on loopback is allowed"
+        );
+        assert_eq!(ok(&s, "http://127.0.0.1:8002/x"), Err(Refusal::Host));
+        assert_eq!(ok(&s, "ftp://example.com/"), Err(Refusal::Scheme));
+        assert_eq!(ok(&s, "mailto:a@example.com"), Err(Refusal::Scheme));
+    }
+
+    #[test]
+    fn subdomains_domains_extra_hosts_and_patterns() {
+        let sub = scope(
+            &["https://example.com/"],
+            ScopeConfig {
+                subdomains: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(ok(&sub, "https://blog.example.com/"), Ok(()));
+        assert_eq!(ok(&sub, "https://badexample.com/"), Err(Refusal::Host));
+
+        let dom = scope(
+            &["https://www.example.co.uk/"],
+            ScopeConfig {
+                registrable_domain: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(ok(&dom, "https://shop.example.co.uk/"), Ok(()));
+        assert_eq!(ok(&dom, "https://other.co.uk/"), Err(Refusal::Host));
+
+        let extra = scope(
+            &["https://example.com/"],
+            ScopeConfig {
+                extra_hosts: vec!["cdn.example.net".into(), "10.0.0.5:8080".into()],
+                include: vec!["^https?://[^/]+/(docs|blog)/".into()],
+                exclude: vec!["\\.pdf$".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(ok(&extra, "https://cdn.example.net:444/docs/x"), Ok(()));
+        assert_eq!(
+            ok(&extra, "https://example.com/docs/a.pdf"),
+            Err(Refusal::Pattern)
+        );
+        assert_eq!(ok(&extra, "https://example.com/shop/"), Err(Refusal::Pattern));
+        assert_eq!(
+            ok(&extra, "http://10.0.0.5:8080/docs/"),
+            Err(Refusal::Address),
+            "an extra host on a private address still needs --allow-private-ips"
+        );
+    }
+
+    #[test]
+    fn bad_seeds_and_patterns_are_config_errors() {
+        for seeds in [vec!["not a url"], vec!["ftp://example.com/"]] {
+            let c = CrawlConfig::new(seeds);
+            assert!(matches!(Scope::new(&c), Err(Error::Config(_))));
+        }
+        let mut c = CrawlConfig::new(["https://example.com/"]);
+        c.scope.include = vec!["(".into()];
+        let err = Scope::new(&c).expect_err("bad regex");
+        assert!(err.to_string().contains("invalid pattern"), "{err}");
+    }
+}

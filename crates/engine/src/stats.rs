@@ -1,0 +1,309 @@
+//! [`Stats`]: live counters of a crawl, and [`StatsSnapshot`], their serializable
+//! picture for progress lines, `--stats-json` and `trawl status`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// Live counters, shared by the pipeline's stages. Cheap to update from any thread.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    pub(crate) pages: AtomicU64,
+    pub(crate) ok: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) redirects: AtomicU64,
+    pub(crate) sitemaps: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) wire_bytes: AtomicU64,
+    pub(crate) links: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) beyond_depth: AtomicU64,
+    pub(crate) over_budget: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) max_stall_us: AtomicU64,
+    pub(crate) fetch_us: AtomicU64,
+    pub(crate) parse_us: AtomicU64,
+    pub(crate) commit_us: AtomicU64,
+    pub(crate) queued: AtomicU64,
+    pub(crate) done_total: AtomicU64,
+    pub(crate) failed_total: AtomicU64,
+    status: Mutex<BTreeMap<u16, u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    hosts: Mutex<HashMap<String, HostCounters>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct HostCounters {
+    pages: u64,
+    failures: u64,
+}
+
+/// One host in a [`StatsSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    /// `host[:port]`.
+    pub host: String,
+    /// Records written for it in this run.
+    pub pages: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// `failures / pages`.
+    pub failure_rate: f64,
+}
+
+/// Where the pipeline's time went, in milliseconds summed over tasks (wall time
+/// inside each stage; fetch includes waiting on the network).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageTimes {
+    /// Inside `Fetcher::fetch`.
+    pub fetch_ms: f64,
+    /// Parsing (HTML, sitemaps) and building records.
+    pub parse_ms: f64,
+    /// Writing outputs and acking in the frontier.
+    pub commit_ms: f64,
+}
+
+/// A picture of a crawl's counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StatsSnapshot {
+    /// Seconds since this run started.
+    pub elapsed_secs: f64,
+    /// Records written in this run.
+    pub pages: u64,
+    /// `pages / elapsed_secs`.
+    pub pages_per_sec: f64,
+    /// Records with a 2xx response.
+    pub ok: u64,
+    /// Failed records.
+    pub failed: u64,
+    /// Records of redirects.
+    pub redirects: u64,
+    /// Sitemaps read (they write no record).
+    pub sitemaps: u64,
+    /// Body bytes after decompression.
+    pub bytes: u64,
+    /// Body bytes on the wire.
+    pub wire_bytes: u64,
+    /// Links found on pages.
+    pub links: u64,
+    /// Links refused by scope (out of scope, excluded, special addresses).
+    pub refused_links: u64,
+    /// Links not followed because of `max_depth`.
+    pub beyond_depth: u64,
+    /// Links dropped by a path budget.
+    pub over_budget: u64,
+    /// Responses by status.
+    pub status: BTreeMap<String, u64>,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// The busiest hosts (at most 20), with their failure rates.
+    pub top_hosts: Vec<HostSnapshot>,
+    /// Hosts seen in this run.
+    pub hosts: u64,
+    /// URLs queued in the frontier (whole crawl).
+    pub queued: u64,
+    /// URLs leased and not yet acked.
+    pub in_flight: u64,
+    /// URLs done in the frontier (whole crawl).
+    pub done: u64,
+    /// URLs failed in the frontier (whole crawl).
+    pub failed_total: u64,
+    /// The worst lateness of the runtime stall monitor, in milliseconds.
+    pub max_stall_ms: f64,
+    /// Where the time went.
+    pub stages: StageTimes,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    /// Empty counters, with the clock starting now.
+    pub fn new() -> Stats {
+        Stats {
+            started: Instant::now(),
+            pages: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            redirects: AtomicU64::new(0),
+            sitemaps: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            wire_bytes: AtomicU64::new(0),
+            links: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            beyond_depth: AtomicU64::new(0),
+            over_budget: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_stall_us: AtomicU64::new(0),
+            fetch_us: AtomicU64::new(0),
+            parse_us: AtomicU64::new(0),
+            commit_us: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            done_total: AtomicU64::new(0),
+            failed_total: AtomicU64::new(0),
+            status: Mutex::new(BTreeMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one written record.
+    pub(crate) fn record(&self, host: &str, status: Option<u16>, error: Option<&str>) {
+        self.pages.fetch_add(1, Relaxed);
+        if let Some(s) = status {
+            *self
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(s)
+                .or_default() += 1;
+            if (200..300).contains(&s) {
+                self.ok.fetch_add(1, Relaxed);
+            } else if (300..400).contains(&s) {
+                self.redirects.fetch_add(1, Relaxed);
+            }
+        }
+        if let Some(kind) = error {
+            self.failed.fetch_add(1, Relaxed);
+            *self
+                .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(kind.to_string())
+                .or_default() += 1;
+        }
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let h = hosts.entry(host.to_string()).or_default();
+        h.pages += 1;
+        h.failures += u64::from(error.is_some());
+    }
+
+    /// The failure rate of a host in this run (0 when unknown).
+    pub fn host_failure_rate(&self, host: &str) -> f64 {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .get(host)
+            .map_or(0.0, |h| h.failures as f64 / h.pages.max(1) as f64)
+    }
+
+    /// Records the runtime's lateness seen by the stall monitor.
+    pub(crate) fn stall(&self, late_us: u64) {
+        self.max_stall_us.fetch_max(late_us, Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let pages = self.pages.load(Relaxed);
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut top: Vec<HostSnapshot> = hosts
+            .iter()
+            .map(|(h, c)| HostSnapshot {
+                host: h.clone(),
+                pages: c.pages,
+                failures: c.failures,
+                failure_rate: c.failures as f64 / c.pages.max(1) as f64,
+            })
+            .collect();
+        top.sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.host.cmp(&b.host)));
+        top.truncate(20);
+        StatsSnapshot {
+            elapsed_secs: elapsed,
+            pages,
+            pages_per_sec: if elapsed > 0.0 {
+                pages as f64 / elapsed
+            } else {
+                0.0
+            },
+            ok: self.ok.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            redirects: self.redirects.load(Relaxed),
+            sitemaps: self.sitemaps.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            wire_bytes: self.wire_bytes.load(Relaxed),
+            links: self.links.load(Relaxed),
+            refused_links: self.refused.load(Relaxed),
+            beyond_depth: self.beyond_depth.load(Relaxed),
+            over_budget: self.over_budget.load(Relaxed),
+            status: self
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors: self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            top_hosts: top,
+            hosts: hosts.len() as u64,
+            queued: self.queued.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            done: self.done_total.load(Relaxed),
+            failed_total: self.failed_total.load(Relaxed),
+            max_stall_ms: self.max_stall_us.load(Relaxed) as f64 / 1000.0,
+            stages: StageTimes {
+                fetch_ms: self.fetch_us.load(Relaxed) as f64 / 1000.0,
+                parse_ms: self.parse_us.load(Relaxed) as f64 / 1000.0,
+                commit_ms: self.commit_us.load(Relaxed) as f64 / 1000.0,
+            },
+        }
+    }
+}
+
+impl StatsSnapshot {
+    /// A few lines for people: the end-of-crawl summary.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} pages in {:.1} s ({:.0} pages/s): {} ok, {} redirects, {} failed; {:.1} MiB ({:.1} MiB on the wire)\n",
+            self.pages,
+            self.elapsed_secs,
+            self.pages_per_sec,
+            self.ok,
+            self.redirects,
+            self.failed,
+            self.bytes as f64 / 1048576.0,
+            self.wire_bytes as f64 / 1048576.0,
+        );
+        s.push_str(&format!(
+            "frontier: {} queued, {} done, {} failed; {} links found, {} refused by scope, {} beyond depth, {} over budget; {} sitemaps\n",
+            self.queued,
+            self.done,
+            self.failed_total,
+            self.links,
+            self.refused_links,
+            self.beyond_depth,
+            self.over_budget,
+            self.sitemaps
+        ));
+        if !self.status.is_empty() {
+            let st: Vec<String> = self.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            s.push_str(&format!("status: {}\n", st.join(", ")));
+        }
+        if !self.errors.is_empty() {
+            let er: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            s.push_str(&format!("errors: {}\n", er.join(", ")));
+        }
+        for h in self.top_hosts.iter().take(5) {
+            s.push_str(&format!(
+                "host {}: {} pages, {:.1}% failed\n",
+                h.host,
+                h.pages,
+                h.failure_rate * 100.0
+            ));
+        }
+        s.push_str(&format!(
+            "runtime: worst stall {:.1} ms; time in fetch {:.1} s, parse {:.1} s, commit {:.1} s",
+            self.max_stall_ms,
+            self.stages.fetch_ms / 1000.0,
+            self.stages.parse_ms / 1000.0,
+            self.stages.commit_ms / 1000.0
+        ));
+        s
+    }
+}

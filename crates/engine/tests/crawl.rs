@@ -1,0 +1,67 @@
+//! The engine against trawl-testsite over real HTTP, with real sled directories.
+
+use std::collections::{BTreeMap, HashSet};
+
+use trawl_engine::{CancellationToken, CrawlConfig, CrawlOutcome, Crawler};
+use trawl_testsite::TestSite;
+
+fn fast(config: &mut CrawlConfig) {
+    config.politeness.rate = 0.0;
+    config.politeness.per_host_concurrency = 8;
+    config.politeness.concurrency = 32;
+    config.politeness.user_agent = "trawl-test/0.1 (+https://example.invalid/bot)".into();
+}
+
+fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("output");
+    assert!(text.is_empty() || text.ends_with('\n'), "torn last line");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_host_site_is_crawled_exactly_once() {
+    let site = TestSite::new()
+        .pages(300)
+        .hosts(3)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = tempfile::tempdir().expect("tmp");
+    let seeds: Vec<String> = (0..3).map(|h| site.site().root_url(h)).collect();
+    let mut config = CrawlConfig::new(seeds);
+    fast(&mut config);
+    config.state.dir = dir.path().join("state");
+    let out = dir.path().join("pages.jsonl");
+    config.output.jsonl = Some(out.clone());
+    let summary = Crawler::run(config, CancellationToken::new())
+        .await
+        .expect("crawl");
+    assert_eq!(summary.outcome, CrawlOutcome::Completed);
+
+    let truth = site.site().crawl_truth(&[0, 1, 2], &|_| true);
+    let records = read_jsonl(&out);
+    let mut ok: BTreeMap<String, u64> = BTreeMap::new();
+    let mut denied = HashSet::new();
+    for r in &records {
+        let url = r["url"].as_str().expect("url").to_string();
+        match r["error"]["kind"].as_str() {
+            None => *ok.entry(url).or_default() += 1,
+            Some("robots-denied") => {
+                assert!(denied.insert(url.clone()), "{url} twice");
+            }
+            Some(other) => panic!("{url} failed: {other}"),
+        }
+    }
+    assert!(ok.values().all(|&n| n == 1), "a page was written twice");
+    let found: HashSet<&String> = ok.keys().collect();
+    let expected: HashSet<&String> = truth.pages.keys().collect();
+    assert_eq!(found, expected);
+    let disallowed: HashSet<String> = truth.disallowed.iter().cloned().collect();
+    assert_eq!(denied, disallowed);
+    assert_eq!(site.private_hits(), 0, "a robots-disallowed URL was requested");
+    assert!(site.pages_hit_twice().is_empty(), "{:?}", site.pages_hit_twice());
+    assert_eq!(summary.stats.pages as usize, records.len());
+}
