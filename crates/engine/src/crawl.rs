@@ -53,11 +53,20 @@ pub const FETCH_CHANNEL: usize = 64;
 /// fetchers (a fetch task keeps its permit until its page is in here) and the bodies
 /// held in memory stay at most this many plus `concurrency`.
 pub const PARSE_CHANNEL: usize = 128;
-/// Finished pages (record + links) waiting for the commit thread. Large enough for a
-/// few ack batches, so the commit thread batches well while a slow disk pushes back.
-pub const COMMIT_CHANNEL: usize = 512;
+/// Batches of finished pages (records + links, at most [`PARSE_BATCH`] each) waiting
+/// for the commit thread: a few ack batches' worth, so the commit thread batches well
+/// while a slow disk pushes back.
+pub const COMMIT_CHANNEL: usize = 64;
+/// The most fetched pages one blocking parse call takes.
+pub const PARSE_BATCH: usize = 16;
+/// How long the commit thread lingers for more pages after the first of a batch: it
+/// turns many small frontier writes into fewer, larger ones.
+const COMMIT_LINGER: Duration = Duration::from_millis(5);
 /// The most pages one ack batch holds.
 pub const COMMIT_BATCH: usize = 256;
+/// Links of one page beyond which they are enqueued in batches of this size ahead of
+/// the page's ack (sitemaps), instead of inside it.
+const ENQUEUE_CHUNK: usize = 1024;
 /// The most URLs leased from a host at once (one frontier write per batch).
 pub const LEASE_BATCH: usize = 32;
 /// The frontier's attempts per URL: leases cut short by a crash or a stop count too,
@@ -622,7 +631,7 @@ impl Crawler {
 
         let (fetch_tx, fetch_rx) = mpsc::channel::<Job>(FETCH_CHANNEL);
         let (parse_tx, parse_rx) = mpsc::channel::<FetchedJob>(PARSE_CHANNEL);
-        let (commit_tx, commit_rx) = mpsc::channel::<Done>(COMMIT_CHANNEL);
+        let (commit_tx, commit_rx) = mpsc::channel::<Vec<Done>>(COMMIT_CHANNEL);
 
         let commit = {
             let sh = sh.clone();
@@ -630,7 +639,10 @@ impl Crawler {
         };
         let parse = tokio::spawn(parse_stage(sh.clone(), parse_rx, commit_tx));
         let fetch = tokio::spawn(fetch_stage(sh.clone(), fetch_rx, parse_tx));
-        let scheduled = schedule(sh.clone(), fetch_tx).await;
+        // On a worker thread, next to the fetch tasks that wake it.
+        let scheduled = tokio::spawn(schedule(sh.clone(), fetch_tx))
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(e.to_string())));
         if let Err(e) = &scheduled {
             tracing::error!(error = %e, "the scheduler stopped");
             sh.stop.cancel();
@@ -956,18 +968,31 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<FetchedJob
 }
 
 /// Hands fetched pages to `spawn_blocking` parses, at most `parse_threads` at once.
-async fn parse_stage(sh: Arc<Shared>, mut rx: mpsc::Receiver<FetchedJob>, commit_tx: mpsc::Sender<Done>) {
+async fn parse_stage(
+    sh: Arc<Shared>,
+    mut rx: mpsc::Receiver<FetchedJob>,
+    commit_tx: mpsc::Sender<Vec<Done>>,
+) {
     let permits = Arc::new(Semaphore::new(sh.cfg.state.parse_threads.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    while let Some(item) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        // Whatever else is waiting goes in the same blocking call: one thread hand-off
+        // per batch instead of per page.
+        let mut batch = vec![first];
+        while batch.len() < PARSE_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
         let sh = sh.clone();
         let tx = commit_tx.clone();
         tasks.spawn_blocking(move || {
             let t0 = Instant::now();
-            let done = process(&sh, item);
+            let done: Vec<Done> = batch.into_iter().map(|item| process(&sh, item)).collect();
             sh.stats
                 .parse_us
                 .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
@@ -979,11 +1004,10 @@ async fn parse_stage(sh: Arc<Shared>, mut rx: mpsc::Receiver<FetchedJob>, commit
     while tasks.join_next().await.is_some() {}
 }
 
-/// Checks a discovered URL against scope and depth; `None` when it is not followed.
-fn follow(sh: &Shared, url: &str, depth: u16) -> Option<Url> {
-    let parsed = Url::parse(url).ok()?;
-    if let Err(r) = sh.scope.check(&parsed) {
-        let _ = r;
+/// Checks a discovered URL (canonical) against scope and depth; `None` when it is not
+/// followed.
+fn follow(sh: &Shared, url: String, depth: u16) -> Option<String> {
+    if sh.scope.check_str(&url).is_err() {
         sh.stats.refused.fetch_add(1, Relaxed);
         return None;
     }
@@ -991,7 +1015,7 @@ fn follow(sh: &Shared, url: &str, depth: u16) -> Option<Url> {
         sh.stats.beyond_depth.fetch_add(1, Relaxed);
         return None;
     }
-    Some(parsed)
+    Some(url)
 }
 
 fn failure(kind: &str, message: String) -> Option<FailureInfo> {
@@ -1017,9 +1041,12 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
     let mut discovered = Vec::new();
     // Sitemaps named by robots.txt: found with the host's first page.
     for sm in robots_sitemaps {
-        if let Some(u) = follow(sh, &sm, 0) {
+        let Ok(c) = trawl_parser::canonicalize(sm.trim(), None, &sh.parse_opts.canon) else {
+            continue;
+        };
+        if let Some(u) = follow(sh, c, 0) {
             discovered.push(NewUrl {
-                url: u.to_string(),
+                url: u,
                 depth: 0,
                 priority: Priority::Sitemap,
                 data: encode_data(Discovery::Sitemap, None),
@@ -1090,9 +1117,9 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
         let canon = trawl_parser::canonicalize(target.as_str(), None, &sh.parse_opts.canon);
         match canon {
             Ok(c) => {
-                if let Some(u) = follow(sh, &c, child_depth) {
+                if let Some(u) = follow(sh, c, child_depth) {
                     discovered.push(NewUrl {
-                        url: u.to_string(),
+                        url: u,
                         depth: child_depth,
                         priority: if is_sitemap {
                             Priority::Sitemap
@@ -1119,9 +1146,9 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
                         SitemapKind::Index => (Priority::Sitemap, lease.depth, Discovery::Sitemap),
                         _ => (Priority::Page, child_depth, Discovery::Sitemap),
                     };
-                    if let Some(u) = follow(sh, &c, depth) {
+                    if let Some(u) = follow(sh, c, depth) {
                         discovered.push(NewUrl {
-                            url: u.to_string(),
+                            url: u,
                             depth,
                             priority,
                             data: encode_data(disc, Some(&lease.url)),
@@ -1153,9 +1180,9 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
         sh.stats.links.fetch_add(page.links.len() as u64, Relaxed);
         if !page.robots.nofollow {
             for link in page.links {
-                if let Some(u) = follow(sh, &link.url, child_depth) {
+                if let Some(u) = follow(sh, link.url, child_depth) {
                     discovered.push(NewUrl {
-                        url: u.to_string(),
+                        url: u,
                         depth: child_depth,
                         priority: Priority::Page,
                         data: encode_data(Discovery::Link, Some(&lease.url)),
@@ -1210,7 +1237,7 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
 /// The commit thread: sinks first, then one ack batch with their checkpoints.
 fn commit_loop(
     sh: &Shared,
-    mut rx: mpsc::Receiver<Done>,
+    mut rx: mpsc::Receiver<Vec<Done>>,
     mut sinks: Vec<Box<dyn Sink>>,
     mut persisted: Persisted,
 ) -> Result<(), Error> {
@@ -1226,12 +1253,14 @@ fn commit_loop(
         .map(|h| (h.id, h.politeness))
         .collect();
     let result = (|| -> Result<(), Error> {
-        while let Some(first) = rx.blocking_recv() {
+        while let Some(mut batch) = rx.blocking_recv() {
+            if batch.len() < COMMIT_BATCH / 4 && !sh.stop.is_cancelled() {
+                std::thread::sleep(COMMIT_LINGER);
+            }
             let t0 = Instant::now();
-            let mut batch = vec![first];
             while batch.len() < COMMIT_BATCH {
                 match rx.try_recv() {
-                    Ok(d) => batch.push(d),
+                    Ok(more) => batch.extend(more),
                     Err(_) => break,
                 }
             }
@@ -1241,6 +1270,17 @@ fn commit_loop(
             for mut d in batch {
                 if !sh.cfg.limits.budgets.is_empty() {
                     apply_budgets(sh, &mut persisted, &mut d.discovered);
+                }
+                // A sitemap can bring 50,000 URLs: enqueue them ahead of the ack in
+                // modest batches (enqueue is idempotent, so a crash in between only
+                // means the sitemap is read again), keeping sled's batches small.
+                if d.discovered.len() > ENQUEUE_CHUNK {
+                    let links = std::mem::take(&mut d.discovered);
+                    let mut it = links.into_iter().peekable();
+                    while it.peek().is_some() {
+                        let chunk: Vec<NewUrl> = it.by_ref().take(ENQUEUE_CHUNK).collect();
+                        sh.frontier.enqueue(chunk).map_err(|e| Error::state(dir, e))?;
+                    }
                 }
                 if let Some(rec) = &d.record {
                     let x = d.exchange.as_ref().map(|x| trawl_sink::Exchange {

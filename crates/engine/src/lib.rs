@@ -46,8 +46,8 @@ pub use config::{
     ScopeConfig, StateConfig,
 };
 pub use crawl::{
-    COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, PARSE_CHANNEL,
-    PROGRESS_FILE, Progress, Summary, stored_config,
+    COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, PARSE_BATCH,
+    PARSE_CHANNEL, PROGRESS_FILE, Progress, Summary, stored_config,
 };
 pub use error::Error;
 pub use scope::{Refusal, Scope, host_key};

@@ -147,15 +147,33 @@ impl Scope {
     /// # Errors
     /// The [`Refusal`].
     pub fn check(&self, url: &Url) -> Result<(), Refusal> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Refusal::Scheme);
-        }
-        let Some(key) = host_key(url) else {
+        self.check_str(url.as_str())
+    }
+
+    /// [`Scope::check`] on a URL in canonical form (as `Url` serializes it: lower-case
+    /// scheme and host, no default port), without parsing it again.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn check_str(&self, url: &str) -> Result<(), Refusal> {
+        let Some((scheme, rest)) = url.split_once("://") else {
             return Err(Refusal::Scheme);
         };
-        let name = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let host_ok = self.hosts.contains(&key)
-            || self.any_port.contains(&name)
+        if scheme != "http" && scheme != "https" {
+            return Err(Refusal::Scheme);
+        }
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        let key = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let name = if key.starts_with('[') {
+            &key[..key.find(']').map_or(key.len(), |i| i + 1)]
+        } else {
+            key.rsplit_once(':').map_or(key, |(h, _)| h)
+        };
+        if name.is_empty() {
+            return Err(Refusal::Scheme);
+        }
+        let host_ok = self.hosts.contains(key)
+            || self.any_port.contains(name)
             || (self.subdomains
                 && self.seed_names.iter().any(|s| {
                     name.len() > s.len()
@@ -165,25 +183,20 @@ impl Scope {
             || self
                 .psl
                 .as_ref()
-                .is_some_and(|psl| registrable(psl, &name).is_some_and(|d| self.domains.contains(&d)));
+                .is_some_and(|psl| registrable(psl, name).is_some_and(|d| self.domains.contains(&d)));
         if !host_ok {
             return Err(Refusal::Host);
         }
-        if !self.allow_private && !self.seed_hosts.contains(&key) {
-            let ip: Option<IpAddr> = match url.host() {
-                Some(url::Host::Ipv4(v4)) => Some(v4.into()),
-                Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-                _ => None,
-            };
-            if ip.is_some_and(trawl_fetcher::is_special) {
+        if !self.allow_private && !self.seed_hosts.contains(key) {
+            let bare = name.trim_start_matches('[').trim_end_matches(']');
+            if bare.parse::<IpAddr>().is_ok_and(trawl_fetcher::is_special) {
                 return Err(Refusal::Address);
             }
         }
-        let s = url.as_str();
-        if self.exclude.iter().any(|r| r.is_match(s)) {
+        if self.exclude.iter().any(|r| r.is_match(url)) {
             return Err(Refusal::Pattern);
         }
-        if !self.include.is_empty() && !self.include.iter().any(|r| r.is_match(s)) {
+        if !self.include.is_empty() && !self.include.iter().any(|r| r.is_match(url)) {
             return Err(Refusal::Pattern);
         }
         Ok(())
