@@ -85,7 +85,31 @@ enum Inner {
     /// Deflate before its first byte says which kind it is.
     DeflateUnknown(Capped),
     Brotli(Box<brotli::DecompressorWriter<Capped>>),
-    Zstd(zstd::stream::write::Decoder<'static, Capped>),
+    Zstd(zstd::stream::zio::Writer<Capped, zstd::stream::raw::Decoder<'static>>),
+}
+
+/// Decompression contexts kept for reuse: creating one costs more than decoding a
+/// typical page.
+static ZSTD_POOL: std::sync::Mutex<Vec<zstd::stream::raw::Decoder<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+const ZSTD_POOL_MAX: usize = 64;
+
+fn zstd_decoder() -> io::Result<zstd::stream::raw::Decoder<'static>> {
+    let pooled = ZSTD_POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    match pooled {
+        Some(d) => Ok(d),
+        None => zstd::stream::raw::Decoder::new(),
+    }
+}
+
+fn recycle_zstd(mut d: zstd::stream::raw::Decoder<'static>) {
+    use zstd::stream::raw::Operation;
+    if d.reinit().is_ok() {
+        let mut pool = ZSTD_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < ZSTD_POOL_MAX {
+            pool.push(d);
+        }
+    }
 }
 
 impl Inner {
@@ -96,7 +120,7 @@ impl Inner {
             Inner::Zlib(d) => d.get_ref(),
             Inner::Raw(d) => d.get_ref(),
             Inner::Brotli(d) => d.get_ref(),
-            Inner::Zstd(d) => d.get_ref(),
+            Inner::Zstd(d) => d.writer(),
         }
     }
 }
@@ -127,7 +151,8 @@ impl BodyDecoder {
     /// wire ratio over `max_ratio` (checked once 64 KiB have been decoded).
     pub fn new(encoding: ContentEncoding, max_body: u64, max_ratio: u64) -> io::Result<BodyDecoder> {
         let cap = Capped {
-            buf: Vec::new(),
+            // Most pages fit: fewer reallocations and copies while decoding.
+            buf: Vec::with_capacity((max_body as usize).min(32 << 10)),
             cap: max_body.min(usize::MAX as u64) as usize,
             over: false,
         };
@@ -136,7 +161,7 @@ impl BodyDecoder {
             ContentEncoding::Gzip => Inner::Gzip(flate2::write::MultiGzDecoder::new(cap)),
             ContentEncoding::Deflate => Inner::DeflateUnknown(cap),
             ContentEncoding::Brotli => Inner::Brotli(Box::new(brotli::DecompressorWriter::new(cap, 4096))),
-            ContentEncoding::Zstd => Inner::Zstd(zstd::stream::write::Decoder::new(cap)?),
+            ContentEncoding::Zstd => Inner::Zstd(zstd::stream::zio::Writer::new(cap, zstd_decoder()?)),
         };
         Ok(BodyDecoder {
             inner,
@@ -234,8 +259,10 @@ impl BodyDecoder {
                     .map_err(|_| BodyError::Corrupt("brotli stream ended early".into()))?
             }
             Inner::Zstd(mut d) => {
-                d.flush().map_err(|e| wrap(e, d.get_ref().over))?;
-                d.into_inner()
+                d.flush().map_err(|e| wrap(e, d.writer().over))?;
+                let (capped, dec) = d.into_inner();
+                recycle_zstd(dec);
+                capped
             }
         };
         Ok(capped.buf)

@@ -199,17 +199,28 @@ pub fn nesting_cut(html: &str, max_depth: usize) -> Option<usize> {
             .iter()
             .position(|c| !c.is_ascii_alphanumeric())
             .unwrap_or(rest.len());
-        let name = std::str::from_utf8(&rest[..name_len])
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        // Lower-cased into a small buffer: no allocation per tag (names longer than
+        // the buffer are no void, script or style element anyway).
+        let mut lower = [0u8; 8];
+        let short = name_len <= lower.len();
+        if short {
+            for (d, c) in lower.iter_mut().zip(&rest[..name_len]) {
+                *d = c.to_ascii_lowercase();
+            }
+        }
+        let name = if short { &lower[..name_len] } else { &b""[..] };
         let close = memchr(b'>', rest).map_or(b.len(), |e| at + 1 + e);
         let self_closed = close > 0 && b.get(close - 1) == Some(&b'/');
-        if name == "script" || name == "style" {
-            let end_tag = format!("</{name}");
-            i = find_ci(&b[close.min(b.len())..], end_tag.as_bytes()).map_or(b.len(), |e| close + e);
+        if name == b"script" || name == b"style" {
+            let end_tag: &[u8] = if name == b"script" {
+                b"</script"
+            } else {
+                b"</style"
+            };
+            i = find_ci(&b[close.min(b.len())..], end_tag).map_or(b.len(), |e| close + e);
             continue;
         }
-        if !VOID.contains(&name.as_str()) && !self_closed {
+        if !VOID.iter().any(|v| v.as_bytes() == name) && !self_closed {
             depth += 1;
             if depth > max_depth {
                 return Some(at);
