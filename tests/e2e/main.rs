@@ -1,3 +1,25 @@
-//! End-to-end tests of the `trawl` binary against trawl-testsite, one module per area.
+//! End-to-end tests of the `trawl` program against trawl-testsite on 127.0.0.1, one
+//! module per area. Every test runs the real binary as a process.
 
-mod testsite;
+mod cli;
+mod crawl;
+mod hostile;
+mod limits;
+mod politeness;
+mod resume;
+
+/// The `trawl` program built for these tests.
+pub fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_trawl-under-test"))
+}
+
+/// Flags that lift politeness for speed on the local test site.
+pub const FAST: &[&str] = &[
+    "--rate",
+    "0",
+    "--per-host-concurrency",
+    "16",
+    "--concurrency",
+    "32",
+    "-q",
+];

@@ -373,17 +373,16 @@ async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
         .unwrap_or_else(|| default_state(&parsed[0]));
 
     let mut fresh = CrawlConfig::new(seeds);
-    let sc = if a.scope.subdomains
-        || a.scope.domain
-        || !a.scope.allow_hosts.is_empty()
-        || !a.scope.include.is_empty()
-        || !a.scope.exclude.is_empty()
-        || a.scope.no_sitemaps
-    {
-        a.scope
-    } else {
-        file.scope
+    let given = |s: &crate::args::ScopeArgs| {
+        s.subdomains
+            || s.domain
+            || !s.allow_hosts.is_empty()
+            || !s.include.is_empty()
+            || !s.exclude.is_empty()
+            || s.no_sitemaps
     };
+    let sc = if given(&a.scope) { a.scope } else { file.scope };
+    let scope_given = given(&sc);
     fresh.scope.subdomains = sc.subdomains;
     fresh.scope.registrable_domain = sc.domain;
     fresh.scope.extra_hosts = sc.allow_hosts;
@@ -415,6 +414,10 @@ async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
     let is_new = stored.is_none();
     let mut cfg = match stored {
         Some(s) => {
+            // Scope flags left out mean "as stored"; given ones must match.
+            if !scope_given {
+                fresh.scope = s.scope.clone();
+            }
             if s.identity() != fresh.identity() {
                 return Err(Failure {
                     code: exit::STATE,
@@ -451,6 +454,8 @@ async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
     let tune = merge_tune(a.tune, file.tune);
     apply_tune(&mut cfg, &tune)?;
     if is_new {
+        // Settings are checked before the network is.
+        trawl_engine::Scope::new(&cfg).map_err(engine_failure)?;
         preflight(&parsed).await?;
     }
     run_crawl(cfg, tune.stats_json, quiet).await

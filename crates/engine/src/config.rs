@@ -231,7 +231,12 @@ impl CrawlConfig {
     /// What makes two crawls the same: the seeds and the scope. A state directory is
     /// bound to it.
     pub fn identity(&self) -> String {
-        let scope = serde_json::to_string(&self.scope).unwrap_or_default();
+        // Reading sitemaps or not does not change which URLs belong to the crawl.
+        let scope = ScopeConfig {
+            no_sitemaps: false,
+            ..self.scope.clone()
+        };
+        let scope = serde_json::to_string(&scope).unwrap_or_default();
         format!("seeds={} scope={scope}", self.seeds.join(" "))
     }
 }

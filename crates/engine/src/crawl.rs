@@ -727,7 +727,10 @@ async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(), Er
             .max_bytes
             .is_some_and(|m| sh.bytes_total.load(Relaxed) >= m)
         {
-            if in_flight == 0 {
+            // Leases still in the scheduler's buffers are not fetched: they go back to
+            // their queues when the directory is next opened.
+            let buffered: u64 = slots.values().map(|s| s.buffer.len() as u64).sum();
+            if in_flight <= buffered {
                 tracing::info!("byte limit reached");
                 sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
                 return Ok(());

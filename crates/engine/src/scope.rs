@@ -120,7 +120,19 @@ impl Scope {
             .unwrap_or_default();
         let compile = |pats: &[String]| -> Result<Vec<Regex>, Error> {
             pats.iter()
-                .map(|p| Regex::new(p).map_err(|e| Error::Config(format!("invalid pattern {p:?}: {e}"))))
+                .map(|p| {
+                    Regex::new(p).map_err(|e| {
+                        // regex explains over several lines; the last one says what is wrong.
+                        let why = e.to_string();
+                        let why = why
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim()
+                            .trim_start_matches("error: ");
+                        Error::Config(format!("invalid pattern {p:?}: {why}"))
+                    })
+                })
                 .collect()
         };
         Ok(Scope {

@@ -1,0 +1,131 @@
+//! A crawl of every hostile endpoint finishes, each with its documented outcome, in
+//! bounded memory.
+
+use std::time::Duration;
+
+use trawl_e2e::{Rec, arg, duplicates, read_jsonl, run, workdir};
+use trawl_testsite::{ENDPOINTS, TestSite};
+
+use crate::bin;
+
+/// What the record of each endpoint must say: a failure kind, or a status.
+fn expected(path: &str) -> Result<u64, &'static str> {
+    match path {
+        "/bad/bomb/gzip" | "/bad/bomb/br" | "/bad/bomb/zstd" | "/bad/huge" | "/bad/endless" => {
+            Err("too-large")
+        }
+        "/bad/trickle" | "/bad/stall" => Err("timeout"),
+        "/bad/always-500" => Err("http-status"),
+        "/bad/redirect-loop/a" | "/bad/redirect-chain/20" => Ok(302),
+        p if p.starts_with("/bad/redirect-to/") => Ok(302),
+        // 429/503 come back 200 after the Retry-After; the rest are pages.
+        _ => Ok(200),
+    }
+}
+
+fn find<'a>(recs: &'a [Rec], url: &str) -> Option<&'a Rec> {
+    recs.iter().find(|r| r.url == url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_endpoint_ends_as_its_documented_record() {
+    let site = TestSite::new()
+        .pages(10)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let base = site.site().bases()[0].clone();
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let seed = format!("{base}/bad/");
+    let t = std::time::Instant::now();
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &seed,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "0",
+            "--per-host-concurrency",
+            "16",
+            "--timeout",
+            "2s",
+            "--max-body",
+            "8MiB",
+            "--budget",
+            "/bad/calendar/=10",
+            "--budget",
+            "/bad/deep/=10",
+            "--budget",
+            "/bad/link-target/=20",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "the crawl finishes: {}", r.stderr);
+    assert!(t.elapsed() < Duration::from_secs(90), "{:?}", t.elapsed());
+    let recs = read_jsonl(&d.join("out.jsonl"));
+    assert!(duplicates(&recs).is_empty(), "{:?}", duplicates(&recs));
+
+    for e in ENDPOINTS {
+        let url = if e.path.starts_with("/bad/session") {
+            // Session ids are stripped: the whole trap is one URL.
+            format!("{base}/bad/session")
+        } else {
+            format!("{base}{}", e.path)
+        };
+        let rec = find(&recs, &url).unwrap_or_else(|| panic!("no record for {url} ({})", e.kind));
+        match expected(e.path) {
+            Ok(status) => {
+                assert_eq!(rec.error, None, "{url}: {rec:?}");
+                assert_eq!(rec.status, Some(status), "{url}");
+            }
+            Err(kind) => assert_eq!(rec.error.as_deref(), Some(kind), "{url}: {rec:?}"),
+        }
+    }
+    let under = |p: &str| {
+        recs.iter()
+            .filter(|r| r.url.starts_with(&format!("{base}{p}")))
+            .count()
+    };
+    assert_eq!(under("/bad/session"), 1, "session ids canonicalize away");
+    assert!(
+        under("/bad/calendar/") <= 10,
+        "the calendar trap is held by its budget"
+    );
+    assert!(under("/bad/deep/") <= 10, "the deep trap is held by its budget");
+    assert!(under("/bad/link-target/") <= 20);
+    assert_eq!(under("/bad/redirect-loop/"), 2, "the loop ends at the seen set");
+    assert_eq!(
+        under("/bad/redirect-chain/"),
+        21,
+        "every hop is checked and recorded"
+    );
+    // Redirects and links to special-purpose addresses were never followed.
+    assert!(
+        recs.iter()
+            .all(|r| !r.url.contains("169.254") && !r.url.contains("2130706433"))
+    );
+    assert!(site.requests().iter().all(|q| q.url.starts_with(&base)));
+
+    // Memory stayed bounded: the bombs were stopped at the 8 MiB cap.
+    #[allow(unsafe_code)]
+    // SAFETY: getrusage only writes into the struct it is given.
+    let maxrss_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru.ru_maxrss
+    };
+    assert!(
+        maxrss_kib < 300 * 1024,
+        "a trawl process peaked at {maxrss_kib} KiB"
+    );
+}

@@ -1,0 +1,231 @@
+//! Rate, Crawl-delay and Retry-After, seen in the test site's request log.
+
+use std::time::Duration;
+
+use trawl_e2e::{arg, read_jsonl, run, workdir};
+use trawl_testsite::TestSite;
+
+use crate::bin;
+
+/// The smallest gap between consecutive requests whose URL starts with `base`.
+fn min_gap(site: &trawl_testsite::RunningSite, base: &str) -> Duration {
+    let mut at: Vec<_> = site
+        .requests()
+        .into_iter()
+        .filter(|r| r.url.starts_with(base))
+        .map(|r| r.at)
+        .collect();
+    at.sort();
+    at.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(Duration::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_per_host_is_held_while_another_host_goes_on() {
+    let site = TestSite::new()
+        .pages(400)
+        .hosts(2)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let (h0, h1) = (site.site().root_url(0), site.site().root_url(1));
+    // 8 requests per second per host, 2 at once: 12 pages take at least 11/8 s per host.
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &h0,
+            &h1,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "8",
+            "--per-host-concurrency",
+            "2",
+            "--max-pages",
+            "24",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(read_jsonl(&d.join("out.jsonl")).len(), 24);
+    for base in site.site().bases() {
+        let n = site
+            .requests()
+            .iter()
+            .filter(|q| q.url.starts_with(base.as_str()))
+            .count();
+        assert!(n >= 6, "{base} was crawled too: {n}");
+        let gap = min_gap(&site, base);
+        assert!(
+            gap >= Duration::from_millis(115),
+            "{base}: two requests {gap:?} apart at 8/s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_delay_is_honoured_even_with_no_rate_limit() {
+    let site = TestSite::new()
+        .pages(100)
+        .crawl_delay(Some(0.25))
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state, seed) = (arg(d, "out.jsonl"), arg(d, "state"), site.root_url());
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &seed,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "0",
+            "--per-host-concurrency",
+            "4",
+            "--max-pages",
+            "6",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let gap = min_gap(&site, &site.site().bases()[0]);
+    assert!(
+        gap >= Duration::from_millis(240),
+        "Crawl-delay 0.25 s, gap {gap:?}"
+    );
+
+    // --ignore-crawl-delay lifts it.
+    let fast = TestSite::new()
+        .pages(100)
+        .crawl_delay(Some(0.25))
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state, seed) = (arg(d, "out.jsonl"), arg(d, "state"), fast.root_url());
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &seed,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "0",
+            "--per-host-concurrency",
+            "4",
+            "--max-pages",
+            "20",
+            "--ignore-crawl-delay",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(min_gap(&fast, &fast.site().bases()[0]) < Duration::from_millis(240));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_cools_one_host_while_the_other_goes_on() {
+    let site = TestSite::new()
+        .pages(300)
+        .hosts(2)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let base0 = site.site().bases()[0].clone();
+    let hostile = format!("{base0}/bad/status/429?after=2");
+    let h1 = site.site().root_url(1);
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &hostile,
+            &h1,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "0",
+            "--per-host-concurrency",
+            "2",
+            "--max-pages",
+            "120",
+            "-q",
+        ],
+    )
+    .await;
+    assert!(r.code == 3 || r.code == 0, "{}", r.stderr);
+    let log = site.requests();
+    let first = log
+        .iter()
+        .find(|q| q.url == hostile)
+        .expect("the 429 was requested");
+    assert_eq!(first.status, 429);
+    let deadline = first.at + Duration::from_secs(2);
+    // Host 0 is left alone until Retry-After has passed...
+    for q in log
+        .iter()
+        .filter(|q| q.url.starts_with(&base0) && q.at > first.at)
+    {
+        assert!(
+            q.at >= deadline - Duration::from_millis(50),
+            "{} at +{:?}",
+            q.url,
+            q.at - first.at
+        );
+    }
+    let retried = log
+        .iter()
+        .filter(|q| q.url == hostile)
+        .nth(1)
+        .expect("retried after the wait");
+    assert_eq!(retried.status, 200);
+    // ...while host 1 is crawled in the meantime.
+    let base1 = &site.site().bases()[1];
+    let meanwhile = log
+        .iter()
+        .filter(|q| q.url.starts_with(base1.as_str()) && q.at > first.at && q.at < deadline)
+        .count();
+    assert!(
+        meanwhile >= 20,
+        "host 1 made {meanwhile} requests during host 0's cool-down"
+    );
+    let recs = read_jsonl(&d.join("out.jsonl"));
+    let rec = recs
+        .iter()
+        .find(|r| r.url == hostile)
+        .expect("a record for the 429 URL");
+    assert_eq!(rec.status, Some(200));
+}

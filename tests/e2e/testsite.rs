@@ -1,1 +1,0 @@
-//! The test site itself, seen from outside over real HTTP (placeholder).
