@@ -156,8 +156,10 @@ pub struct FetchConfig {
     pub read_timeout_secs: f64,
     /// Total time per attempt in seconds. By default, 60.
     pub total_timeout_secs: f64,
-    /// Attempts per fetch for timeouts, connection errors, 5xx, 408 and 429. By
-    /// default, 3.
+    /// Attempts per URL for timeouts, connection errors, 5xx, 408 and 429. A failed
+    /// attempt puts the URL back in its queue while the host cools down (Retry-After,
+    /// else exponential backoff); a leased URL cut short by a crash counts as an
+    /// attempt too. By default, 3.
     pub max_attempts: u32,
 }
 

@@ -489,7 +489,8 @@ impl Crawler {
             .robots(p.robots)
             .allow_private_ips(p.allow_private_ips)
             .max_body(cfg.fetch.max_body)
-            .max_attempts(cfg.fetch.max_attempts)
+            // One attempt per lease: retries go through the frontier (see `process`).
+            .max_attempts(1)
             .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs.max(0.001)))
             .read_timeout(Duration::from_secs_f64(cfg.fetch.read_timeout_secs.max(0.001)))
             .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs.max(0.001)))
@@ -1084,6 +1085,28 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
                 trawl_fetcher::Error::Status { status, .. } => Some(*status >= 500),
                 _ => None,
             };
+            // Transient failures go back to the frontier's queue (the host's gate is
+            // cooling down meanwhile), so no task sits out a Retry-After holding a
+            // fetch slot, and a cool-down is persisted the moment it starts.
+            let transient = matches!(
+                &e,
+                trawl_fetcher::Error::Timeout { .. }
+                    | trawl_fetcher::Error::TooSlow { .. }
+                    | trawl_fetcher::Error::Request { .. }
+            ) || matches!(&e, trawl_fetcher::Error::Status { status, .. } if *status >= 500 || *status == 408 || *status == 429);
+            if !dead && transient && lease.attempts < sh.cfg.fetch.max_attempts.max(1) {
+                return Done {
+                    lease,
+                    host,
+                    record: None,
+                    exchange: None,
+                    outcome: Outcome::Retry,
+                    discovered,
+                    host_failure,
+                    cool,
+                    bytes: 0,
+                };
+            }
             record.status = e.status();
             record.error = failure(kind, message.clone());
             return Done {
@@ -1283,6 +1306,7 @@ fn commit_loop(
                     while it.peek().is_some() {
                         let chunk: Vec<NewUrl> = it.by_ref().take(ENQUEUE_CHUNK).collect();
                         sh.frontier.enqueue(chunk).map_err(|e| Error::state(dir, e))?;
+                        fault("enqueue-chunk");
                     }
                 }
                 if let Some(rec) = &d.record {
@@ -1296,6 +1320,9 @@ fn commit_loop(
                         s.write(rec, x.as_ref())?;
                     }
                     records += 1;
+                    if records == 2 {
+                        fault("mid-sink-write");
+                    }
                     sh.stats
                         .record(&d.host, rec.status, rec.error.as_ref().map(|e| e.kind.as_str()));
                 }
@@ -1326,7 +1353,9 @@ fn commit_loop(
                 serde_json::to_vec(&persisted).unwrap_or_default(),
             ));
             let refs: Vec<(&str, &[u8])> = cps.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
+            fault("before-ack");
             sh.frontier.ack(acks, &refs).map_err(|e| Error::state(dir, e))?;
+            fault("after-ack");
             sh.pages_total.store(persisted.pages, Relaxed);
             sh.bytes_total.store(persisted.bytes, Relaxed);
             sh.stats.bytes.fetch_add(bytes, Relaxed);
@@ -1338,6 +1367,7 @@ fn commit_loop(
             sh.wake.notify_one();
             if last_flush.elapsed() >= flush_every {
                 sh.frontier.flush().map_err(|e| Error::state(dir, e))?;
+                fault("after-flush");
                 last_flush = Instant::now();
             }
             sh.stats
@@ -1355,6 +1385,29 @@ fn commit_loop(
     // Whatever happened, what was acked is made durable.
     let flushed = sh.frontier.flush().map_err(|e| Error::state(dir, e));
     result.and(flushed)
+}
+
+/// A testing hook for crash tests: with `TRAWL_FAULT=<point>:<n>` in the environment,
+/// the process aborts (no destructors, no flush: like `kill -9`) the `n`th time the
+/// commit path reaches `<point>`: `enqueue-chunk` (between the batches of a large
+/// link set), `mid-sink-write` (after the second record of a batch), `before-ack`
+/// (records handed to the OS, ack not written), `after-ack` (acked, not flushed) or
+/// `after-flush`. Without the variable it costs one atomic load.
+fn fault(point: &str) {
+    static FAULT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let spec = FAULT.get_or_init(|| {
+        let v = std::env::var("TRAWL_FAULT").ok()?;
+        let (p, n) = v.rsplit_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, n)) = spec
+        && p == point
+        && SEEN.fetch_add(1, Relaxed) + 1 == *n
+    {
+        eprintln!("trawl: TRAWL_FAULT: crashing at {point} ({n})");
+        std::process::abort();
+    }
 }
 
 /// Drops discovered links over a path budget, counting the rest.
@@ -1426,6 +1479,17 @@ fn breaker(
         sh.frontier
             .set_politeness(id, p)
             .map_err(|e| Error::state(&sh.cfg.state.dir, e))?;
+        if p.retry_after_until_ms > before.retry_after_until_ms {
+            // Durable at once (it is rare): a crash now must not forget the wait.
+            sh.frontier
+                .flush()
+                .map_err(|e| Error::state(&sh.cfg.state.dir, e))?;
+            tracing::info!(
+                host = %d.host,
+                wait_ms = p.retry_after_until_ms.saturating_sub(now),
+                "host cooling down"
+            );
+        }
         if p == Politeness::default() {
             politeness.remove(&id);
         } else {

@@ -43,6 +43,10 @@ struct Args {
     /// Keep a per-request log (memory grows with requests).
     #[arg(long)]
     track: bool,
+    /// Print every host's root URL on stdout, one per line (host 0 first), instead of
+    /// host 0's only.
+    #[arg(long)]
+    all_roots: bool,
 }
 
 fn main() {
@@ -83,7 +87,13 @@ fn main() {
         };
         tracing::info!(root = %running.root_url(), pages = args.pages, hosts = args.hosts, "serving");
         // The root URL on stdout, alone on a line, so scripts can read it.
-        println!("{}", running.root_url());
+        if args.all_roots {
+            for h in 0..args.hosts {
+                println!("{}", running.site().root_url(h));
+            }
+        } else {
+            println!("{}", running.root_url());
+        }
         for (k, a) in running.addrs().iter().enumerate() {
             tracing::info!(host = k, addr = %a, "listening");
         }
