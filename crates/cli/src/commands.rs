@@ -612,6 +612,17 @@ fn read_progress(dir: &Path) -> Option<Progress> {
 
 fn status(a: StatusArgs) -> R<u8> {
     let dir = &a.dir;
+    let opened = Frontier::open(dir, Options::default().cache_capacity(8 << 20));
+    if let Err(trawl_frontier::Error::Corrupt { detail }) = &opened {
+        return Err(Failure {
+            code: exit::STATE,
+            message: format!(
+                "{} is damaged and cannot be opened ({detail}), so nothing in it can be read; the output files are valid up to their last complete record: keep them, move the directory aside, and start a new crawl with new output files",
+                dir.display()
+            ),
+        });
+    }
+    drop(opened);
     let frontier = match open_for_reading(dir) {
         Ok(f) => f,
         Err(f) if f.message.contains("another trawl process") => {
@@ -732,6 +743,14 @@ fn status(a: StatusArgs) -> R<u8> {
             "warning: {unreadable} records could not be read; `trawl export {}` writes what can be read",
             dir.display()
         );
+    }
+    match frontier.verify() {
+        Ok(_) => println!("consistency: ok"),
+        Err(e) => println!(
+            "consistency: damaged ({}); `trawl export {} --what outcomes` writes what can be read, and a new crawl can start from those URLs",
+            chain(&e),
+            dir.display()
+        ),
     }
     if let Some(c) = &cfg {
         for (kind, path) in output_list(c) {
