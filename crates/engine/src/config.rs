@@ -123,6 +123,9 @@ pub struct PolitenessConfig {
     /// Consecutive failures after which a host's remaining URLs fail with "host
     /// unavailable". By default, 20.
     pub give_up_after_failures: u32,
+    /// The first step of a host's backoff after a failed request (doubling, with
+    /// jitter, up to 10 minutes), in seconds. By default, 1.
+    pub backoff_base_secs: f64,
 }
 
 impl Default for PolitenessConfig {
@@ -139,6 +142,7 @@ impl Default for PolitenessConfig {
             allow_private_ips: false,
             pause_after_failures: 5,
             give_up_after_failures: 20,
+            backoff_base_secs: 1.0,
         }
     }
 }

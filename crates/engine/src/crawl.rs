@@ -478,6 +478,7 @@ impl Crawler {
         policy.rate = (p.rate > 0.0).then_some(p.rate);
         policy.burst = p.burst.max(1);
         policy.concurrency = p.per_host_concurrency;
+        policy.backoff_base = Duration::from_secs_f64(p.backoff_base_secs.max(0.0));
         policy.max_crawl_delay = if p.ignore_crawl_delay {
             Duration::ZERO
         } else {
@@ -1094,6 +1095,19 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
                     | trawl_fetcher::Error::TooSlow { .. }
                     | trawl_fetcher::Error::Request { .. }
             ) || matches!(&e, trawl_fetcher::Error::Status { status, .. } if *status >= 500 || *status == 408 || *status == 429);
+            // robots.txt unreadable (5xx, 429, down): the fetcher disallows the host
+            // for a minute; try again after that, and count it against the host.
+            let robots_down = matches!(&e, trawl_fetcher::Error::RobotsUnavailable { .. });
+            let host_failure = if robots_down { Some(true) } else { host_failure };
+            let cool = match Url::parse(&lease.url) {
+                Ok(u) if robots_down => {
+                    let gate = sh.fetcher.gate(&u);
+                    gate.cool_down(Some(ROBOTS_UNAVAILABLE_WAIT));
+                    Some(gate.snapshot())
+                }
+                _ => cool,
+            };
+            let transient = transient || robots_down;
             if !dead && transient && lease.attempts < sh.cfg.fetch.max_attempts.max(1) {
                 return Done {
                     lease,
@@ -1386,6 +1400,10 @@ fn commit_loop(
     let flushed = sh.frontier.flush().map_err(|e| Error::state(dir, e));
     result.and(flushed)
 }
+
+/// How long a host whose robots.txt could not be read waits before its URLs are tried
+/// again (the fetcher keeps that verdict for a minute).
+const ROBOTS_UNAVAILABLE_WAIT: Duration = Duration::from_secs(61);
 
 /// A testing hook for crash tests: with `TRAWL_FAULT=<point>:<n>` in the environment,
 /// the process aborts (no destructors, no flush: like `kill -9`) the `n`th time the

@@ -65,3 +65,76 @@ async fn a_three_host_site_is_crawled_exactly_once() {
     assert!(site.pages_hit_twice().is_empty(), "{:?}", site.pages_hit_twice());
     assert_eq!(summary.stats.pages as usize, records.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_trips_its_circuit_breaker_and_the_others_go_on() {
+    let site = TestSite::new().pages(200).start().await.expect("site");
+    // A port nobody listens on: every request to it fails to connect.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead: Vec<String> = (0..30)
+        .map(|i| format!("http://127.0.0.1:{dead_port}/p/{i}"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut seeds = vec![site.root_url()];
+    seeds.extend(dead.iter().cloned());
+    let mut config = CrawlConfig::new(seeds);
+    fast(&mut config);
+    config.politeness.per_host_concurrency = 2;
+    config.politeness.pause_after_failures = 100;
+    config.politeness.give_up_after_failures = 6;
+    config.politeness.backoff_base_secs = 0.01;
+    // (An unreachable robots.txt keeps a host waiting a minute per try; here the
+    // breaker is tested on the requests themselves.)
+    config.politeness.robots = false;
+    // Without robots.txt the test site's /private/ chain is an endless trap.
+    config.limits.budgets = vec![trawl_engine::PathBudget {
+        prefix: "/private/".into(),
+        max: 3,
+    }];
+    config.scope.no_sitemaps = true;
+    config.state.dir = dir.path().join("state");
+    let out = dir.path().join("pages.jsonl");
+    config.output.jsonl = Some(out.clone());
+    let summary = Crawler::run(config, CancellationToken::new())
+        .await
+        .expect("crawl");
+    assert_eq!(summary.outcome, CrawlOutcome::Completed);
+    let records = read_jsonl(&out);
+    let on_dead: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| {
+            r["url"]
+                .as_str()
+                .is_some_and(|u| u.contains(&format!(":{dead_port}/")))
+        })
+        .collect();
+    assert_eq!(on_dead.len(), 30, "every URL of the dead host ends as a record");
+    let unavailable = on_dead
+        .iter()
+        .filter(|r| r["error"]["kind"] == "host-unavailable")
+        .count();
+    let kinds: Vec<&serde_json::Value> = on_dead.iter().map(|r| &r["error"]["kind"]).collect();
+    assert!(
+        unavailable >= 20,
+        "the breaker gave up on the host: {unavailable} of 30: {kinds:?}"
+    );
+    assert!(on_dead.iter().all(|r| r["error"]["kind"].is_string()));
+    let ok = records
+        .iter()
+        .filter(|r| r["error"].is_null() && !r["url"].as_str().unwrap_or("").contains("/private/"))
+        .count();
+    let truth = site.site().crawl_truth(&[0], &|_| true);
+    assert_eq!(ok, truth.pages.len(), "the live host is unaffected");
+    let dead_host = format!("127.0.0.1:{dead_port}");
+    let h = summary
+        .stats
+        .top_hosts
+        .iter()
+        .find(|h| h.host == dead_host)
+        .expect("the dead host in the stats");
+    assert!(h.failure_rate > 0.99, "{h:?}");
+}

@@ -36,6 +36,13 @@ pub enum Error {
         /// The URL.
         url: Url,
     },
+    /// The host's robots.txt could not be read (5xx, 429 or unreachable), so RFC 9309
+    /// says to disallow everything for now; it is fetched again after a minute.
+    #[error("{url}: robots.txt is unavailable, so the host is off limits for now")]
+    RobotsUnavailable {
+        /// The URL.
+        url: Url,
+    },
     /// The URL's host is, or resolves only to, a special-purpose address.
     #[error("{url} is refused: it points at a special-purpose address")]
     Forbidden {
@@ -115,9 +122,10 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. } | Error::TooSlow { .. })
     }
-    /// Whether robots.txt disallowed the URL.
+    /// Whether robots.txt disallowed the URL, by its rules or because it could not be
+    /// read ([`Error::RobotsUnavailable`]).
     pub fn is_robots_denied(&self) -> bool {
-        matches!(self, Error::RobotsDenied { .. })
+        matches!(self, Error::RobotsDenied { .. } | Error::RobotsUnavailable { .. })
     }
     /// Whether a size or ratio cap stopped the body.
     pub fn is_too_large(&self) -> bool {
@@ -138,6 +146,7 @@ impl Error {
     pub fn url(&self) -> Option<&Url> {
         match self {
             Error::RobotsDenied { url }
+            | Error::RobotsUnavailable { url }
             | Error::Forbidden { url }
             | Error::Timeout { url }
             | Error::TooSlow { url, .. }
@@ -156,6 +165,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::InvalidUrl { .. } => "invalid-url",
             Error::RobotsDenied { .. } => "robots-denied",
+            Error::RobotsUnavailable { .. } => "robots-unavailable",
             Error::Forbidden { .. } => "forbidden-address",
             Error::Timeout { .. } => "timeout",
             Error::TooSlow { .. } => "too-slow",
@@ -1016,7 +1026,7 @@ impl Fetcher {
         if self.inner.cfg.robots && url.path() != "/robots.txt" {
             let ok = match self.robots_for(&url).await {
                 RobotsVerdict::AllowAll => true,
-                RobotsVerdict::DisallowAll => false,
+                RobotsVerdict::DisallowAll => return Err(Error::RobotsUnavailable { url }),
                 RobotsVerdict::Rules(r) => r.allowed(url.as_str()),
             };
             if !ok {
