@@ -227,3 +227,61 @@ async fn retry_after_cools_one_host_while_the_other_goes_on() {
         .expect("a record for the 429 URL");
     assert_eq!(rec.status, Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_host_holds_up_no_other_host() {
+    // 10 hosts; host 0's first two URLs stall (headers, then nothing) and hold both of
+    // its slots. The other nine must be crawled completely meanwhile.
+    let site = TestSite::new()
+        .pages(450)
+        .hosts(10)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let base0 = site.site().bases()[0].clone();
+    let stall_a = format!("{base0}/bad/stall");
+    let stall_b = format!("{base0}/bad/stall?again=1");
+    let mut args: Vec<String> = vec!["crawl".into(), stall_a, stall_b];
+    args.extend((1..10).map(|h| site.site().root_url(h)));
+    for a in [
+        "-o",
+        &out,
+        "--state",
+        &state,
+        "--no-sitemaps",
+        "--rate",
+        "0",
+        "--per-host-concurrency",
+        "2",
+        "--concurrency",
+        "8",
+        "--timeout",
+        "60s",
+        "-q",
+    ] {
+        args.push(a.to_string());
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = trawl_e2e::command(bin(), d, &argv).spawn().expect("spawn");
+    let truth = site
+        .site()
+        .crawl_truth(&(1..10).collect::<Vec<u64>>(), &|h| h != 0);
+    let others: Vec<String> = truth.pages.keys().cloned().collect();
+    let done = trawl_e2e::wait_for(Duration::from_secs(30), || {
+        others.iter().all(|u| site.hits(u) > 0)
+    })
+    .await;
+    let stalled = site
+        .requests()
+        .iter()
+        .filter(|q| q.url.contains("/bad/stall"))
+        .count();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(done, "the other hosts were not crawled while host 0 stalled");
+    assert_eq!(stalled, 2, "both of host 0's slots were stalled the whole time");
+}
