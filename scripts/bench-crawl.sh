@@ -59,15 +59,20 @@ report() { # NAME < lines of one_run
 
 speed() {
   start_site --pages 100000 --hosts 1
-  : >"$WORK/speed"
-  for i in $(seq "$RUNS"); do
-    one_run "speed$i" --rate 0 --concurrency 64 --per-host-concurrency 64 --no-sitemaps >>"$WORK/speed"
+  for variant in default no-sitemaps; do
+    local extra=()
+    [ "$variant" = no-sitemaps ] && extra=(--no-sitemaps)
+    : >"$WORK/speed-$variant"
+    for i in $(seq "$RUNS"); do
+      one_run "speed-$variant-$i" --rate 0 --concurrency 64 --per-host-concurrency 64 "${extra[@]}" >>"$WORK/speed-$variant"
+    done
+    report "speed ($variant)" <"$WORK/speed-$variant"
+    echo "speed ($variant) median: $(awk '{print $1/$2}' "$WORK/speed-$variant" | median | xargs printf '%.0f') pages/s," \
+      "$(awk '{print 1000*$3/$1}' "$WORK/speed-$variant" | median | xargs printf '%.3f') ms trawl CPU/page," \
+      "$(awk '{print 1000*$5/$1}' "$WORK/speed-$variant" | median | xargs printf '%.3f') ms server CPU/page," \
+      "$(awk '{print $4/1024}' "$WORK/speed-$variant" | median | xargs printf '%.1f') MiB peak RSS"
   done
   stop_site
-  report speed <"$WORK/speed"
-  echo "speed median: $(awk '{print $1/$2}' "$WORK/speed" | median | xargs printf '%.0f') pages/s," \
-    "$(awk '{print 1000*$3/$1}' "$WORK/speed" | median | xargs printf '%.3f') ms trawl CPU/page," \
-    "$(awk '{print $4/1024}' "$WORK/speed" | median | xargs printf '%.1f') MiB peak RSS"
 }
 
 memory() {

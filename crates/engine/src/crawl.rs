@@ -1191,8 +1191,21 @@ fn process(sh: &Shared, item: FetchedJob) -> Done {
                             url: u,
                             depth,
                             priority,
-                            data: encode_data(disc, Some(&lease.url)),
+                            // No parent: a sitemap lists thousands, and the discovery says enough.
+                            data: encode_data(disc, None),
                         });
+                    }
+                    // A sitemap lists up to 50,000 URLs: enqueue them as they come, in
+                    // batches, ahead of the sitemap's ack (enqueue is idempotent, so a
+                    // crash in between only means the sitemap is read again). Memory
+                    // holds one batch, not the whole file's worth.
+                    if discovered.len() >= ENQUEUE_CHUNK {
+                        let chunk = std::mem::take(&mut discovered);
+                        if let Err(e) = sh.frontier.enqueue(chunk) {
+                            // The frontier is now poisoned: the ack reports it and stops.
+                            tracing::error!(error = %e, "cannot enqueue sitemap URLs");
+                        }
+                        fault("enqueue-chunk");
                     }
                 }
             }
@@ -1317,10 +1330,16 @@ fn commit_loop(
                 if d.discovered.len() > ENQUEUE_CHUNK {
                     let links = std::mem::take(&mut d.discovered);
                     let mut it = links.into_iter().peekable();
+                    let mut chunks = 0;
                     while it.peek().is_some() {
                         let chunk: Vec<NewUrl> = it.by_ref().take(ENQUEUE_CHUNK).collect();
                         sh.frontier.enqueue(chunk).map_err(|e| Error::state(dir, e))?;
                         fault("enqueue-chunk");
+                        chunks += 1;
+                        // sled holds written pages in memory until a flush: bound it.
+                        if chunks % 8 == 0 {
+                            sh.frontier.flush().map_err(|e| Error::state(dir, e))?;
+                        }
                     }
                 }
                 if let Some(rec) = &d.record {
