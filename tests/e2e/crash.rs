@@ -454,6 +454,8 @@ async fn a_full_disk_stops_cleanly_and_resumes() {
     let site = TestSite::new().pages(1500).start().await.expect("site");
     let d = &mnt;
     let (out, state, seed) = (arg(d, "out.jsonl"), arg(d, "state"), site.root_url());
+    // The WARC (about 6 MB for this site) cannot fit in 3 MiB, whatever sled needs.
+    let warc = arg(d, "out.warc.gz");
     let r = run(
         bin(),
         d,
@@ -462,6 +464,8 @@ async fn a_full_disk_stops_cleanly_and_resumes() {
             &seed,
             "-o",
             &out,
+            "--warc",
+            &warc,
             "--state",
             &state,
             "--rate",
