@@ -8,14 +8,16 @@ use trawl_testsite::{ENDPOINTS, TestSite};
 
 use crate::bin;
 
-/// What the record of each endpoint must say: a failure kind, or a status.
-fn expected(path: &str) -> Result<u64, &'static str> {
+/// What the record of each endpoint must say: the failure kinds its documentation
+/// allows, or a status.
+fn expected(path: &str) -> Result<u64, &'static [&'static str]> {
     match path {
-        "/bad/bomb/gzip" | "/bad/bomb/br" | "/bad/bomb/zstd" | "/bad/huge" | "/bad/endless" => {
-            Err("too-large")
-        }
-        "/bad/trickle" | "/bad/stall" => Err("timeout"),
-        "/bad/always-500" => Err("http-status"),
+        "/bad/bomb/gzip" | "/bad/bomb/br" | "/bad/bomb/zstd" => Err(&["too-large"]),
+        // "The body cap or the total timeout must stop it": on a loaded machine 8 MiB
+        // may take longer than the 2 s timeout.
+        "/bad/huge" | "/bad/endless" => Err(&["too-large", "timeout"]),
+        "/bad/trickle" | "/bad/stall" => Err(&["timeout"]),
+        "/bad/always-500" => Err(&["http-status"]),
         "/bad/redirect-loop/a" | "/bad/redirect-chain/20" => Ok(302),
         p if p.starts_with("/bad/redirect-to/") => Ok(302),
         // 429/503 come back 200 after the Retry-After; the rest are pages.
@@ -88,7 +90,10 @@ async fn every_hostile_endpoint_ends_as_its_documented_record() {
                 assert_eq!(rec.error, None, "{url}: {rec:?}");
                 assert_eq!(rec.status, Some(status), "{url}");
             }
-            Err(kind) => assert_eq!(rec.error.as_deref(), Some(kind), "{url}: {rec:?}"),
+            Err(kinds) => assert!(
+                rec.error.as_deref().is_some_and(|k| kinds.contains(&k)),
+                "{url}: {rec:?}, expected one of {kinds:?}"
+            ),
         }
     }
     let under = |p: &str| {
