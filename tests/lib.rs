@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests (see `e2e/`): running the `trawl` program as a
 //! process and reading what it wrote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -140,4 +140,20 @@ pub fn gunzip(bytes: &[u8]) -> String {
         .expect("a valid gzip file");
     s.push_str(&String::from_utf8_lossy(&bytes_out));
     s
+}
+
+/// The URLs of the records that did not fail.
+pub fn ok_urls(records: &[Rec]) -> HashSet<&str> {
+    records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| r.url.as_str())
+        .collect()
+}
+
+/// The only non-empty line of `stderr`; fails the test when there are more or none.
+pub fn one_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    lines[0]
 }

@@ -1,7 +1,7 @@
 //! Bad input from the user: a one-line error that says what to do, and the documented
 //! exit code. Nothing in the state directory is lost.
 
-use trawl_e2e::{arg, command, read_jsonl, run, wait_for, workdir};
+use trawl_e2e::{arg, command, one_line, read_jsonl, run, wait_for, workdir};
 use trawl_testsite::TestSite;
 
 use crate::{FAST, bin};
@@ -10,12 +10,6 @@ use crate::{FAST, bin};
 const USAGE: i32 = 2;
 const STATE: i32 = 4;
 const UNREACHABLE: i32 = 6;
-
-fn one_line(stderr: &str) -> &str {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
-    lines[0]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_say_what_to_do() {

@@ -28,11 +28,7 @@ fn check_final(site: &RunningSite, d: &Path, seeds: &[u64]) -> (Vec<Rec>, u64) {
         duplicates(&recs)
     );
     let truth = site.site().crawl_truth(seeds, &|_| true);
-    let ok: HashSet<&str> = recs
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.url.as_str())
-        .collect();
+    let ok = trawl_e2e::ok_urls(&recs);
     let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
     let missing: Vec<_> = expected.difference(&ok).take(5).collect();
     let extra: Vec<_> = ok.difference(&expected).take(5).collect();
@@ -231,11 +227,7 @@ async fn crash_points_in_the_commit_path_recover() {
         let recs = read_jsonl(&d.join("out.jsonl"));
         assert!(duplicates(&recs).is_empty(), "{point}: {:?}", duplicates(&recs));
         let truth = site.site().crawl_truth(&[0], &|_| true);
-        let ok: HashSet<&str> = recs
-            .iter()
-            .filter(|r| r.error.is_none())
-            .map(|r| r.url.as_str())
-            .collect();
+        let ok = trawl_e2e::ok_urls(&recs);
         assert_eq!(ok.len(), truth.pages.len(), "{point}");
         check_warc(d, &recs);
     }
@@ -353,13 +345,8 @@ async fn a_damaged_state_directory_is_a_clear_error() {
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert!(r.code == 0 || r.code == 4, "{}", r.stderr);
     if r.code == 4 {
-        let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{}", r.stderr);
-        assert!(
-            lines[0].contains("damaged") || lines[0].contains("state"),
-            "{}",
-            lines[0]
-        );
+        let line = trawl_e2e::one_line(&r.stderr);
+        assert!(line.contains("damaged") || line.contains("state"), "{line}");
     }
     // Then resume: either a clear one-line error with the output untouched, or (sled
     // recovered a consistent prefix of its log) a crawl that ends exactly-once.
@@ -369,8 +356,7 @@ async fn a_damaged_state_directory_is_a_clear_error() {
     eprintln!("damaged state: resume exit {}: {}", r.code, r.stderr.trim());
     match r.code {
         4 => {
-            let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            assert_eq!(lines.len(), 1, "{}", r.stderr);
+            trawl_e2e::one_line(&r.stderr);
             assert!(
                 std::fs::read(d.join("out.jsonl")).expect("output") == output_before,
                 "a failed open never touches the output"
@@ -401,9 +387,8 @@ async fn a_damaged_state_directory_is_a_clear_error() {
     ] {
         let r = run(bin(), d, &args).await;
         assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
-        let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{}", r.stderr);
-        assert!(lines[0].contains("damaged"), "{}", lines[0]);
+        let line = trawl_e2e::one_line(&r.stderr);
+        assert!(line.contains("damaged"), "{line}");
     }
     assert!(std::fs::read(d.join("out.jsonl")).expect("output") == output_now);
     std::fs::write(&db, &keep).expect("restore");

@@ -31,11 +31,7 @@ async fn a_2000_page_site_over_3_hosts_is_crawled_exactly_once() {
     let truth = site.site().crawl_truth(&[0, 1, 2], &|_| true);
     let records = read_jsonl(&d.join("out.jsonl"));
     assert!(duplicates(&records).is_empty(), "{:?}", duplicates(&records));
-    let ok: HashSet<&str> = records
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.url.as_str())
-        .collect();
+    let ok = trawl_e2e::ok_urls(&records);
     let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
     assert_eq!(ok.len(), 2000);
     assert_eq!(ok, expected);

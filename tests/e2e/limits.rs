@@ -41,11 +41,7 @@ async fn max_pages_stops_exactly_and_a_higher_limit_goes_on() {
     let recs = read_jsonl(&d.join("out.jsonl"));
     assert!(duplicates(&recs).is_empty());
     let truth = site.site().crawl_truth(&[0], &|_| true);
-    let ok: HashSet<&str> = recs
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.url.as_str())
-        .collect();
+    let ok = trawl_e2e::ok_urls(&recs);
     assert_eq!(ok.len(), truth.pages.len());
     assert!(site.pages_hit_twice().is_empty(), "{:?}", site.pages_hit_twice());
 }
@@ -62,11 +58,7 @@ async fn max_depth_keeps_exactly_the_pages_within_it() {
     let truth = site.site().crawl_truth(&[0], &|_| true);
     let recs = read_jsonl(&d.join("out.jsonl"));
     assert!(recs.iter().all(|r| r.depth <= 2));
-    let ok: HashSet<&str> = recs
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.url.as_str())
-        .collect();
+    let ok = trawl_e2e::ok_urls(&recs);
     let within: HashSet<&str> = truth
         .pages
         .iter()

@@ -74,11 +74,7 @@ async fn sigint_then_resume_equals_an_uninterrupted_crawl() {
     let recs = read_jsonl(&out_path);
     assert!(duplicates(&recs).is_empty(), "{:?}", duplicates(&recs));
     let truth = site.site().crawl_truth(&[0, 1], &|_| true);
-    let ok: HashSet<&str> = recs
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.url.as_str())
-        .collect();
+    let ok = trawl_e2e::ok_urls(&recs);
     let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
     assert_eq!(ok, expected);
     // A graceful stop finishes its in-flight pages: nothing is fetched twice.

@@ -180,7 +180,11 @@ impl Stats {
                 .or_default() += 1;
         }
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let h = hosts.entry(host.to_string()).or_default();
+        // Looked up before inserting: no allocation per record once the host is known.
+        let h = match hosts.get_mut(host) {
+            Some(h) => h,
+            None => hosts.entry(host.to_string()).or_default(),
+        };
         h.pages += 1;
         h.failures += u64::from(error.is_some());
     }
