@@ -48,6 +48,10 @@ pub enum Error {
     /// directory to carry on from the last flushed state.
     #[error("the frontier stopped after an earlier write error; reopen the state directory")]
     Poisoned,
+    /// The frontier was opened read-only ([`Options::read_only`](crate::Options)) and
+    /// the call would change it.
+    #[error("the state directory is open read-only")]
+    ReadOnly,
     /// An I/O error from sled (a full disk, a read-only directory, and the like).
     #[error("state directory i/o failed")]
     Io(#[source] std::io::Error),
@@ -74,12 +78,22 @@ impl Error {
         }
     }
 
+    /// Whether the cause is a full disk (`ENOSPC`, or `StorageFull`).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(libc_enospc()))
+    }
+
     /// A record that does not decode.
     pub(crate) fn corrupt(detail: impl Into<String>) -> Error {
         Error::Corrupt {
             detail: detail.into(),
         }
     }
+}
+
+/// `ENOSPC`, the same number on every platform trawl runs on (Linux, the BSDs, macOS).
+const fn libc_enospc() -> i32 {
+    28
 }
 
 impl From<sled::Error> for Error {

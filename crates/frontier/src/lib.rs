@@ -25,7 +25,7 @@
 //! - A change is **durable once [`FrontierStore::flush`] returns** after it. Changes
 //!   made since the last flush may be lost on `kill -9` or power loss; what survives is
 //!   always a *prefix* of the changes, never a set with gaps. trawl flushes every
-//!   100 ms by default, so that is the window.
+//!   200 ms by default, so that is the window.
 //! - The design stays correct with that window: a lost ack leaves its URL leased (or
 //!   queued), and opening the directory puts every lease back in its queue, so the URL
 //!   is fetched again rather than lost. The sink's checkpoint was lost with the ack, so

@@ -43,6 +43,12 @@ pub struct Options {
     /// How many times a URL may be leased before it is failed for good, whether the
     /// earlier leases ended in [`Outcome::Retry`] or in a crash. By default, 3.
     pub max_attempts: u32,
+    /// Open for reading only: leases left by an earlier process stay as they are
+    /// (counted as leased, neither requeued nor quarantined), nothing is repaired or
+    /// created, and every call that would change the state returns
+    /// [`Error::ReadOnly`]. For tools that report on a crawl without touching it. By
+    /// default, off.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -52,6 +58,7 @@ impl Default for Options {
             seen_cache_slots: 1 << 18,
             bloom_bytes: 4 << 20,
             max_attempts: 3,
+            read_only: false,
         }
     }
 }
@@ -75,6 +82,11 @@ impl Options {
     /// Sets [`Options::max_attempts`] (at least 1).
     pub fn max_attempts(mut self, n: u32) -> Options {
         self.max_attempts = n.max(1);
+        self
+    }
+    /// Sets [`Options::read_only`].
+    pub fn read_only(mut self, on: bool) -> Options {
+        self.read_only = on;
         self
     }
 }
@@ -252,6 +264,12 @@ impl Frontier {
         if path.is_file() {
             return Err(Error::Foreign { path });
         }
+        if opts.read_only && !path.is_dir() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            )));
+        }
         if path.is_dir() {
             let names: Vec<_> = std::fs::read_dir(&path)
                 .map_err(Error::Io)?
@@ -309,6 +327,9 @@ impl Frontier {
                     });
                 }
             }
+            None if tree.is_empty() && db.is_empty() && opts.read_only => {
+                report.created = true;
+            }
             None if tree.is_empty() && db.is_empty() => {
                 let mut b = sled::Batch::default();
                 b.insert(codec::meta_key("schema"), &SCHEMA_VERSION.to_be_bytes());
@@ -328,6 +349,7 @@ impl Frontier {
         }
         let counters = match tree.get(codec::meta_key("counters"))? {
             Some(v) => codec::decode_counters(&v)?,
+            None if report.created => Counters::default(),
             None => return Err(Error::corrupt("the counters record is missing")),
         };
         let mut hosts = Vec::new();
@@ -367,9 +389,13 @@ impl Frontier {
             }),
             opts,
         };
-        let (requeued, quarantined) = frontier.return_leases()?;
-        frontier.report.requeued = requeued;
-        frontier.report.quarantined = quarantined;
+        if frontier.opts.read_only {
+            frontier.note_leases()?;
+        } else {
+            let (requeued, quarantined) = frontier.return_leases()?;
+            frontier.report.requeued = requeued;
+            frontier.report.quarantined = quarantined;
+        }
         frontier.recount()?;
         Ok(frontier)
     }
@@ -384,6 +410,28 @@ impl Frontier {
             slot.insert(entries);
         }
         Ok(ch.buckets.get_mut(&b).expect("inserted above"))
+    }
+
+    /// Read-only: takes note of the leases an earlier process left (the entries not
+    /// acked before it stopped), so that they read as leased, without changing them.
+    fn note_leases(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        for item in self.tree.scan_prefix([codec::LEASE]) {
+            let (k, v) = item?;
+            let id = codec::Reader::new(k.get(1..).unwrap_or_default(), "lease key").u64()?;
+            for e in codec::decode_entries(&v)? {
+                let Some(v) = self.tree.get(codec::bucket_key(bucket_of(e.fp)))? else {
+                    continue;
+                };
+                let bucket = codec::decode_bucket(&v)?;
+                let Some(i) = find(&bucket, e.fp) else { continue };
+                // As in `return_leases`: an entry acked before the stop is not leased.
+                if bucket[i].state == UrlState::Queued && bucket[i].attempts < e.attempts {
+                    st.leased.insert(e.fp, (id, e.attempts));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Puts back every lease an earlier process left, and flushes.
@@ -471,7 +519,21 @@ impl Frontier {
                 }
             }
         }
-        if total != st.counters.counts {
+        // Read-only, the earlier process's leases are still out: count them.
+        let leased: Vec<Fingerprint> = st.leased.keys().copied().collect();
+        for fp in leased {
+            if let Some(v) = self.tree.get(codec::bucket_key(bucket_of(fp)))?
+                && let Some(seen) = codec::decode_bucket(&v)?.into_iter().find(|s| s.fp == fp)
+                && let Some(h) = st.hosts.get_mut(seen.host.0 as usize)
+            {
+                h.counts.leased += 1;
+                total.leased += 1;
+            }
+        }
+        if total != st.counters.counts && self.opts.read_only {
+            tracing::warn!(stored = ?st.counters.counts, found = ?total, "the frontier's counters disagree with its records (read-only: not repaired)");
+            st.counters.counts = total;
+        } else if total != st.counters.counts {
             tracing::warn!(stored = ?st.counters.counts, found = ?total, "repaired the frontier's counters");
             st.counters.counts = total;
             let c = codec::encode_counters(&st.counters);
@@ -493,6 +555,14 @@ impl Frontier {
     /// The options it was opened with.
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// [`Frontier::lock`] for a call that changes the state: refused when read-only.
+    fn write_lock(&self) -> Result<MutexGuard<'_, State>> {
+        if self.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.lock()
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -625,7 +695,7 @@ impl Frontier {
 
     /// Stores a meta value (for example the crawl's configuration).
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        let _st = self.lock()?;
+        let _st = self.write_lock()?;
         self.tree.insert(codec::meta_key(&format!("x:{name}")), value)?;
         Ok(())
     }
@@ -807,7 +877,7 @@ impl Frontier {
 
 impl FrontierStore for Frontier {
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize> {
-        let mut st = self.lock()?;
+        let mut st = self.write_lock()?;
         // Any error past this point may leave memory ahead of the disk: poison the
         // handle so that the caller reopens (and recovers) instead of going on.
         #[allow(clippy::redundant_closure_call)]
@@ -826,7 +896,7 @@ impl FrontierStore for Frontier {
     }
 
     fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>> {
-        let mut st = self.lock()?;
+        let mut st = self.write_lock()?;
         // Any error past this point may leave memory ahead of the disk: poison the
         // handle so that the caller reopens (and recovers) instead of going on.
         #[allow(clippy::redundant_closure_call)]
@@ -891,7 +961,7 @@ impl FrontierStore for Frontier {
     }
 
     fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
-        let mut st = self.lock()?;
+        let mut st = self.write_lock()?;
         // Any error past this point may leave memory ahead of the disk: poison the
         // handle so that the caller reopens (and recovers) instead of going on.
         #[allow(clippy::redundant_closure_call)]
@@ -985,8 +1055,13 @@ impl FrontierStore for Frontier {
         })
     }
 
+    fn politeness(&self, id: HostId) -> Option<Politeness> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.hosts.get(id.0 as usize).map(|h| h.politeness)
+    }
+
     fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()> {
-        let mut st = self.lock()?;
+        let mut st = self.write_lock()?;
         let Some(h) = st.hosts.get_mut(id.0 as usize) else {
             return Ok(());
         };
@@ -1007,14 +1082,14 @@ impl FrontierStore for Frontier {
     }
 
     fn set_robots(&self, id: HostId, entry: &RobotsEntry) -> Result<()> {
-        let _st = self.lock()?;
+        let _st = self.write_lock()?;
         self.tree
             .insert(codec::host_key(codec::ROBOTS, id), codec::encode_robots(entry))?;
         Ok(())
     }
 
     fn fail_host(&self, id: HostId, reason: &str) -> Result<u64> {
-        let mut st = self.lock()?;
+        let mut st = self.write_lock()?;
         // Any error past this point may leave memory ahead of the disk: poison the
         // handle so that the caller reopens (and recovers) instead of going on.
         #[allow(clippy::redundant_closure_call)]

@@ -251,6 +251,10 @@ pub trait FrontierStore: Send + Sync {
     fn ready_hosts(&self) -> Vec<(HostId, u64)>;
     /// One host's details.
     fn host(&self, id: HostId) -> Option<HostInfo>;
+    /// One host's persisted politeness state (a cheap read from memory).
+    fn politeness(&self, id: HostId) -> Option<Politeness> {
+        self.host(id).map(|h| h.politeness)
+    }
     /// Stores a host's politeness state.
     fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()>;
     /// The cached robots.txt of a host.

@@ -233,6 +233,66 @@ fn reopening_returns_leases_and_quarantines_crash_loops() {
 }
 
 #[test]
+fn a_read_only_open_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = || Options::default().max_attempts(2);
+    {
+        let f = Frontier::open(dir.path(), opts()).expect("open");
+        f.enqueue(vec![
+            page("http://a.test/1", 0),
+            page("http://a.test/2", 0),
+            page("http://a.test/3", 0),
+        ])
+        .expect("enqueue");
+        let mut leases = f.lease(only_host(&f), 2).expect("lease");
+        f.ack(vec![done(leases.remove(0), Vec::new())], &[]).expect("ack");
+        f.flush().expect("flush");
+        // Dropped with one lease out: as if the process died.
+    }
+    // Read-only, many times over: the lease stays out, counted as leased, and no
+    // attempt is used up (a writable open would have quarantined it by the second).
+    for _ in 0..3 {
+        let f = Frontier::open(dir.path(), opts().read_only(true)).expect("open read-only");
+        assert_eq!(f.open_report().requeued, 0);
+        assert_eq!(f.open_report().quarantined, 0);
+        let c = f.counts();
+        assert_eq!((c.queued, c.leased, c.done, c.failed), (1, 1, 1, 0), "{c:?}");
+        let leased: Vec<_> = f
+            .urls()
+            .filter_map(|r| r.ok())
+            .filter(|r| r.state == UrlState::Leased)
+            .collect();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].attempts, 1);
+        assert_eq!(f.verify().expect("consistent"), c);
+        assert!(matches!(
+            f.enqueue(vec![page("http://a.test/4", 0)]),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(f.lease(only_host(&f), 1), Err(Error::ReadOnly)));
+        assert!(matches!(f.set_meta("x", b"y"), Err(Error::ReadOnly)));
+    }
+    let f = Frontier::open(dir.path(), opts()).expect("open");
+    assert_eq!(f.open_report().requeued, 1, "the lease was still there");
+    assert_eq!(f.open_report().quarantined, 0);
+    assert_eq!(f.counts().queued, 2);
+    assert!(f.get("http://a.test/4").expect("get").is_none());
+}
+
+#[test]
+fn a_read_only_open_of_a_new_directory_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    std::fs::create_dir(&path).expect("mkdir");
+    let f = Frontier::open(&path, Options::default().read_only(true)).expect("open");
+    assert!(f.open_report().created);
+    assert_eq!(f.counts().total(), 0);
+    drop(f);
+    let f = Frontier::open(&path, Options::default()).expect("open");
+    assert!(f.open_report().created, "nothing was written by the read-only open");
+}
+
+#[test]
 fn host_state_and_robots_survive_reopen() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = Politeness {
