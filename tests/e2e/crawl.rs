@@ -71,3 +71,105 @@ async fn a_2000_page_site_over_3_hosts_is_crawled_exactly_once() {
     assert_eq!(stats["stats"]["pages"].as_u64(), Some(records.len() as u64));
     assert_eq!(stats["stats"]["ok"].as_u64(), Some(2000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_the_user_names_are_crawled_on_loopback() {
+    let site = TestSite::new()
+        .pages(600)
+        .hosts(3)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let authority = |h: usize| site.site().bases()[h].trim_start_matches("http://").to_string();
+    let (a1, a2) = (authority(1), authority(2));
+    let root = site.site().root_url(0);
+    // One seed; the other two hosts named, on 127.0.0.1, without --allow-private-ips.
+    let mut args = vec![
+        "crawl",
+        root.as_str(),
+        "--allow-host",
+        &a1,
+        "--allow-host",
+        &a2,
+        "-o",
+        &out,
+        "--state",
+        &state,
+    ];
+    args.extend(FAST);
+    let r = run(bin(), d, &args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let truth = site.site().crawl_truth(&[0], &|_| true);
+    let records = read_jsonl(&d.join("out.jsonl"));
+    assert!(duplicates(&records).is_empty());
+    let ok = trawl_e2e::ok_urls(&records);
+    let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
+    assert_eq!(ok, expected, "all three hosts");
+    for h in 0..3 {
+        let base = &site.site().bases()[h];
+        assert!(
+            ok.iter().any(|u| u.starts_with(base.as_str())),
+            "no page of host {h}"
+        );
+    }
+    // Discovered links to other special-purpose addresses are still refused.
+    assert_eq!(site.private_hits(), 0);
+    for o in &truth.out_of_scope {
+        assert!(site.hits(o) == 0, "{o} requested");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_negotiates_http2() {
+    let site = TestSite::new()
+        .pages(200)
+        .tls(true)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let ca = d.join("ca.pem");
+    site.write_ca(&ca).expect("write the CA");
+    let (out, state, ca_arg) = (arg(d, "out.jsonl"), arg(d, "state"), arg(d, "ca.pem"));
+    let root = site.root_url();
+    assert!(root.starts_with("https://"), "{root}");
+
+    // Without the CA: the seed preflight says what is wrong at once, exit 6, one line,
+    // and leaves nothing behind.
+    let r = run(bin(), d, &["crawl", &root, "-o", &out, "--state", &state, "-q"]).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    let line = trawl_e2e::one_line(&r.stderr);
+    assert!(line.contains("tls") && line.contains("certificate"), "{line}");
+    assert!(line.contains("--ca-cert"), "{line}");
+    assert!(!d.join("state").exists() && !d.join("out.jsonl").exists());
+
+    // With it: the whole site, over HTTP/2 chosen by ALPN.
+    let mut args = vec![
+        "crawl",
+        root.as_str(),
+        "--ca-cert",
+        &ca_arg,
+        "-o",
+        &out,
+        "--state",
+        &state,
+    ];
+    args.extend(FAST);
+    let r = run(bin(), d, &args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let truth = site.site().crawl_truth(&[0], &|_| true);
+    let records = read_jsonl(&d.join("out.jsonl"));
+    let ok = trawl_e2e::ok_urls(&records);
+    let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
+    assert_eq!(ok, expected);
+    let requests = site.requests();
+    assert!(!requests.is_empty());
+    let h2 = requests.iter().filter(|q| q.version == "HTTP/2.0").count();
+    assert_eq!(h2, requests.len(), "every request over HTTP/2");
+}

@@ -314,3 +314,59 @@ async fn a_stalled_host_holds_up_no_other_host() {
     assert!(done, "the other hosts were not crawled while host 0 stalled");
     assert_eq!(stalled, 2, "both of host 0's slots were stalled the whole time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_goes_through_back_to_back_then_the_rate_holds() {
+    let site = TestSite::new()
+        .pages(200)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let root = site.root_url();
+    // 2 per second with a burst of 6 and 6 at once: robots.txt (fetched by the seed
+    // check), the root and 4 more together, then one every half second.
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &root,
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--no-sitemaps",
+            "--rate",
+            "2",
+            "--burst",
+            "6",
+            "--per-host-concurrency",
+            "6",
+            "--max-pages",
+            "10",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let mut at: Vec<_> = site.requests().into_iter().map(|q| q.at).collect();
+    at.sort();
+    assert_eq!(at.len(), 11, "robots.txt and 10 pages: {at:?}");
+    // The root's links arrive with its record: the next 4 requests go at once after it.
+    let burst = at[5] - at[1];
+    let offsets: Vec<_> = at.iter().map(|t| *t - at[0]).collect();
+    assert!(
+        burst < Duration::from_millis(400),
+        "the burst was spread over {burst:?}: {offsets:?}"
+    );
+    // Then the rate: 5 more requests at 2/s, each at least about half a second apart.
+    let rest = at[10] - at[5];
+    assert!(rest >= Duration::from_millis(1_950), "after the burst: {rest:?}");
+    for w in at[5..].windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(450), "{at:?}");
+    }
+}

@@ -165,6 +165,11 @@ pub struct TuneArgs {
     /// Total time per request attempt [default: 60s].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Also trust the CA certificates in this PEM file for HTTPS (as curl's --cacert);
+    /// repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    #[serde(rename = "ca-cert")]
+    pub ca_certs: Vec<PathBuf>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,

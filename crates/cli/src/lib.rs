@@ -1,13 +1,29 @@
 //! The `trawl` command line: a thin layer over trawl-engine. See README.md for the
 //! commands, flags and exit codes. The binary is `trawl::main`; the library form lets
 //! the end-to-end tests build the same program.
+//!
+//! # Layout
+//! - `args`: the raw flags (clap) and the TOML file, one set of names for both.
+//! - `settings`: flags and file merged and parsed into a `CrawlConfig`; the engine's
+//!   `CrawlConfig::validate` checks it.
+//! - `crawl`: `trawl crawl` and `trawl resume`, signals, exit codes of a crawl.
+//! - `status`, `export`: read-only reports.
+//! - `display`: the progress display.
+//! - `failure`: errors as an exit code and one line.
 
 #![deny(missing_docs)]
 
 mod args;
-mod commands;
+mod crawl;
+mod display;
+mod export;
+mod failure;
+mod settings;
+mod status;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -52,7 +68,55 @@ pub fn main() -> ExitCode {
             );
         }
     };
-    commands::init_logging(&cli);
-    let code = commands::run(cli);
-    ExitCode::from(code)
+    init_logging(&cli);
+    ExitCode::from(run(cli))
+}
+
+/// Sets up tracing on stderr from `RUST_LOG`, or from -q / -v.
+fn init_logging(cli: &args::Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(match (cli.quiet, cli.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "warn,trawl=info,trawl_engine=info",
+            (false, 1) => "info,trawl=debug,trawl_engine=debug,trawl_fetcher=debug,trawl_frontier=debug",
+            _ => "debug,trawl=trace,trawl_engine=trace,trawl_fetcher=trace,trawl_frontier=trace",
+        }),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match cli.log_format {
+        args::LogFormat::Json => builder.json().try_init(),
+        args::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}
+
+/// Runs a command and returns its exit code.
+fn run(cli: args::Cli) -> u8 {
+    let quiet = cli.quiet;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trawl: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let result = match cli.command {
+        args::Command::Crawl(a) => rt.block_on(crawl::crawl(a, quiet)),
+        args::Command::Resume(a) => rt.block_on(crawl::resume(a, quiet)),
+        args::Command::Status(a) => status::status(a),
+        args::Command::Export(a) => export::export(a),
+    };
+    // Do not wait for blocking tasks that a stop abandoned.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("trawl: {}", f.message);
+            f.code
+        }
+    }
 }

@@ -165,6 +165,9 @@ pub struct FetchConfig {
     /// else exponential backoff); a leased URL cut short by a crash counts as an
     /// attempt too. By default, 3.
     pub max_attempts: u32,
+    /// Extra CA certificates (PEM files) to trust for HTTPS, besides the built-in
+    /// roots, as curl's `--cacert`. By default, none.
+    pub ca_certs: Vec<PathBuf>,
 }
 
 impl Default for FetchConfig {
@@ -175,6 +178,7 @@ impl Default for FetchConfig {
             read_timeout_secs: 20.0,
             total_timeout_secs: 60.0,
             max_attempts: 3,
+            ca_certs: Vec::new(),
         }
     }
 }

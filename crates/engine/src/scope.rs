@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::config::CrawlConfig;
 use crate::error::Error;
+use crate::host::HostKey;
 
 /// The public suffix list (Mozilla, MPL 2.0), as shipped in Debian's `publicsuffix`
 /// package. Update by replacing `data/public_suffix_list.dat`.
@@ -55,17 +56,12 @@ pub struct Scope {
     psl: Option<publicsuffix::List>,
     include: Vec<Regex>,
     exclude: Vec<Regex>,
+    /// Hosts the user named (the seeds' and `--allow-host`'s), trusted on
+    /// special-purpose addresses: the address guard keeps *discovered* links away from
+    /// internal addresses, it does not override what the user asked for.
     seed_hosts: HashSet<String>,
+    named_any_port: HashSet<String>,
     allow_private: bool,
-}
-
-/// `host` or `host:port` (port only when not the scheme's default).
-pub fn host_key(url: &Url) -> Option<String> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    Some(match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    })
 }
 
 fn registrable(psl: &publicsuffix::List, host: &str) -> Option<String> {
@@ -75,31 +71,24 @@ fn registrable(psl: &publicsuffix::List, host: &str) -> Option<String> {
 }
 
 impl Scope {
-    /// The scope of `config`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for a seed that is not an absolute http(s) URL or a pattern that
-    /// is not a valid regular expression.
-    pub fn new(config: &CrawlConfig) -> Result<Scope, Error> {
+    /// The scope of `config`, whose seeds are `seeds` (parsed by
+    /// [`CrawlConfig::validate`], which is how a scope is made).
+    pub(crate) fn new(config: &CrawlConfig, seeds: &[Url]) -> Result<Scope, Error> {
         let sc = &config.scope;
         let mut hosts = HashSet::new();
         let mut seed_names = Vec::new();
-        for seed in &config.seeds {
-            let url =
-                Url::parse(seed).map_err(|e| Error::Config(format!("invalid seed URL {seed:?}: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(Error::Config(format!(
-                    "invalid seed URL {seed:?}: only http and https URLs with a host can be crawled"
-                )));
+        for url in seeds {
+            if let Some(k) = HostKey::of_url(url) {
+                hosts.insert(k.authority().to_string());
             }
-            hosts.insert(host_key(&url).unwrap_or_default());
             seed_names.push(url.host_str().unwrap_or_default().to_ascii_lowercase());
         }
-        let seed_hosts = hosts.clone();
+        let mut seed_hosts = hosts.clone();
         let mut any_port = HashSet::new();
         for h in &sc.extra_hosts {
             let h = h.trim().to_ascii_lowercase();
-            if h.contains(':') && !h.starts_with('[') {
+            if h.contains(':') && !h.starts_with('[') || h.contains("]:") {
+                seed_hosts.insert(h.clone());
                 hosts.insert(h);
             } else {
                 any_port.insert(h);
@@ -109,7 +98,10 @@ impl Scope {
             Some(
                 PUBLIC_SUFFIX_LIST
                     .parse::<publicsuffix::List>()
-                    .map_err(|e| Error::Config(format!("the public suffix list does not load: {e}")))?,
+                    .map_err(|e| Error::Config {
+                        setting: Some("domain"),
+                        message: format!("the public suffix list does not load: {e}"),
+                    })?,
             )
         } else {
             None
@@ -118,7 +110,7 @@ impl Scope {
             .as_ref()
             .map(|psl| seed_names.iter().filter_map(|n| registrable(psl, n)).collect())
             .unwrap_or_default();
-        let compile = |pats: &[String]| -> Result<Vec<Regex>, Error> {
+        let compile = |setting: &'static str, pats: &[String]| -> Result<Vec<Regex>, Error> {
             pats.iter()
                 .map(|p| {
                     Regex::new(p).map_err(|e| {
@@ -130,23 +122,37 @@ impl Scope {
                             .unwrap_or_default()
                             .trim()
                             .trim_start_matches("error: ");
-                        Error::Config(format!("invalid pattern {p:?}: {why}"))
+                        Error::Config {
+                            setting: Some(setting),
+                            message: format!("invalid pattern {p:?}: {why}"),
+                        }
                     })
                 })
                 .collect()
         };
         Ok(Scope {
             hosts,
+            named_any_port: any_port.clone(),
             any_port,
             seed_names,
             subdomains: sc.subdomains,
             domains,
             psl,
-            include: compile(&sc.include)?,
-            exclude: compile(&sc.exclude)?,
+            include: compile("include", &sc.include)?,
+            exclude: compile("exclude", &sc.exclude)?,
             seed_hosts,
             allow_private: config.politeness.allow_private_ips,
         })
+    }
+
+    /// The hosts the user named, seeds and `--allow-host` (`host[:port]`, or `host` for
+    /// any port): trusted on special-purpose addresses, as the fetcher must trust them
+    /// too.
+    pub fn named_hosts(&self) -> impl Iterator<Item = &str> {
+        self.seed_hosts
+            .iter()
+            .chain(self.named_any_port.iter())
+            .map(String::as_str)
     }
 
     /// The seed hosts (`host[:port]`), which may be on private addresses.
@@ -199,7 +205,7 @@ impl Scope {
         if !host_ok {
             return Err(Refusal::Host);
         }
-        if !self.allow_private && !self.seed_hosts.contains(key) {
+        if !self.allow_private && !self.seed_hosts.contains(key) && !self.named_any_port.contains(name) {
             let bare = name.trim_start_matches('[').trim_end_matches(']');
             if bare.parse::<IpAddr>().is_ok_and(trawl_fetcher::is_special) {
                 return Err(Refusal::Address);
@@ -223,7 +229,7 @@ mod tests {
     fn scope(seeds: &[&str], sc: ScopeConfig) -> Scope {
         let mut c = CrawlConfig::new(seeds.iter().copied());
         c.scope = sc;
-        Scope::new(&c).expect("scope")
+        c.validate().expect("scope").scope
     }
 
     fn ok(s: &Scope, u: &str) -> Result<(), Refusal> {
@@ -293,20 +299,34 @@ mod tests {
         assert_eq!(ok(&extra, "https://example.com/shop/"), Err(Refusal::Pattern));
         assert_eq!(
             ok(&extra, "http://10.0.0.5:8080/docs/"),
-            Err(Refusal::Address),
-            "an extra host on a private address still needs --allow-private-ips"
+            Ok(()),
+            "a host the user named is trusted on a private address, as a seed is"
         );
+        assert_eq!(
+            ok(&extra, "http://10.0.0.6:8080/docs/"),
+            Err(Refusal::Host),
+            "another private address is still out of scope"
+        );
+        let wide = scope(
+            &["https://example.com/"],
+            ScopeConfig {
+                registrable_domain: true,
+                extra_hosts: vec!["127.0.0.1:9000".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(ok(&wide, "http://127.0.0.1:9000/"), Ok(()));
     }
 
     #[test]
     fn bad_seeds_and_patterns_are_config_errors() {
         for seeds in [vec!["not a url"], vec!["ftp://example.com/"]] {
             let c = CrawlConfig::new(seeds);
-            assert!(matches!(Scope::new(&c), Err(Error::Config(_))));
+            assert!(matches!(c.validate(), Err(Error::Config { .. })));
         }
         let mut c = CrawlConfig::new(["https://example.com/"]);
         c.scope.include = vec!["(".into()];
-        let err = Scope::new(&c).expect_err("bad regex");
+        let err = c.validate().expect_err("bad regex");
         assert!(err.to_string().contains("invalid pattern"), "{err}");
     }
 }

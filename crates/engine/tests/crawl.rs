@@ -123,6 +123,16 @@ async fn a_dead_host_trips_its_circuit_breaker_and_the_others_go_on() {
         "the breaker gave up on the host: {unavailable} of 30: {kinds:?}"
     );
     assert!(on_dead.iter().all(|r| r["error"]["kind"].is_string()));
+    // Failed at once, with an outcome of their own: no request, no pacing.
+    for r in on_dead
+        .iter()
+        .filter(|r| r["error"]["kind"] == "host-unavailable")
+    {
+        assert!(r["status"].is_null(), "{r}");
+        assert_eq!(r["timings"]["total_ms"].as_f64(), Some(0.0), "{r}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("no request was made"), "{message}");
+    }
     let ok = records
         .iter()
         .filter(|r| r["error"].is_null() && !r["url"].as_str().unwrap_or("").contains("/private/"))
@@ -137,4 +147,116 @@ async fn a_dead_host_trips_its_circuit_breaker_and_the_others_go_on() {
         .find(|h| h.host == dead_host)
         .expect("the dead host in the stats");
     assert!(h.failure_rate > 0.99, "{h:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_leased_too_often_fails_with_a_record_and_no_request() {
+    use trawl_frontier::{Frontier, FrontierStore, NewUrl, Options};
+    let site = TestSite::new()
+        .pages(20)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state");
+    let root = site.root_url();
+    // A crash loop: the seed leased 11 times, and every process died before its ack.
+    for _ in 0..=trawl_engine::MAX_LEASES {
+        let f = Frontier::open(&state, Options::default().max_attempts(u32::MAX)).expect("open");
+        f.enqueue(vec![NewUrl::page(root.clone(), 0)]).expect("enqueue");
+        let (host, _) = f.ready_hosts()[0];
+        assert_eq!(f.lease(host, 1).expect("lease").len(), 1);
+        f.flush().expect("flush");
+    }
+    let mut config = CrawlConfig::new([root.clone()]);
+    fast(&mut config);
+    config.scope.no_sitemaps = true;
+    config.state.dir = state;
+    let out = dir.path().join("pages.jsonl");
+    config.output.jsonl = Some(out.clone());
+    let summary = Crawler::run(config, CancellationToken::new())
+        .await
+        .expect("crawl");
+    assert_eq!(summary.outcome, CrawlOutcome::Completed);
+    let records = read_jsonl(&out);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["url"], root.as_str());
+    assert_eq!(records[0]["error"]["kind"], "too-many-attempts");
+    assert_eq!(site.page_hits(0), 0, "no request for it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_engine_checkpoint_is_a_state_error() {
+    use trawl_frontier::{Ack, Frontier, FrontierStore, Options, Outcome};
+    let site = TestSite::new().pages(30).start().await.expect("site");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = CrawlConfig::new([site.root_url()]);
+    fast(&mut config);
+    config.limits.max_pages = Some(5);
+    config.state.dir = dir.path().join("state");
+    config.output.jsonl = Some(dir.path().join("pages.jsonl"));
+    let summary = Crawler::run(config.clone(), CancellationToken::new())
+        .await
+        .expect("crawl");
+    assert!(matches!(summary.outcome, CrawlOutcome::LimitReached(_)));
+    // Store garbage as the engine's counters, the way a torn write would.
+    {
+        let f = Frontier::open(&config.state.dir, Options::default()).expect("open");
+        let (host, _) = f.ready_hosts()[0];
+        let lease = f.lease(host, 1).expect("lease").remove(0);
+        let ack = Ack {
+            lease,
+            outcome: Outcome::Retry,
+            discovered: Vec::new(),
+        };
+        f.ack(vec![ack], &[("engine", b"{not json")]).expect("ack");
+        f.flush().expect("flush");
+    }
+    config.limits.max_pages = Some(10);
+    let err = Crawler::open(config).await.expect_err("a damaged checkpoint");
+    assert!(
+        matches!(
+            &err,
+            trawl_engine::Error::State {
+                source: trawl_engine::FrontierError::Corrupt { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_budgets_hold_for_sitemap_urls_too() {
+    let site = TestSite::new()
+        .pages(400)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = CrawlConfig::new([site.root_url()]);
+    fast(&mut config);
+    config.limits.budgets = vec![trawl_engine::PathBudget {
+        prefix: "/page/".into(),
+        max: 25,
+    }];
+    config.state.dir = dir.path().join("state");
+    let out = dir.path().join("pages.jsonl");
+    config.output.jsonl = Some(out.clone());
+    let summary = Crawler::run(config, CancellationToken::new())
+        .await
+        .expect("crawl");
+    assert_eq!(summary.outcome, CrawlOutcome::Completed);
+    assert!(summary.stats.sitemaps > 0, "the sitemap was read");
+    let records = read_jsonl(&out);
+    let under: Vec<_> = records
+        .iter()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains("/page/")))
+        .collect();
+    // The sitemap lists all 399 pages under /page/: the budget holds for them too.
+    assert!(under.len() <= 25, "{} records under /page/", under.len());
+    assert!(under.len() >= 20, "{} records under /page/", under.len());
+    assert!(summary.stats.over_budget > 300, "{}", summary.stats.over_budget);
 }

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::body::{BodyDecoder, BodyError, ContentEncoding};
-use crate::gate::{GatePolicy, HostGate};
+use crate::gate::{GatePolicy, HostGate, HostPermit};
+use crate::net::{DisplayChain, DnsCache, FilteringResolver, classify_send_error, protocol_name, tls_config};
 use crate::robots::Robots;
 use crate::ssrf::is_special;
 
@@ -37,7 +38,9 @@ pub enum Error {
         url: Url,
     },
     /// The host's robots.txt could not be read (5xx, 429 or unreachable), so RFC 9309
-    /// says to disallow everything for now; it is fetched again after a minute.
+    /// says to disallow everything for now; it is fetched again after a minute. A TLS
+    /// failure or a refused address on the way is reported as itself instead
+    /// ([`Error::Tls`], [`Error::Forbidden`]): trying again would not help.
     #[error("{url}: robots.txt is unavailable, so the host is off limits for now")]
     RobotsUnavailable {
         /// The URL.
@@ -89,6 +92,18 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The TLS handshake failed: the certificate is not trusted, has expired or names
+    /// another host, or the handshake itself broke. Permanent: trying again with the
+    /// same settings fails the same way (see [`FetcherBuilder::ca_cert`]). Also the
+    /// error of a page whose host's robots.txt could not be fetched for this reason.
+    #[error("{url}: tls handshake failed: {detail}")]
+    Tls {
+        /// The URL.
+        url: Url,
+        /// rustls's description of the failure, such as
+        /// `invalid peer certificate: UnknownIssuer`.
+        detail: String,
+    },
     /// The connection or the HTTP exchange failed.
     #[error("{url}: request failed")]
     Request {
@@ -135,6 +150,36 @@ impl Error {
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Error::Forbidden { .. })
     }
+    /// Whether trying the same URL again later may succeed: a timeout, a body slower
+    /// than the minimum speed, a failed connection or exchange, a retryable status
+    /// (5xx, 408, 429), or an unreadable robots.txt. Everything else (robots rules, a
+    /// 4xx, a cap, a TLS failure, a refused address, a bad URL) fails the same way
+    /// again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout { .. }
+            | Error::TooSlow { .. }
+            | Error::Request { .. }
+            | Error::RobotsUnavailable { .. } => true,
+            Error::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
+        }
+    }
+    /// Whether the failure is a sign that the host itself is failing (down, overloaded
+    /// or misconfigured), as opposed to one URL being wrong: a timeout, a too-slow
+    /// body, a failed connection or exchange, a 5xx, an unreadable robots.txt, or a
+    /// TLS failure. A crawler counts these to give up on a dead host.
+    pub fn counts_against_host(&self) -> bool {
+        match self {
+            Error::Timeout { .. }
+            | Error::TooSlow { .. }
+            | Error::Request { .. }
+            | Error::RobotsUnavailable { .. }
+            | Error::Tls { .. } => true,
+            Error::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
     /// The HTTP status, when the failure was a status.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -154,6 +199,7 @@ impl Error {
             | Error::ContentType { url, .. }
             | Error::Status { url, .. }
             | Error::Request { url, .. }
+            | Error::Tls { url, .. }
             | Error::TooManyRedirects { url, .. }
             | Error::Body { url, .. } => Some(url),
             Error::Config(_) | Error::InvalidUrl { .. } => None,
@@ -173,6 +219,7 @@ impl Error {
             Error::ContentType { .. } => "content-type",
             Error::Status { .. } => "http-status",
             Error::Request { .. } => "request",
+            Error::Tls { .. } => "tls",
             Error::TooManyRedirects { .. } => "too-many-redirects",
             Error::Body { .. } => "body",
         }
@@ -221,6 +268,9 @@ pub struct Fetched {
     pub attempts: u32,
     /// The peer address, when known.
     pub remote_addr: Option<SocketAddr>,
+    /// The HTTP version the response came over, as its ALPN name: `"h2"`,
+    /// `"http/1.1"` or `"http/1.0"` (HTTP/2 is negotiated over TLS only).
+    pub protocol: &'static str,
 }
 
 impl Fetched {
@@ -288,6 +338,8 @@ pub struct FetcherBuilder {
     cookies: bool,
     follow_redirects: usize,
     dns_ttl: Duration,
+    /// Extra trusted CA certificates, PEM, as given to [`FetcherBuilder::ca_cert`].
+    ca_certs: Vec<Vec<u8>>,
 }
 
 /// A robots.txt answer as fetched: what a [`RobotsStore`] keeps.
@@ -342,6 +394,7 @@ impl Default for FetcherBuilder {
             cookies: false,
             follow_redirects: 0,
             dns_ttl: Duration::from_secs(300),
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -460,6 +513,15 @@ impl FetcherBuilder {
         self.dns_ttl = ttl;
         self
     }
+    /// Trusts the CA certificates in `pem` (one or more PEM `CERTIFICATE` blocks) for
+    /// TLS, besides the system's roots: like curl's `--cacert`, except that the
+    /// system's roots stay trusted too. Call it again to add more. PEM that holds no
+    /// valid certificate fails [`FetcherBuilder::build`] with [`Error::Config`]. By
+    /// default, only the system's roots are trusted.
+    pub fn ca_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certs.push(pem.into());
+        self
+    }
     /// Whether to ask for gzip, br, zstd and deflate. By default, on.
     pub fn compression(mut self, on: bool) -> Self {
         self.compression = on;
@@ -469,8 +531,8 @@ impl FetcherBuilder {
     /// Builds the fetcher.
     ///
     /// # Errors
-    /// [`Error::Config`] when the User-Agent is empty or the HTTP client cannot be
-    /// built.
+    /// [`Error::Config`] when the User-Agent is empty, a header, the proxy or a CA
+    /// certificate is invalid, or the HTTP client cannot be built.
     pub fn build(self) -> Result<Fetcher, Error> {
         if self.user_agent.trim().is_empty() {
             return Err(Error::Config("a User-Agent is required".into()));
@@ -490,7 +552,9 @@ impl FetcherBuilder {
             headers.append(name, value);
         }
         let dns = Arc::new(DnsCache::new(self.dns_ttl));
+        let tls = tls_config(&self.ca_certs)?;
         let mut client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .cookie_store(self.cookies)
             .user_agent(self.user_agent.clone())
             .default_headers(headers)
@@ -524,97 +588,32 @@ impl FetcherBuilder {
     }
 }
 
-/// The most host names the DNS cache holds; past it, expired entries go, and if that
-/// is not enough, all of them.
-const DNS_CACHE_MAX: usize = 16_384;
-
-/// When a name was resolved, and to what.
-type DnsEntry = (std::time::Instant, Arc<[SocketAddr]>);
-
-/// Resolved addresses by host name, reused for a TTL.
-struct DnsCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, DnsEntry>>,
-    lookups: std::sync::atomic::AtomicU64,
-}
-
-impl DnsCache {
-    fn new(ttl: Duration) -> DnsCache {
-        DnsCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-            lookups: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    fn get(&self, host: &str) -> Option<Arc<[SocketAddr]>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, addrs) = entries.get(host)?;
-        (at.elapsed() < self.ttl).then(|| addrs.clone())
-    }
-
-    fn put(&self, host: String, addrs: Arc<[SocketAddr]>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= DNS_CACHE_MAX {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= DNS_CACHE_MAX {
-                entries.clear();
-            }
-        }
-        entries.insert(host, (std::time::Instant::now(), addrs));
-    }
-
-    async fn resolve(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
-        if let Some(addrs) = self.get(host) {
-            return Ok(addrs);
-        }
-        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let addrs: Arc<[SocketAddr]> = tokio::net::lookup_host((host, 0)).await?.collect();
-        self.put(host.to_string(), addrs.clone());
-        Ok(addrs)
-    }
-}
-
-/// A DNS resolver that drops special-purpose addresses (unless allowed), with a cache.
-struct FilteringResolver {
-    allow_private: bool,
-    allowed: Vec<String>,
-    cache: Arc<DnsCache>,
-}
-
-impl reqwest::dns::Resolve for FilteringResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        let allow = self.allow_private
-            || self
-                .allowed
-                .iter()
-                .any(|a| a == &host || a.split(':').next() == Some(&host));
-        let cache = self.cache.clone();
-        Box::pin(async move {
-            let addrs = cache.resolve(&host).await?;
-            let kept: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| allow || !is_special(a.ip()))
-                .collect();
-            if kept.is_empty() {
-                return Err(format!("{host} resolves only to special-purpose addresses").into());
-            }
-            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
+/// What robots.txt says about a host's pages.
 #[derive(Debug, Clone)]
 enum RobotsVerdict {
     Rules(Arc<Robots>),
     AllowAll,
+    /// A 5xx or a 429: RFC 9309 says to disallow everything for now.
     DisallowAll,
+    /// No HTTP answer (connection failure, timeout, refused address, broken body):
+    /// disallow everything as well, kept apart so [`Fetcher::probe`] can tell that
+    /// no answer came.
+    Unreachable,
+    /// The TLS handshake failed: the host's pages fail with [`Error::Tls`], which
+    /// says what to fix, instead of [`Error::RobotsUnavailable`].
+    Tls(Arc<str>),
+    /// The host's own name resolves only to special-purpose addresses: its pages fail
+    /// with [`Error::Forbidden`], which is what is wrong, and not worth retrying.
+    Forbidden,
+}
+
+/// A robots.txt verdict, and for the caller that fetched it, how the fetch went.
+struct RobotsOutcome {
+    verdict: RobotsVerdict,
+    /// Whether this call sent the robots.txt request (not a cache or store hit).
+    fetched: bool,
+    /// Why no answer came, for the caller that fetched it.
+    failure: Option<Error>,
 }
 
 struct Inner {
@@ -721,9 +720,12 @@ impl Fetcher {
         if !self.inner.cfg.robots {
             return Ok(true);
         }
-        Ok(match self.robots_for(&url).await {
+        Ok(match self.robots_for(&url, false).await.verdict {
             RobotsVerdict::AllowAll => true,
-            RobotsVerdict::DisallowAll => url.path() == "/robots.txt",
+            RobotsVerdict::DisallowAll
+            | RobotsVerdict::Unreachable
+            | RobotsVerdict::Tls(_)
+            | RobotsVerdict::Forbidden => url.path() == "/robots.txt",
             RobotsVerdict::Rules(r) => r.allowed(url.as_str()),
         })
     }
@@ -734,10 +736,54 @@ impl Fetcher {
     /// Only for an invalid URL.
     pub async fn sitemaps(&self, url: &str) -> Result<Vec<String>, Error> {
         let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
-        Ok(match self.robots_for(&url).await {
+        Ok(match self.robots_for(&url, false).await.verdict {
             RobotsVerdict::Rules(r) => r.sitemaps().to_vec(),
             _ => Vec::new(),
         })
+    }
+
+    /// Checks that `url`'s host can be reached with this fetcher's settings (address
+    /// checks, resolver, TLS trust, timeouts), as a crawler's preflight for a seed. It
+    /// fetches the host's robots.txt through the usual path, so the answer is cached
+    /// (and given to the [`RobotsStore`]) and the first page does not fetch it again;
+    /// a cached "no answer" is not trusted, so the error says why now. Any HTTP answer,
+    /// a 404 or a 503 included, is `Ok`. With robots.txt off it sends one `HEAD`
+    /// request to `url` instead. Either way the request waits for the host's time
+    /// rules and rate, but takes no request slot.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`]; [`Error::Forbidden`] for a special-purpose address;
+    /// [`Error::Tls`], [`Error::Timeout`] or [`Error::Request`] when the host could
+    /// not be reached or spoken to.
+    pub async fn probe(&self, url: &str) -> Result<(), Error> {
+        let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::InvalidUrl { url: url.to_string() });
+        }
+        self.check_address(&url)?;
+        if !self.inner.cfg.robots {
+            self.gate(&url).acquire_start().await;
+            return match self.inner.client.head(url.clone()).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(classify_send_error(url, e)),
+            };
+        }
+        let outcome = self.robots_for(&url, true).await;
+        match (outcome.failure, outcome.verdict) {
+            // A body that broke off or could not be decoded still came from a
+            // server that answered.
+            (Some(Error::Body { .. } | Error::TooLarge { .. }), _) => Ok(()),
+            (Some(e), _) => Err(e),
+            // Named like a fresh failure: by the request that failed.
+            (None, RobotsVerdict::Tls(detail)) => Err(Error::Tls {
+                url: url.join("/robots.txt").unwrap_or(url),
+                detail: detail.to_string(),
+            }),
+            (None, RobotsVerdict::Forbidden) => Err(Error::Forbidden {
+                url: url.join("/robots.txt").unwrap_or(url),
+            }),
+            (None, _) => Ok(()),
+        }
     }
 
     fn cached_robots(&self, key: &str) -> Option<RobotsVerdict> {
@@ -747,10 +793,19 @@ impl Fetcher {
             .and_then(|(at, ttl, v)| (at.elapsed() < *ttl).then(|| v.clone()))
     }
 
-    async fn robots_for(&self, url: &Url) -> RobotsVerdict {
+    /// The robots.txt verdict for `url`'s origin: from the memory cache, the store,
+    /// or a fetch. With `refresh_unreachable`, a cached "no answer" is not trusted
+    /// and robots.txt is fetched again, so that the caller learns why.
+    async fn robots_for(&self, url: &Url, refresh_unreachable: bool) -> RobotsOutcome {
+        let cached = |v: RobotsVerdict| RobotsOutcome {
+            verdict: v,
+            fetched: false,
+            failure: None,
+        };
+        let usable = |v: &RobotsVerdict| !(refresh_unreachable && matches!(v, RobotsVerdict::Unreachable));
         let key = origin(url);
-        if let Some(v) = self.cached_robots(&key) {
-            return v;
+        if let Some(v) = self.cached_robots(&key).filter(usable) {
+            return cached(v);
         }
         // One robots.txt request per origin: concurrent first requests wait for it.
         let flight = {
@@ -762,8 +817,8 @@ impl Fetcher {
             flights.entry(key.clone()).or_default().clone()
         };
         let _turn = flight.lock().await;
-        if let Some(v) = self.cached_robots(&key) {
-            return v;
+        if let Some(v) = self.cached_robots(&key).filter(usable) {
+            return cached(v);
         }
         // A stored answer that is still fresh saves the request (a resumed crawl does
         // not fetch a fresh robots.txt again).
@@ -778,17 +833,42 @@ impl Fetcher {
                     .duration_since(answer.fetched_at)
                     .unwrap_or(Duration::ZERO);
                 let (verdict, ttl) = self.verdict_of(&answer);
-                (age < ttl).then(|| (verdict, ttl - age))
+                (age < ttl && usable(&verdict)).then(|| (verdict, ttl - age))
             });
-        let (verdict, ttl) = match stored {
-            Some(v) => v,
-            None => {
-                let answer = self.fetch_robots(url).await;
-                if let Some(store) = &self.inner.cfg.robots_store {
-                    store.save(&key, &answer);
+        let (verdict, ttl, fetched, failure) = match stored {
+            Some((verdict, ttl)) => (verdict, ttl, false, None),
+            None => match self.fetch_robots(url).await {
+                Ok(answer) => {
+                    if let Some(store) = &self.inner.cfg.robots_store {
+                        store.save(&key, &answer);
+                    }
+                    let (verdict, ttl) = self.verdict_of(&answer);
+                    (verdict, ttl, true, None)
                 }
-                self.verdict_of(&answer)
-            }
+                // Not stored: whether a certificate is trusted depends on this
+                // fetcher's settings (a CA added next run fixes it), not on the host.
+                Err(Error::Tls { detail, .. }) => {
+                    (RobotsVerdict::Tls(detail.into()), ROBOTS_RETRY, true, None)
+                }
+                // Not stored either, for the same reason (`allow_host`). Only for the
+                // host's own robots.txt: a redirect to a refused address elsewhere
+                // leaves this host's robots.txt merely unavailable.
+                Err(Error::Forbidden { url: refused }) if origin(&refused) == key => {
+                    (RobotsVerdict::Forbidden, ROBOTS_RETRY, true, None)
+                }
+                Err(e) => {
+                    // Stored as status 0, so a resumed crawl also waits out the minute.
+                    let answer = StoredRobots {
+                        status: 0,
+                        fetched_at: SystemTime::now(),
+                        body: Vec::new(),
+                    };
+                    if let Some(store) = &self.inner.cfg.robots_store {
+                        store.save(&key, &answer);
+                    }
+                    (RobotsVerdict::Unreachable, ROBOTS_RETRY, true, Some(e))
+                }
+            },
         };
         if let RobotsVerdict::Rules(r) = &verdict {
             self.gate(url).set_crawl_delay(r.crawl_delay());
@@ -801,28 +881,32 @@ impl Fetcher {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
-        verdict
+        RobotsOutcome {
+            verdict,
+            fetched,
+            failure,
+        }
     }
 
-    /// Fetches the robots.txt of `page`'s host, following up to 5 redirects, and
-    /// returns the final status (0: unreachable) and body.
-    async fn fetch_robots(&self, page: &Url) -> StoredRobots {
+    /// Fetches the robots.txt of `page`'s host, following up to 5 redirects: the
+    /// final status and body, or why no HTTP answer came. The requests wait for each
+    /// host's time rules and rate but take no request slot: the page request waiting
+    /// for this answer may hold the host's only slot.
+    async fn fetch_robots(&self, page: &Url) -> Result<StoredRobots, Error> {
         let answer = |status: u16, body: Vec<u8>| StoredRobots {
             status,
             fetched_at: SystemTime::now(),
             body,
         };
         let Ok(mut url) = page.join("/robots.txt") else {
-            return answer(404, Vec::new());
+            return Ok(answer(404, Vec::new()));
         };
         for _ in 0..=ROBOTS_REDIRECTS {
-            if self.check_address(&url).is_err() {
-                return answer(0, Vec::new());
-            }
-            let gate = self.gate(&url);
-            let permit = gate.acquire().await;
-            let Ok(resp) = self.inner.client.get(url.clone()).send().await else {
-                return answer(0, Vec::new());
+            self.check_address(&url)?;
+            self.gate(&url).acquire_start().await;
+            let resp = match self.inner.client.get(url.clone()).send().await {
+                Ok(resp) => resp,
+                Err(e) => return Err(classify_send_error(url, e)),
             };
             let status = resp.status().as_u16();
             if (300..400).contains(&status) {
@@ -831,29 +915,24 @@ impl Fetcher {
                     .get(reqwest::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .and_then(|l| url.join(l).ok());
-                drop(permit);
                 match next {
                     Some(n) => {
                         url = n;
                         continue;
                     }
-                    None => return answer(404, Vec::new()),
+                    None => return Ok(answer(404, Vec::new())),
                 }
             }
             if status >= 400 {
-                return answer(status, Vec::new());
+                return Ok(answer(status, Vec::new()));
             }
-            let body = self
+            let (bytes, _) = self
                 .read_body(&url, resp, crate::robots::MAX_ROBOTS_BYTES as u64, true)
-                .await;
-            drop(permit);
-            return match body {
-                Ok((bytes, _)) => answer(status, bytes),
-                Err(_) => answer(0, Vec::new()),
-            };
+                .await?;
+            return Ok(answer(status, bytes));
         }
         // Too many redirects: RFC 9309 treats that like an unavailable file.
-        answer(404, Vec::new())
+        Ok(answer(404, Vec::new()))
     }
 
     /// The verdict of a robots.txt answer, and how long it stays valid.
@@ -863,7 +942,8 @@ impl Fetcher {
                 RobotsVerdict::Rules(Arc::new(Robots::parse(&answer.body, &self.inner.cfg.user_agent))),
                 self.inner.cfg.robots_ttl,
             ),
-            429 | 500.. | 0 => (RobotsVerdict::DisallowAll, ROBOTS_RETRY),
+            0 => (RobotsVerdict::Unreachable, ROBOTS_RETRY),
+            429 | 500.. => (RobotsVerdict::DisallowAll, ROBOTS_RETRY),
             _ => (RobotsVerdict::AllowAll, self.inner.cfg.robots_ttl),
         }
     }
@@ -914,13 +994,7 @@ impl Fetcher {
             let chunk = match result {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(Error::Timeout { url: url.clone() }),
-                Err(e) => {
-                    return Err(Error::Request {
-                        url: url.clone(),
-                        source: e,
-                    });
-                }
+                Err(e) => return Err(classify_send_error(url.clone(), e)),
             };
             match dec.push(&chunk) {
                 Ok(()) => {}
@@ -963,7 +1037,7 @@ impl Fetcher {
     /// # Errors
     /// See [`Error`]: every failure names its URL and kind.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, Error> {
-        self.fetch_conditional(url, &Validators::default()).await
+        self.fetch_traced(url, &Validators::default(), None).await
     }
 
     /// Like [`Fetcher::fetch`], with a conditional GET: `If-None-Match` and
@@ -973,9 +1047,48 @@ impl Fetcher {
     /// # Errors
     /// As [`Fetcher::fetch`].
     pub async fn fetch_conditional(&self, url: &str, validators: &Validators) -> Result<Fetched, Error> {
+        self.fetch_traced(url, validators, None).await
+    }
+
+    /// Like [`Fetcher::fetch`], for a request whose start was already claimed with
+    /// `fetcher.gate(&url).try_acquire()`: the first attempt goes out under `permit`
+    /// instead of waiting in [`HostGate::acquire`], so a scheduler that claims
+    /// without blocking keeps no spacing of its own. It still waits out a cool-down
+    /// that began after the claim (a 429 to another request, say), and when this call
+    /// had to fetch the host's robots.txt first, it waits for the time rules again so
+    /// that the two requests are spaced too. Retries acquire as usual.
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch`].
+    pub async fn fetch_claimed(&self, url: &str, permit: HostPermit) -> Result<Fetched, Error> {
+        self.fetch_traced(url, &Validators::default(), Some(permit)).await
+    }
+
+    /// [`Fetcher::fetch_claimed`] with a conditional GET, as
+    /// [`Fetcher::fetch_conditional`].
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch`].
+    pub async fn fetch_claimed_conditional(
+        &self,
+        url: &str,
+        validators: &Validators,
+        permit: HostPermit,
+    ) -> Result<Fetched, Error> {
+        self.fetch_traced(url, validators, Some(permit)).await
+    }
+
+    /// A fetch in its `tracing` span, with the outcome logged.
+    async fn fetch_traced(
+        &self,
+        url: &str,
+        validators: &Validators,
+        permit: Option<HostPermit>,
+    ) -> Result<Fetched, Error> {
         let span = tracing::debug_span!("fetch", url = %url, host = tracing::field::Empty, status = tracing::field::Empty, attempts = tracing::field::Empty, ms = tracing::field::Empty);
         let result =
-            tracing::Instrument::instrument(self.fetch_following(url, validators), span.clone()).await;
+            tracing::Instrument::instrument(self.fetch_following(url, validators, permit), span.clone())
+                .await;
         match &result {
             Ok(f) => {
                 span.record("status", f.status);
@@ -989,10 +1102,15 @@ impl Fetcher {
     }
 
     /// [`Fetcher::fetch_one`], then each redirect hop through the same, when following.
-    async fn fetch_following(&self, url: &str, validators: &Validators) -> Result<Fetched, Error> {
+    async fn fetch_following(
+        &self,
+        url: &str,
+        validators: &Validators,
+        permit: Option<HostPermit>,
+    ) -> Result<Fetched, Error> {
         let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
         tracing::Span::current().record("host", url.host_str().unwrap_or(""));
-        let mut fetched = self.fetch_one(url.clone(), validators).await?;
+        let mut fetched = self.fetch_one(url.clone(), validators, permit).await?;
         let max = self.inner.cfg.follow_redirects;
         if max == 0 {
             return Ok(fetched);
@@ -1008,7 +1126,7 @@ impl Fetcher {
             }
             tracing::debug!(from = %fetched.final_url, to = %next, "following a redirect");
             chain.push(next.clone());
-            fetched = self.fetch_one(next, &Validators::default()).await?;
+            fetched = self.fetch_one(next, &Validators::default(), None).await?;
             attempts += fetched.attempts;
         }
         fetched.url = url;
@@ -1018,15 +1136,34 @@ impl Fetcher {
     }
 
     /// One URL, no redirects followed: robots, address checks, the gate, retries.
-    async fn fetch_one(&self, url: Url, validators: &Validators) -> Result<Fetched, Error> {
+    /// `claimed` is a permit of the URL's host claimed by the caller, for the first
+    /// attempt.
+    async fn fetch_one(
+        &self,
+        url: Url,
+        validators: &Validators,
+        mut claimed: Option<HostPermit>,
+    ) -> Result<Fetched, Error> {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::InvalidUrl { url: url.to_string() });
         }
         self.check_address(&url)?;
+        let mut robots_fetched = false;
         if self.inner.cfg.robots && url.path() != "/robots.txt" {
-            let ok = match self.robots_for(&url).await {
+            let outcome = self.robots_for(&url, false).await;
+            robots_fetched = outcome.fetched;
+            let ok = match outcome.verdict {
                 RobotsVerdict::AllowAll => true,
-                RobotsVerdict::DisallowAll => return Err(Error::RobotsUnavailable { url }),
+                RobotsVerdict::DisallowAll | RobotsVerdict::Unreachable => {
+                    return Err(Error::RobotsUnavailable { url });
+                }
+                RobotsVerdict::Tls(detail) => {
+                    return Err(Error::Tls {
+                        url,
+                        detail: detail.to_string(),
+                    });
+                }
+                RobotsVerdict::Forbidden => return Err(Error::Forbidden { url }),
                 RobotsVerdict::Rules(r) => r.allowed(url.as_str()),
             };
             if !ok {
@@ -1038,7 +1175,18 @@ impl Fetcher {
         loop {
             attempts += 1;
             let queued_at = Instant::now();
-            let permit = gate.acquire().await;
+            let permit = match claimed.take() {
+                Some(permit) => {
+                    if robots_fetched {
+                        // The robots.txt request used the start this claim was for.
+                        gate.acquire_start().await;
+                    } else {
+                        gate.wait_cool_down().await;
+                    }
+                    permit
+                }
+                None => gate.acquire().await,
+            };
             let queued = queued_at.elapsed();
             let sent_at = Instant::now();
             let mut request = self.inner.client.get(url.clone());
@@ -1053,23 +1201,23 @@ impl Fetcher {
                 Ok(r) => r,
                 Err(e) => {
                     drop(permit);
-                    let timeout = e.is_timeout();
+                    let err = classify_send_error(url.clone(), e);
+                    // Trying again fails the same way: no retry, and no cool-down
+                    // that would hold back the host's other URLs for nothing.
+                    if matches!(err, Error::Tls { .. } | Error::Forbidden { .. }) {
+                        return Err(err);
+                    }
                     let wait = gate.cool_down(None);
                     if attempts < self.inner.cfg.max_attempts {
-                        tracing::debug!(attempt = attempts, error = %e, ?wait, "retrying after a failed request");
+                        tracing::debug!(attempt = attempts, error = %DisplayChain(&err), ?wait, "retrying after a failed request");
                         continue;
                     }
-                    return Err(if timeout {
-                        Error::Timeout { url }
-                    } else if e.is_connect() && format!("{e:?}").contains("special-purpose") {
-                        Error::Forbidden { url }
-                    } else {
-                        Error::Request { url, source: e }
-                    });
+                    return Err(err);
                 }
             };
             let first_byte = sent_at.elapsed();
             let status = resp.status().as_u16();
+            let protocol = protocol_name(resp.version());
             let remote_addr = resp.remote_addr();
             if let Some(addr) = remote_addr
                 && is_special(addr.ip())
@@ -1157,6 +1305,7 @@ impl Fetcher {
                 body_bytes,
                 attempts,
                 remote_addr,
+                protocol,
             });
         }
     }
@@ -1185,5 +1334,89 @@ mod tests {
     #[test]
     fn a_user_agent_is_required() {
         assert!(matches!(Fetcher::builder().build(), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn errors_say_whether_to_try_again_and_whether_the_host_is_failing() {
+        let url = Url::parse("http://example.com/a").expect("url");
+        let fetcher = Fetcher::builder().user_agent("t/1").build().expect("fetcher");
+        let request = Error::Request {
+            url: url.clone(),
+            source: fetcher
+                .inner
+                .client
+                .get("not a url")
+                .build()
+                .expect_err("invalid url"),
+        };
+        let status = |status| Error::Status {
+            url: url.clone(),
+            status,
+            attempts: 3,
+        };
+        // (error, transient, counts against the host)
+        let cases = [
+            (Error::Timeout { url: url.clone() }, true, true),
+            (
+                Error::TooSlow {
+                    url: url.clone(),
+                    min_bytes_per_sec: 10,
+                },
+                true,
+                true,
+            ),
+            (request, true, true),
+            (status(503), true, true),
+            (status(500), true, true),
+            (status(429), true, false),
+            (status(408), true, false),
+            (Error::RobotsUnavailable { url: url.clone() }, true, true),
+            (
+                Error::Tls {
+                    url: url.clone(),
+                    detail: "invalid peer certificate: UnknownIssuer".into(),
+                },
+                false,
+                true,
+            ),
+            (Error::RobotsDenied { url: url.clone() }, false, false),
+            (Error::Forbidden { url: url.clone() }, false, false),
+            (
+                Error::TooLarge {
+                    url: url.clone(),
+                    limit: 1,
+                },
+                false,
+                false,
+            ),
+            (
+                Error::Body {
+                    url: url.clone(),
+                    detail: "broken".into(),
+                },
+                false,
+                false,
+            ),
+            (Error::InvalidUrl { url: "x".into() }, false, false),
+            (Error::Config("x".into()), false, false),
+        ];
+        for (e, transient, against_host) in cases {
+            assert_eq!(e.is_transient(), transient, "{e:?}");
+            assert_eq!(e.counts_against_host(), against_host, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_tls_error_names_its_cause_in_its_message_only() {
+        let e = Error::Tls {
+            url: Url::parse("https://127.0.0.1:1234/").expect("url"),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(e.kind(), "tls");
+        assert_eq!(
+            e.to_string(),
+            "https://127.0.0.1:1234/: tls handshake failed: invalid peer certificate: UnknownIssuer"
+        );
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

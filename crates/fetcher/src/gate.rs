@@ -6,9 +6,11 @@
 //! - a cool-down after 429 or 503: `Retry-After` when given (clamped), otherwise
 //!   exponential backoff with full jitter.
 //!
-//! Time is tokio's clock, so tests run on paused time. A caller can ask
-//! [`HostGate::ready_in`] without blocking, which lets a scheduler serve other hosts
-//! meanwhile: one host's limits never delay another's requests.
+//! Time is tokio's clock, so tests run on paused time. A scheduler claims a request
+//! start with [`HostGate::try_acquire`], which never blocks: it either returns the
+//! permit or says why not ([`NotReady`]: busy, or how long to wait), so the scheduler
+//! serves other hosts meanwhile and one host's limits never delay another's requests.
+//! [`HostGate::acquire`] waits instead, for callers with nothing else to do.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -73,12 +75,50 @@ struct GateState {
     /// No request before this (on the gate's clock).
     cool_down_until: Duration,
     backoff_level: u32,
+    /// The limiter's theoretical arrival time after the last start it allowed (on the
+    /// gate's clock). governor has no way to ask without consuming, so the gate keeps
+    /// this copy for [`HostGate::ready_in`]. Every `check()` runs under the state
+    /// lock and the copy is updated from a clock reading taken after it, so the copy
+    /// is never behind the limiter: `ready_in` is never early. The limiter stays the
+    /// judge.
+    rate_tat: Duration,
+}
+
+impl GateState {
+    /// How long the cool-down and the crawl delay still hold a start back at `now`.
+    fn time_rules_wait(&self, now: Duration) -> Duration {
+        let mut at = self.cool_down_until;
+        if let Some(last) = self.last_start {
+            at = at.max(last + self.crawl_delay);
+        }
+        at.saturating_sub(now)
+    }
+}
+
+/// Why [`HostGate::try_acquire`] gave no permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// Every request slot of the host is taken; one frees when a permit is dropped.
+    Busy,
+    /// A time rule (cool-down, crawl delay) or the rate refuses a start for this long
+    /// (never zero).
+    Wait(Duration),
+}
+
+/// The rate's spacing as governor's GCRA sees it: the period between two starts and
+/// the tolerance (`period * (burst - 1)`) that lets a burst through back to back.
+#[derive(Debug, Clone, Copy)]
+struct RateShape {
+    period: Duration,
+    tolerance: Duration,
 }
 
 /// The politeness gate of one host.
 pub struct HostGate {
     clock: TokioClock,
     limiter: Option<RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>>,
+    /// The limiter's quota, for the copy of its state in [`GateState::rate_tat`].
+    rate: Option<RateShape>,
     /// One permit per request allowed in flight at once.
     slots: Arc<Semaphore>,
     state: Mutex<GateState>,
@@ -114,17 +154,26 @@ impl HostGate {
         let clock = TokioClock {
             start: Instant::now(),
         };
-        let limiter = policy.rate.filter(|r| *r > 0.0 && r.is_finite()).map(|rate| {
+        let quota = policy.rate.filter(|r| *r > 0.0 && r.is_finite()).map(|rate| {
             let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
             let burst = NonZeroU32::new(policy.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::with_period(period)
+            Quota::with_period(period)
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                .allow_burst(burst);
-            RateLimiter::direct_with_clock(quota, clock)
+                .allow_burst(burst)
         });
+        // The same numbers governor's GCRA derives from the quota.
+        let rate = quota.map(|q| {
+            let period = q.replenish_interval().max(Duration::from_nanos(1));
+            RateShape {
+                period,
+                tolerance: period.saturating_mul(q.burst_size().get() - 1),
+            }
+        });
+        let limiter = quota.map(|q| RateLimiter::direct_with_clock(q, clock));
         HostGate {
             clock,
             limiter,
+            rate,
             slots: Arc::new(Semaphore::new(policy.concurrency.max(1))),
             state: Mutex::new(GateState::default()),
             policy,
@@ -144,28 +193,72 @@ impl HostGate {
     }
 
     /// How long until the time rules (crawl delay, cool-down, rate) let a request
-    /// start; zero if one may start now. It never claims anything, so for the rate it
-    /// assumes the burst is used up (one period after the last start): conservative,
-    /// never early. The concurrency cap is not counted here: see
-    /// [`HostGate::free_slots`].
+    /// start; zero if one may start now. It never claims anything. The rate is counted
+    /// with its burst: after a burst of N back-to-back starts it answers the spacing
+    /// the limiter will ask for. The concurrency cap is not counted here: see
+    /// [`HostGate::free_slots`], or claim with [`HostGate::try_acquire`].
     pub fn ready_in(&self) -> Duration {
         let now = self.clock.now();
         let st = self.state();
-        let mut at = st.cool_down_until;
-        if let Some(last) = st.last_start {
-            at = at.max(last + st.crawl_delay);
-            if let Some(rate) = self.policy.rate.filter(|r| *r > 0.0 && r.is_finite())
-                && self.policy.burst <= 1
-            {
-                at = at.max(last + Duration::from_secs_f64(1.0 / rate));
-            }
+        let mut wait = st.time_rules_wait(now);
+        if let Some(rate) = self.rate {
+            // GCRA lets a start through once `now >= tat - tolerance`.
+            wait = wait.max(st.rate_tat.saturating_sub(rate.tolerance).saturating_sub(now));
         }
-        at.saturating_sub(now)
+        wait
     }
 
     /// Request slots free right now.
     pub fn free_slots(&self) -> usize {
         self.slots.available_permits()
+    }
+
+    /// Claims the start of a request if the time rules and the rate allow one now:
+    /// records it and returns `Ok`; otherwise how long until they could (never zero).
+    /// The limiter's `check()` consumes only when it allows, so a refusal costs
+    /// nothing. Under the state lock, so two claims never both take the last start.
+    fn claim_start(&self) -> Result<(), Duration> {
+        let mut st = self.state();
+        let now = self.clock.now();
+        let wait = st.time_rules_wait(now);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some(l) = &self.limiter
+            && let Err(not_until) = l.check()
+        {
+            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(wait.max(Duration::from_nanos(1)));
+        }
+        if let Some(rate) = self.rate {
+            // The GCRA's update, mirrored for `ready_in` (read after `check()`, whose
+            // own reading of the clock is no later).
+            st.rate_tat = st.rate_tat.max(self.clock.now()) + rate.period;
+        }
+        st.last_start = Some(now);
+        Ok(())
+    }
+
+    /// Claims a request without waiting: a free request slot, then the time rules
+    /// (cool-down, crawl delay since the last start) and the rate. On success the
+    /// start is recorded and the permit holds the slot until dropped. With a burst
+    /// of N, N claims pass back to back, then they are spaced at 1 / rate.
+    ///
+    /// # Errors
+    /// [`NotReady::Busy`] when every slot is taken; [`NotReady::Wait`] with how long
+    /// until a start could pass when a time rule or the rate refuses (the slot is
+    /// given back at once).
+    pub fn try_acquire(&self) -> Result<HostPermit, NotReady> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| NotReady::Busy)?;
+        match self.claim_start() {
+            Ok(()) => Ok(HostPermit { _slot: slot }),
+            // Dropping `slot` gives the slot back to the host.
+            Err(wait) => Err(NotReady::Wait(wait)),
+        }
     }
 
     /// Waits for a request slot and for the time rules, then claims the start of a
@@ -179,28 +272,34 @@ impl HostGate {
                 .await
                 .expect("a fresh semaphore is open"),
         };
+        self.acquire_start().await;
+        HostPermit { _slot: slot }
+    }
+
+    /// Waits for the time rules and the rate, then claims the start of a request
+    /// without taking a request slot. For requests that must not queue behind the
+    /// host's page requests, such as robots.txt: a page request holding the host's
+    /// only slot may be the one waiting for robots.txt, which would deadlock if
+    /// robots.txt needed a slot too.
+    pub async fn acquire_start(&self) {
+        while let Err(wait) = self.claim_start() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits until no cool-down holds the host back. For a request claimed earlier
+    /// with [`HostGate::try_acquire`]: a 429 to another request may have started a
+    /// cool-down since, and a polite client waits it out before sending.
+    pub(crate) async fn wait_cool_down(&self) {
         loop {
-            let wait = {
-                let now = self.clock.now();
+            let left = {
                 let st = self.state();
-                let mut at = st.cool_down_until;
-                if let Some(last) = st.last_start {
-                    at = at.max(last + st.crawl_delay);
-                }
-                at.saturating_sub(now)
+                st.cool_down_until.saturating_sub(self.clock.now())
             };
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-                continue;
+            if left.is_zero() {
+                return;
             }
-            if let Some(l) = &self.limiter
-                && let Err(not_until) = l.check()
-            {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-                continue;
-            }
-            self.state().last_start = Some(self.clock.now());
-            return HostPermit { _slot: slot };
+            tokio::time::sleep(left).await;
         }
     }
 
@@ -409,5 +508,94 @@ mod tests {
         }
         assert_eq!(t0.elapsed(), Duration::ZERO);
         assert!(slow.ready_in() >= Duration::from_secs(59));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_passes_then_claims_are_spaced_at_the_rate() {
+        let gate = HostGate::new(GatePolicy {
+            rate: Some(1.0),
+            burst: 5,
+            concurrency: 10,
+            ..policy()
+        });
+        let mut held = Vec::new();
+        for k in 0..5 {
+            held.push(gate.try_acquire().unwrap_or_else(|e| panic!("claim {k}: {e:?}")));
+        }
+        assert_eq!(
+            gate.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(1)))
+        );
+        // Asking agrees with the limiter, and neither consumed anything.
+        assert_eq!(gate.ready_in(), Duration::from_secs(1));
+        assert_eq!(gate.free_slots(), 5, "a refused claim gives its slot back");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(gate.ready_in(), Duration::ZERO);
+        held.push(gate.try_acquire().expect("one more after 1 s"));
+        assert_eq!(
+            gate.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(1)))
+        );
+        assert_eq!(held.len(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_when_every_slot_is_taken() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 2,
+            ..policy()
+        });
+        let a = gate.try_acquire().expect("first");
+        let _b = gate.try_acquire().expect("second");
+        assert_eq!(gate.try_acquire().err(), Some(NotReady::Busy));
+        drop(a);
+        let _c = gate.try_acquire().expect("a slot freed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cool_down_or_crawl_delay_refuses_with_the_time_left() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            concurrency: 10,
+            ..policy()
+        });
+        gate.cool_down(Some(Duration::from_secs(10)));
+        assert_eq!(
+            gate.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(10)))
+        );
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(
+            gate.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(6)))
+        );
+        assert_eq!(gate.free_slots(), 10);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        gate.set_crawl_delay(Some(3.0));
+        drop(gate.try_acquire().expect("the cool-down is over"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            gate.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(2)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_without_a_slot_still_waits_for_the_rules() {
+        let gate = HostGate::new(GatePolicy {
+            rate: Some(1.0),
+            concurrency: 1,
+            ..policy()
+        });
+        let _only = gate.try_acquire().expect("the only slot");
+        let t0 = Instant::now();
+        gate.acquire_start().await;
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(1),
+            "spaced by the rate, not by a slot"
+        );
+        assert_eq!(gate.free_slots(), 0);
     }
 }

@@ -3,7 +3,8 @@
 //! - [`Fetcher`] (built by [`Fetcher::builder`]) is cheap to clone and shares one
 //!   connection pool, the per-host gates and the robots.txt cache. [`Fetcher::fetch`]
 //!   returns a [`Fetched`] or an inspectable [`Error`] (`is_timeout`,
-//!   `is_robots_denied`, `is_too_large`, `is_forbidden`, `status`, `url`, `kind`).
+//!   `is_robots_denied`, `is_too_large`, `is_forbidden`, `is_transient`,
+//!   `counts_against_host`, `status`, `url`, `kind`).
 //! - Before a request: the special-purpose address check ([`is_special`]) on IP
 //!   literals, robots.txt ([`Robots`], fetched once per host and cached for 24 h; a
 //!   4xx allows all, a 5xx, 429 or network error disallows all for a minute), and the
@@ -14,6 +15,29 @@
 //! - After it: 5xx, 408 and 429 are retried (Retry-After honoured, else jittered
 //!   exponential backoff), other 4xx are final; redirects are returned in
 //!   [`Fetched::redirect_to`], never followed, so the caller checks each hop.
+//! - TLS is rustls (on ring, no system library), trusting the system's roots plus any
+//!   [`FetcherBuilder::ca_cert`]; HTTP/2 is negotiated by ALPN ([`Fetched::protocol`]).
+//!   A certificate or handshake failure is [`Error::Tls`], permanent, also when it
+//!   happens to the host's robots.txt.
+//!
+//! # A scheduler that never blocks on one host
+//! [`HostGate::try_acquire`] claims a request of a host without waiting: a permit, or
+//! [`NotReady::Busy`] (every slot taken) or [`NotReady::Wait`] (how long until the
+//! cool-down, crawl delay or rate allow a start). The claimed permit goes to
+//! [`Fetcher::fetch_claimed`], which sends under it (after any cool-down that began
+//! since), so the scheduler keeps no spacing of its own. [`Fetcher::probe`] checks
+//! beforehand that a seed's host can be reached at all with these settings.
+//! ```no_run
+//! # async fn demo(fetcher: trawl_fetcher::Fetcher) -> Result<(), trawl_fetcher::Error> {
+//! let url = "https://example.com/page";
+//! let gate = fetcher.gate(&url::Url::parse(url).expect("url"));
+//! match gate.try_acquire() {
+//!     Ok(permit) => println!("{}", fetcher.fetch_claimed(url, permit).await?.status),
+//!     Err(trawl_fetcher::NotReady::Wait(d)) => println!("serve other hosts for {d:?}"),
+//!     Err(trawl_fetcher::NotReady::Busy) => println!("wait for a request of this host to end"),
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! # Example
 //! ```no_run
@@ -34,6 +58,8 @@
 //! # Layout
 //! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`Fetched`], [`Error`].
 //! - `gate`: [`HostGate`], per-host politeness on tokio's clock.
+//! - `net`: under HTTP: the filtering DNS resolver and its cache, the rustls config,
+//!   and reqwest's errors read by the type of their cause.
 //! - `robots`: [`Robots`], RFC 9309 rules with the `robotstxt` crate's defects fixed.
 //! - `body`: [`BodyDecoder`], capped streaming decompression.
 //! - `ssrf`: the special-purpose address classes.
@@ -53,6 +79,7 @@
 mod body;
 mod fetch;
 mod gate;
+mod net;
 mod robots;
 mod ssrf;
 
@@ -61,6 +88,6 @@ pub use fetch::{
     Error, Fetched, Fetcher, FetcherBuilder, RobotsStore, StoredRobots, Timings, Validators,
     parse_retry_after,
 };
-pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit};
+pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit, NotReady};
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};

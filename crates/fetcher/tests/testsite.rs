@@ -531,3 +531,225 @@ async fn concurrent_first_requests_fetch_robots_txt_once() {
     let robots = format!("{}/robots.txt", site.site().bases()[0]);
     assert_eq!(site.hits(&robots), 1);
 }
+
+/// A fetcher holding every host to one request at a time.
+fn one_at_a_time() -> trawl_fetcher::FetcherBuilder {
+    let mut policy = GatePolicy::default();
+    policy.rate = None;
+    policy.concurrency = 1;
+    fetcher().politeness(policy)
+}
+
+#[tokio::test]
+async fn a_claimed_request_with_the_only_slot_still_gets_robots_txt() {
+    let site = TestSite::new().start().await.expect("site");
+    let f = one_at_a_time().build().expect("fetcher");
+    let url = site.site().page_url(3);
+    let gate = f.gate(&url::Url::parse(&url).expect("url"));
+    let permit = gate.try_acquire().expect("the only slot");
+    // robots.txt is not cached yet: its request must not wait for the slot we hold.
+    let page = tokio::time::timeout(Duration::from_secs(10), f.fetch_claimed(&url, permit))
+        .await
+        .expect("no deadlock")
+        .expect("fetch");
+    assert_eq!(page.status, 200);
+    let robots = format!("{}/robots.txt", site.site().bases()[0]);
+    assert_eq!(site.hits(&robots), 1);
+    assert_eq!(gate.free_slots(), 1, "the permit is released after the body");
+}
+
+#[tokio::test]
+async fn a_claimed_request_waits_out_a_cool_down_that_began_after_the_claim() {
+    let site = TestSite::new().start().await.expect("site");
+    let f = one_at_a_time().robots(false).build().expect("fetcher");
+    let url = site.site().page_url(5);
+    let gate = f.gate(&url::Url::parse(&url).expect("url"));
+    let permit = gate.try_acquire().expect("claimed");
+    // As if another request of the host had just been answered 429 Retry-After.
+    let claimed_at = tokio::time::Instant::now();
+    gate.cool_down(Some(Duration::from_millis(600)));
+    let page = f.fetch_claimed(&url, permit).await.expect("fetch");
+    assert_eq!((page.status, page.attempts), (200, 1));
+    let log: Vec<_> = site.requests().into_iter().filter(|r| r.url == url).collect();
+    assert_eq!(log.len(), 1);
+    assert!(
+        log[0].at - claimed_at >= Duration::from_millis(600),
+        "sent {:?} after the cool-down began",
+        log[0].at - claimed_at
+    );
+    assert!(
+        page.timings.queued >= Duration::from_millis(590),
+        "{:?}",
+        page.timings
+    );
+}
+
+#[tokio::test]
+async fn a_claim_spent_on_robots_txt_is_followed_by_the_crawl_delay() {
+    let site = TestSite::new()
+        .crawl_delay(Some(0.5))
+        .start()
+        .await
+        .expect("site");
+    let f = one_at_a_time().build().expect("fetcher");
+    let url = site.site().page_url(2);
+    let gate = f.gate(&url::Url::parse(&url).expect("url"));
+    let permit = gate.try_acquire().expect("claimed");
+    f.fetch_claimed(&url, permit).await.expect("fetch");
+    let log = site.requests();
+    let robots = format!("{}/robots.txt", site.site().bases()[0]);
+    let robots_at = log.iter().find(|r| r.url == robots).expect("robots.txt").at;
+    let page_at = log.iter().find(|r| r.url == url).expect("page").at;
+    assert!(
+        page_at - robots_at >= Duration::from_millis(500),
+        "robots.txt and the page {:?} apart",
+        page_at - robots_at
+    );
+}
+
+#[tokio::test]
+async fn over_tls_with_the_sites_ca_pages_come_over_http_2() {
+    let site = TestSite::new().tls(true).start().await.expect("site");
+    let f = fetcher()
+        .ca_cert(site.ca_pem().expect("a ca"))
+        .build()
+        .expect("fetcher");
+    let url = site.site().page_url(4);
+    assert!(url.starts_with("https://"), "{url}");
+    let page = f.fetch(&url).await.expect("fetch");
+    assert_eq!((page.status, page.protocol), (200, "h2"));
+    assert!(page.body.starts_with(b"<!DOCTYPE html>"));
+    let log = site.requests();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter().all(|r| r.version == "HTTP/2.0"),
+        "robots.txt and the page over h2: {log:?}"
+    );
+    f.probe(&url).await.expect("reachable with the ca");
+}
+
+#[tokio::test]
+async fn plain_http_reports_http_1_1() {
+    let site = TestSite::new().start().await.expect("site");
+    let page = fetcher()
+        .build()
+        .expect("fetcher")
+        .fetch(&site.root_url())
+        .await
+        .expect("fetch");
+    assert_eq!(page.protocol, "http/1.1");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_permanent_tls_error() {
+    let site = TestSite::new().tls(true).start().await.expect("site");
+    let url = site.site().page_url(1);
+    // With robots.txt off, the page's own handshake fails; with it on, the robots.txt
+    // handshake does, and the page reports it as TLS, not as robots unavailable.
+    for robots in [false, true] {
+        let f = fetcher().robots(robots).build().expect("fetcher");
+        let err = f.fetch(&url).await.expect_err("untrusted");
+        assert!(
+            matches!(err, trawl_fetcher::Error::Tls { .. }),
+            "robots {robots}: {err:?}"
+        );
+        assert_eq!(err.kind(), "tls");
+        assert!(!err.is_transient());
+        assert!(err.counts_against_host());
+        assert_eq!(err.url().map(|u| u.as_str()), Some(url.as_str()));
+        let message = err.to_string();
+        assert!(
+            message.contains("tls handshake failed: invalid peer certificate: UnknownIssuer"),
+            "{message}"
+        );
+        // Not retried: trying again fails the same way.
+        let err = f.fetch(&url).await.expect_err("still untrusted");
+        assert_eq!(err.kind(), "tls");
+    }
+    assert_eq!(site.total_requests(), 0, "no request got through a handshake");
+}
+
+#[tokio::test]
+async fn probe_tells_a_tls_failure_from_a_closed_port() {
+    let site = TestSite::new().tls(true).start().await.expect("site");
+    let url = site.root_url();
+    let untrusting = fetcher().build().expect("fetcher");
+    let err = untrusting.probe(&url).await.expect_err("untrusted");
+    assert!(matches!(err, trawl_fetcher::Error::Tls { .. }), "{err:?}");
+    // Asked again, the cached answer gives the same verdict.
+    assert_eq!(untrusting.probe(&url).await.expect_err("cached").kind(), "tls");
+    let trusting = fetcher()
+        .ca_cert(site.ca_pem().expect("a ca"))
+        .build()
+        .expect("fetcher");
+    trusting.probe(&url).await.expect("trusted");
+    // The probe's robots.txt serves the first page too.
+    trusting.fetch(&url).await.expect("page");
+    let robots = format!("{}/robots.txt", site.site().bases()[0]);
+    assert_eq!(site.hits(&robots), 1);
+    // With robots.txt off, one HEAD request to the URL.
+    fetcher()
+        .robots(false)
+        .ca_cert(site.ca_pem().expect("a ca"))
+        .build()
+        .expect("fetcher")
+        .probe(&url)
+        .await
+        .expect("head");
+    assert!(site.requests().iter().any(|r| r.url == url));
+
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for robots in [true, false] {
+        let err = fetcher()
+            .robots(robots)
+            .build()
+            .expect("fetcher")
+            .probe(&format!("http://127.0.0.1:{closed}/"))
+            .await
+            .expect_err("closed port");
+        assert!(
+            matches!(err, trawl_fetcher::Error::Request { .. }),
+            "robots {robots}: {err:?}"
+        );
+        assert!(err.is_transient());
+    }
+    // A refused address is refused before any request.
+    let err = Fetcher::builder()
+        .user_agent(UA)
+        .build()
+        .expect("fetcher")
+        .probe(&url)
+        .await
+        .expect_err("loopback");
+    assert!(err.is_forbidden(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_ca_certificate_must_be_pem() {
+    for bad in [
+        &b"not a certificate"[..],
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ] {
+        let err = fetcher().ca_cert(bad).build().expect_err("invalid pem");
+        assert!(matches!(err, trawl_fetcher::Error::Config(_)), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_name_of_a_special_address_is_forbidden_even_through_robots_txt() {
+    let site = TestSite::new().start().await.expect("site");
+    let port = site.addrs()[0].port();
+    let f = Fetcher::builder().user_agent(UA).build().expect("fetcher");
+    let url = format!("http://localhost:{port}/");
+    for _ in 0..2 {
+        // The robots.txt request is refused by the resolver; the page says why.
+        let err = f.fetch(&url).await.expect_err("localhost");
+        assert!(err.is_forbidden(), "{err:?}");
+        assert!(!err.is_transient());
+    }
+    assert!(f.probe(&url).await.expect_err("probe").is_forbidden());
+    assert_eq!(site.total_requests(), 0);
+}

@@ -289,7 +289,10 @@ fn a_read_only_open_of_a_new_directory_creates_nothing() {
     assert_eq!(f.counts().total(), 0);
     drop(f);
     let f = Frontier::open(&path, Options::default()).expect("open");
-    assert!(f.open_report().created, "nothing was written by the read-only open");
+    assert!(
+        f.open_report().created,
+        "nothing was written by the read-only open"
+    );
 }
 
 #[test]

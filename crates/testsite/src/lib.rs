@@ -4,7 +4,9 @@
 //! per host), plus the hostile endpoints of `../shared/DESIGN.md`, and it tells a test
 //! exactly what a correct crawl must find and what it may never request.
 //!
-//! - [`TestSite`] configures and starts a server in-process, on ephemeral ports.
+//! - [`TestSite`] configures and starts a server in-process, on ephemeral ports, over
+//!   plain HTTP/1.1 or, with [`TestSite::tls`], over TLS with HTTP/2 and HTTP/1.1
+//!   under a CA made at start ([`RunningSite::ca_pem`]).
 //! - [`RunningSite`] is the handle: addresses, the ground truth ([`Site`],
 //!   [`CrawlTruth`], [`ENDPOINTS`], [`RobotsVariant`]) and the request log.
 //!
@@ -15,6 +17,7 @@
 //! - `robots`: the regular robots.txt and the broken variants.
 //! - `server`: listeners, routing, compression, latency, request log.
 //! - `body`: whole, streamed, trickling and stalled response bodies.
+//! - `tls`: the CA and certificate made at start when serving TLS ([`TestSite::tls`]).
 //!
 //! # Example
 //! ```no_run
@@ -34,6 +37,7 @@ mod html;
 mod robots;
 mod server;
 mod site;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -71,6 +75,9 @@ pub struct Request {
     pub url: String,
     /// The status the server answered with.
     pub status: u16,
+    /// The HTTP version of the request as hyper names it: `"HTTP/1.1"`, or
+    /// `"HTTP/2.0"` over TLS when the client chose h2.
+    pub version: String,
 }
 
 /// Configuration of a test site. Build one with [`TestSite::new`], adjust it with the
@@ -89,6 +96,7 @@ pub struct TestSite {
     track: bool,
     ip: IpAddr,
     port: u16,
+    tls: bool,
 }
 
 impl Default for TestSite {
@@ -99,7 +107,7 @@ impl Default for TestSite {
 
 impl TestSite {
     /// A site of 100 pages on one host, seed 1, no latency, compression on, request
-    /// tracking on, on ephemeral ports of 127.0.0.1.
+    /// tracking on, plain HTTP, on ephemeral ports of 127.0.0.1.
     pub fn new() -> TestSite {
         TestSite {
             seed: 1,
@@ -113,6 +121,7 @@ impl TestSite {
             track: true,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            tls: false,
         }
     }
 
@@ -186,11 +195,21 @@ impl TestSite {
         self
     }
 
+    /// Whether every host is served over TLS, HTTP/2 or HTTP/1.1 by ALPN, with base
+    /// URLs `https://127.0.0.1:PORT`. The certificate (for 127.0.0.1, ::1 and
+    /// localhost) is issued at start by a CA made for this site alone, which a client
+    /// must trust: [`RunningSite::ca_pem`], [`RunningSite::write_ca`]. By default,
+    /// off: plain HTTP/1.1.
+    pub fn tls(mut self, on: bool) -> TestSite {
+        self.tls = on;
+        self
+    }
+
     /// Binds the listeners and starts serving on the current tokio runtime.
     ///
     /// # Errors
-    /// If a port cannot be bound, the address is not loopback, or there are fewer pages
-    /// than hosts.
+    /// If a port cannot be bound, the address is not loopback, there are fewer pages
+    /// than hosts, or the TLS certificates cannot be made.
     pub async fn start(self) -> std::io::Result<RunningSite> {
         if !self.ip.is_loopback() {
             return Err(std::io::Error::other(
@@ -205,8 +224,10 @@ impl TestSite {
         } else {
             &[]
         };
+        let tls = if self.tls { Some(tls::make()?) } else { None };
         let listeners = server::bind(self.ip, self.port, self.hosts + variants.len()).await?;
-        let base_of = |a: &SocketAddr| format!("http://{a}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_of = |a: &SocketAddr| format!("{scheme}://{a}");
         let bases: Vec<String> = listeners[..self.hosts].iter().map(|(_, a)| base_of(a)).collect();
         let variant_bases: Vec<(RobotsVariant, String)> = variants
             .iter()
@@ -250,9 +271,15 @@ impl TestSite {
                 base_of(&addr),
                 shared.clone(),
                 stop.clone(),
+                tls.as_ref().map(|t| t.acceptor.clone()),
             ));
         }
-        Ok(RunningSite { shared, stop, addrs })
+        Ok(RunningSite {
+            shared,
+            stop,
+            addrs,
+            ca_pem: tls.map(|t| t.ca_pem),
+        })
     }
 }
 
@@ -262,9 +289,29 @@ pub struct RunningSite {
     shared: Arc<Shared>,
     stop: CancellationToken,
     addrs: Vec<SocketAddr>,
+    /// The CA that issued the site's certificate, PEM, when serving TLS.
+    ca_pem: Option<String>,
 }
 
 impl RunningSite {
+    /// The PEM of the CA that issued the site's certificate, for a client to trust
+    /// (`trawl_fetcher::FetcherBuilder::ca_cert`, say); `None` for plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Writes [`RunningSite::ca_pem`] to `path`, for a program that takes a CA file
+    /// (such as the trawl CLI or curl's `--cacert`).
+    ///
+    /// # Errors
+    /// If the file cannot be written, or the site is not serving TLS.
+    pub fn write_ca(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        let pem = self
+            .ca_pem()
+            .ok_or_else(|| std::io::Error::other("the site serves plain http: there is no ca certificate"))?;
+        std::fs::write(path, pem)
+    }
+
     /// The description of the regular pages: URLs, links, and the reachability walk.
     pub fn site(&self) -> &Site {
         &self.shared.site
@@ -281,8 +328,8 @@ impl RunningSite {
         &self.addrs
     }
 
-    /// The base URL (`http://127.0.0.1:PORT`) of the host serving `variant`, when robots
-    /// variants were asked for.
+    /// The base URL (`http://127.0.0.1:PORT`, `https://` with TLS) of the host serving
+    /// `variant`, when robots variants were asked for.
     pub fn variant_base(&self, variant: RobotsVariant) -> Option<&str> {
         self.shared
             .variant_bases

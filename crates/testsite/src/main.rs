@@ -47,6 +47,14 @@ struct Args {
     /// host 0's only.
     #[arg(long)]
     all_roots: bool,
+    /// Serve every host over TLS (HTTP/2 and HTTP/1.1) with a certificate from a CA
+    /// made at start; the CA is written to --ca-file and its path printed on stderr.
+    #[arg(long)]
+    tls: bool,
+    /// Where --tls writes the CA certificate (PEM) [default: trawl-testsite-ca-PID.pem
+    /// in the temporary directory].
+    #[arg(long, requires = "tls")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -76,6 +84,7 @@ fn main() {
             .robots_variants(args.robots_variants)
             .track_requests(args.track)
             .port(args.port)
+            .tls(args.tls)
             .start()
             .await;
         let running = match started {
@@ -86,6 +95,20 @@ fn main() {
             }
         };
         tracing::info!(root = %running.root_url(), pages = args.pages, hosts = args.hosts, "serving");
+        if args.tls {
+            let path = args.ca_file.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("trawl-testsite-ca-{}.pem", std::process::id()))
+            });
+            if let Err(e) = running.write_ca(&path) {
+                eprintln!(
+                    "trawl-testsite: cannot write the ca certificate to {}: {e}",
+                    path.display()
+                );
+                std::process::exit(1);
+            }
+            // On stderr: stdout carries the root URLs alone, for scripts.
+            eprintln!("trawl-testsite: ca certificate written to {}", path.display());
+        }
         // The root URL on stdout, alone on a line, so scripts can read it.
         if args.all_roots {
             for h in 0..args.hosts {

@@ -54,13 +54,16 @@ pub(crate) struct Shared {
     pub(crate) total: AtomicU64,
 }
 
-/// Accepts connections on `listener` until `stop` fires.
+/// Accepts connections on `listener` until `stop` fires. With `tls`, every
+/// connection is a TLS one, HTTP/2 or HTTP/1.1 as the client picks; without, plain
+/// HTTP/1.1.
 pub(crate) async fn serve(
     listener: TcpListener,
     kind: HostKind,
     base: String,
     shared: Arc<Shared>,
     stop: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         let (stream, _) = tokio::select! {
@@ -75,18 +78,40 @@ pub(crate) async fn serve(
         let shared = shared.clone();
         let base = base.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 let base = base.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&shared, kind, &base, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = conn => {}
+            match tls {
+                None => {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = conn => {}
+                    }
+                }
+                Some(acceptor) => {
+                    // A client that does not trust the CA aborts here: nothing to serve.
+                    let handshake = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = acceptor.accept(stream) => r,
+                    };
+                    let Ok(stream) = handshake else { return };
+                    // The auto builder reads the connection preface, so it serves
+                    // whichever protocol the client speaks after ALPN.
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = conn => {}
+                    }
+                }
             }
         });
     }
@@ -119,6 +144,7 @@ async fn handle(
     req: HttpRequest<Incoming>,
 ) -> Response<SiteBody> {
     let at = tokio::time::Instant::now();
+    let version = format!("{:?}", req.version());
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let path = percent_decode(&raw_path);
@@ -170,6 +196,7 @@ async fn handle(
             at,
             url,
             status: reply.status,
+            version,
         });
     }
 

@@ -10,6 +10,9 @@ use trawl_testsite::{ENDPOINTS, RobotsVariant, TestSite};
 use url::Url;
 
 fn client() -> Client {
+    // reqwest is built without a crypto provider of its own (the fetcher brings its
+    // config); a plain client needs the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -483,4 +486,50 @@ async fn robots_variants_answer_as_documented() {
         let root = get_text(&cl, &format!("{base}/")).await;
         assert!(root.contains("/private/1") && root.contains("/open/1"));
     }
+}
+
+#[tokio::test]
+async fn tls_serves_h2_and_http_1_1_under_a_fresh_ca() {
+    let plain = TestSite::new().start().await.expect("plain site");
+    assert!(plain.ca_pem().is_none());
+    assert!(plain.root_url().starts_with("http://"));
+
+    let site = TestSite::new().tls(true).start().await.expect("tls site");
+    let pem = site.ca_pem().expect("a ca").to_string();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let root = site.root_url();
+    assert!(root.starts_with("https://127.0.0.1:"), "{root}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ca.pem");
+    site.write_ca(&path).expect("write");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), pem);
+    assert!(plain.write_ca(dir.path().join("none.pem")).is_err());
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem");
+    let h2 = Client::builder()
+        .no_proxy()
+        .tls_certs_only([ca.clone()])
+        .build()
+        .expect("client");
+    let h1 = Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tls_certs_only([ca])
+        .build()
+        .expect("client");
+    let r = h2.get(&root).send().await.expect("h2 request");
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    let r = h1.get(&root).send().await.expect("http/1.1 request");
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+    let versions: Vec<String> = site.requests().into_iter().map(|q| q.version).collect();
+    assert_eq!(versions, ["HTTP/2.0", "HTTP/1.1"]);
+    // Without the CA the handshake fails: the site's CA is its own.
+    assert!(client().get(&root).send().await.is_err());
 }

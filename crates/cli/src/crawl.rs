@@ -1,0 +1,166 @@
+//! `trawl crawl` and `trawl resume`: settle the configuration, open the state
+//! directory once, run the crawl with signals and a progress display, and turn its
+//! outcome into an exit code.
+
+use std::path::PathBuf;
+
+use trawl_engine::{CancellationToken, CrawlConfig, CrawlOutcome, Crawler, StateConfig, StateDir};
+
+use crate::args::{CrawlArgs, ResumeArgs};
+use crate::failure::{self, R, usage};
+use crate::settings::{self, CrawlSettings};
+use crate::{display, exit};
+
+/// Opens `dir` for crawling, with the cache size the flags ask for.
+async fn open_state(dir: &std::path::Path, cache: Option<u64>) -> R<StateDir> {
+    let cache = cache.unwrap_or(StateConfig::default().cache_capacity);
+    StateDir::open(dir, cache).await.map_err(failure::engine)
+}
+
+/// `trawl crawl`: a new crawl, or the same crawl resumed when the state directory
+/// holds it.
+pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
+    let s = CrawlSettings::new(a)?;
+    // Settings are checked before anything is created on disk or asked of the network.
+    let mut check = s.fresh.clone();
+    settings::apply_tune(&mut check, &s.tune)?;
+    let valid = check.validate().map_err(failure::engine)?;
+    let dir = s
+        .state
+        .clone()
+        .unwrap_or_else(|| settings::default_state(&valid.seeds()[0]));
+    let state = open_state(&dir, settings::cache_capacity(&s.tune)?).await?;
+    let mut cfg = match state.stored_config().map_err(failure::engine)? {
+        Some(stored) => {
+            let mut fresh = s.fresh;
+            // Scope flags left out mean "as stored"; given ones must match.
+            if !s.scope_given {
+                fresh.scope = stored.scope.clone();
+            }
+            if stored.identity() != fresh.identity() {
+                return Err(failure::state(format!(
+                    "{} holds another crawl (seeds {}); use another --state, or `trawl resume {}` to continue that one",
+                    dir.display(),
+                    stored.seeds.join(" "),
+                    dir.display()
+                )));
+            }
+            if s.outputs_given && !same_outputs(&fresh.output, &stored.output) {
+                return Err(usage(format!(
+                    "{} holds this crawl with other outputs; run `trawl resume {}` to keep them",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+            tracing::info!(state = %dir.display(), "the state directory holds this crawl: resuming it");
+            stored
+        }
+        None => s.fresh,
+    };
+    cfg.state.dir = dir;
+    settings::apply_tune(&mut cfg, &s.tune)?;
+    run_crawl(state, cfg, s.tune.stats_json, quiet).await
+}
+
+/// Whether two configurations write the same files (`fsync` aside).
+fn same_outputs(a: &trawl_engine::OutputConfig, b: &trawl_engine::OutputConfig) -> bool {
+    a.jsonl == b.jsonl && a.csv == b.csv && a.warc == b.warc
+}
+
+/// `trawl resume`: the stored crawl, with the tunable settings given.
+pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
+    if !a.dir.is_dir() {
+        return Err(failure::state(format!(
+            "{} does not exist; start a crawl with `trawl crawl URL --state DIR`",
+            a.dir.display()
+        )));
+    }
+    let state = open_state(&a.dir, settings::cache_capacity(&a.tune)?).await?;
+    let mut cfg = state.stored_config().map_err(failure::engine)?.ok_or_else(|| {
+        failure::state(format!(
+            "{} holds no crawl yet; start one with `trawl crawl URL --state {}`",
+            a.dir.display(),
+            a.dir.display()
+        ))
+    })?;
+    cfg.state.dir = a.dir.clone();
+    settings::apply_tune(&mut cfg, &a.tune)?;
+    run_crawl(state, cfg, a.tune.stats_json, quiet).await
+}
+
+async fn run_crawl(state: StateDir, cfg: CrawlConfig, stats_json: Option<PathBuf>, quiet: bool) -> R<u8> {
+    let dir = cfg.state.dir.clone();
+    let grace = cfg.state.grace_secs;
+    let valid = cfg.validate().map_err(failure::engine)?;
+    let crawler = Crawler::open_in(state, valid).await.map_err(failure::engine)?;
+    let stats = crawler.stats();
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone(), grace));
+    let progress = (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone())));
+    let result = crawler.crawl(shutdown).await;
+    signals.abort();
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+    }
+    let summary = result.map_err(failure::engine)?;
+    if !quiet {
+        eprintln!("{}", summary.stats.to_text());
+    }
+    if let Some(path) = stats_json {
+        let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
+        std::fs::write(&path, json)
+            .map_err(|e| usage(format!("cannot write --stats-json {}: {e}", path.display())))?;
+    }
+    let d = dir.display();
+    Ok(match summary.outcome {
+        CrawlOutcome::Completed => exit::OK,
+        CrawlOutcome::LimitReached(limit) => {
+            if !quiet {
+                eprintln!(
+                    "trawl: stopped at the {} limit; raise it and run `trawl resume {d}` to go on",
+                    match limit {
+                        trawl_engine::Limit::Pages => "--max-pages",
+                        trawl_engine::Limit::Bytes => "--max-bytes",
+                        trawl_engine::Limit::Time => "--max-time",
+                        trawl_engine::Limit::PagesPerHost => "--max-pages-per-host",
+                    }
+                );
+            }
+            exit::LIMIT
+        }
+        CrawlOutcome::Interrupted => {
+            eprintln!("trawl: interrupted; run `trawl resume {d}` to go on");
+            exit::INTERRUPTED
+        }
+    })
+}
+
+/// First Ctrl-C or SIGTERM: a graceful stop. Second: exit at once (the state directory
+/// is still resumable, as after a crash).
+async fn watch_signals(shutdown: CancellationToken, grace: f64) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    next_signal(&mut term).await;
+    eprintln!(
+        "trawl: stopping: in-flight pages get up to {grace:.0} s, then everything is flushed (press Ctrl-C again to exit at once)"
+    );
+    shutdown.cancel();
+    next_signal(&mut term).await;
+    eprintln!("trawl: exiting at once; the state directory is still resumable");
+    std::process::exit(i32::from(exit::INTERRUPTED));
+}
+
+/// The next Ctrl-C or SIGTERM.
+async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term.as_mut() {
+        Some(t) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = t.recv() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

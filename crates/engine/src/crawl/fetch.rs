@@ -1,0 +1,110 @@
+//! The fetch stage.
+//!
+//! - Receives: [`Job`]s from the scheduler (`FETCH_CHANNEL`).
+//! - Sends: [`Fetched`]s to the parse stage (`PARSE_CHANNEL`).
+//! - Owns: one task per job in a `JoinSet`, and the grace period of a stop.
+//!
+//! A job's global permit is held until its page is in the parse channel, so a slow
+//! parse stage slows fetching instead of piling bodies up in memory. A skipped job (a
+//! dead host, a crash loop) makes no request.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use trawl_fetcher::GateSnapshot;
+use trawl_frontier::Lease;
+
+use super::Shared;
+use super::schedule::{Job, Skip, Work};
+
+/// What became of a job's request.
+pub(crate) enum Fetch {
+    /// The fetcher's answer (boxed: a fetched page is large, a skip small).
+    Response(Box<Result<trawl_fetcher::Fetched, trawl_fetcher::Error>>),
+    /// No request was made.
+    Skipped(Skip),
+}
+
+/// A fetched (or failed, or skipped) lease on its way to parsing.
+pub(crate) struct Fetched {
+    pub(crate) lease: Lease,
+    pub(crate) host: String,
+    pub(crate) fetch: Fetch,
+    /// The host's cool-down after this request, when one is running.
+    pub(crate) cool: Option<GateSnapshot>,
+    /// robots.txt's `Sitemap:` URLs, with the host's first page.
+    pub(crate) robots_sitemaps: Vec<String>,
+}
+
+/// Runs a fetch task per job; on a stop, gives them the grace period, then drops the
+/// rest (their leases go back to the queue when the directory is next opened).
+pub(crate) async fn fetch_stage(
+    sh: Arc<Shared>,
+    mut rx: mpsc::Receiver<Job>,
+    parse_tx: mpsc::Sender<Fetched>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => {
+                    tasks.spawn(fetch_task(sh.clone(), job, parse_tx.clone()));
+                }
+                None => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(parse_tx);
+    let grace = Duration::from_secs_f64(sh.cfg.state.grace_secs);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "in-flight fetches did not finish within the grace period; they will be fetched again on resume"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) {
+    let Job {
+        lease,
+        work,
+        permit,
+        gate,
+        host,
+        check_sitemaps,
+    } = job;
+    let t0 = Instant::now();
+    let (fetch, cool) = match work {
+        Work::Skip(why) => (Fetch::Skipped(why), None),
+        Work::Fetch(host_permit) => {
+            let result = sh.fetcher.fetch_claimed(&lease.url, host_permit).await;
+            let snap = gate.snapshot();
+            let cool = (!snap.cool_down.is_zero()).then_some(snap);
+            (Fetch::Response(Box::new(result)), cool)
+        }
+    };
+    let robots_sitemaps = if check_sitemaps {
+        sh.fetcher.sitemaps(&lease.url).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    sh.stats
+        .fetch_us
+        .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+    sh.wake.notify_one();
+    let item = Fetched {
+        lease,
+        host,
+        fetch,
+        cool,
+        robots_sitemaps,
+    };
+    let _ = parse_tx.send(item).await;
+    drop(permit);
+}

@@ -1,0 +1,585 @@
+//! [`Crawler`]: the pipeline, one file per stage.
+//!
+//! ```text
+//! frontier ─lease─► schedule ─FETCH_CHANNEL─► fetch ─PARSE_CHANNEL─► parse (spawn_blocking)
+//!    ▲                                                                    │ COMMIT_CHANNEL
+//!    └──────── ack(done/failed + discovered links + sink checkpoints) ◄─ commit thread ◄┘
+//! ```
+//!
+//! - `schedule`: leases only from hosts whose politeness gate lets a request start
+//!   now, so a slow or cooling host never holds up another.
+//! - `fetch`: one task per lease; a global permit is held from dispatch until the
+//!   fetched page is in the parse channel, so memory is bounded by the channels.
+//! - `parse`: `spawn_blocking` batches, at most `parse_threads` at once; builds the
+//!   records and the links to follow (`record` builds the WARC exchange).
+//! - `commit`: writes records to every sink, then acks the batch with the sinks'
+//!   checkpoints in one frontier batch; runs the circuit breaker. Discovered links go
+//!   back through that ack, never through a channel to the fetchers.
+//! - `progress`: `progress.json` and the stall monitor.
+//! - `fault`: crash points for the kill -9 tests (the `fault-injection` feature).
+//!
+//! This file wires them: opening a crawl in its state directory, and running it.
+//! Completion is counted: the crawl is over when nothing is in flight and no host has
+//! URLs it may fetch now or later.
+
+mod commit;
+mod fault;
+mod fetch;
+mod parse;
+mod progress;
+mod record;
+mod schedule;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use trawl_fetcher::{Fetcher, GatePolicy, GateSnapshot};
+use trawl_frontier::{Frontier, FrontierStore, NewUrl, Priority};
+use trawl_parser::ParseOptions;
+use trawl_sink::{Discovery, Sink};
+use url::Url;
+
+use crate::config::CrawlConfig;
+use crate::error::Error;
+use crate::host::HostKey;
+use crate::scope::Scope;
+use crate::state::{FrontierRobots, Persisted, StateDir, describe_outputs};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::validate::ValidConfig;
+
+pub use progress::{PROGRESS_FILE, Progress};
+
+/// Leases waiting for a fetch slot. Small: the scheduler only dispatches a lease once
+/// it holds a global permit, so this never holds more than `concurrency` jobs.
+pub const FETCH_CHANNEL: usize = 64;
+/// Fetched pages waiting for a parse slot. Bounded so that slow parsing slows the
+/// fetchers (a fetch task keeps its permit until its page is in here) and the bodies
+/// held in memory stay at most this many plus `concurrency`.
+pub const PARSE_CHANNEL: usize = 128;
+/// Batches of finished pages (records + links, at most [`PARSE_BATCH`] each) waiting
+/// for the commit thread: a few ack batches' worth, so the commit thread batches well
+/// while a slow disk pushes back.
+pub const COMMIT_CHANNEL: usize = 64;
+/// The most fetched pages one blocking parse call takes.
+pub const PARSE_BATCH: usize = 16;
+/// The most pages one ack batch holds.
+pub const COMMIT_BATCH: usize = 256;
+/// The most URLs leased from a host at once (one frontier write per batch).
+pub const LEASE_BATCH: usize = 32;
+/// Leases of one URL that did not complete (a crash or a stop cut them short) after
+/// which it fails with `too-many-attempts` instead of being fetched again: a page that
+/// crashes the crawler every time must not loop forever. Generous, because a crash or
+/// a stop also returns the URLs waiting in the scheduler's lease buffers.
+pub const MAX_LEASES: u32 = 10;
+
+/// How a crawl ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrawlOutcome {
+    /// Every in-scope URL found was fetched or failed.
+    Completed,
+    /// A limit stopped it; resume with a higher limit to go on.
+    LimitReached(Limit),
+    /// A stop was requested (Ctrl-C, SIGTERM); resume to go on.
+    Interrupted,
+}
+
+/// Which limit ended a crawl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    /// `max_pages`.
+    Pages,
+    /// `max_bytes`.
+    Bytes,
+    /// `max_time`.
+    Time,
+    /// `max_pages_per_host`: URLs remain queued on hosts at their limit.
+    PagesPerHost,
+}
+
+/// The end of a crawl: how it ended and its counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// How it ended.
+    pub outcome: CrawlOutcome,
+    /// The counters at the end.
+    pub stats: StatsSnapshot,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// State shared by the stages.
+pub(crate) struct Shared {
+    pub(crate) cfg: CrawlConfig,
+    pub(crate) frontier: Arc<Frontier>,
+    pub(crate) fetcher: Fetcher,
+    pub(crate) scope: Scope,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) parse_opts: ParseOptions,
+    /// Wakes the scheduler: a slot freed, a batch acked.
+    pub(crate) wake: Notify,
+    /// Stop leasing (a stop request or a limit).
+    pub(crate) stop: CancellationToken,
+    pub(crate) outcome: Mutex<Option<CrawlOutcome>>,
+    /// URLs accepted under each path budget (`host prefix`), over the whole crawl.
+    /// Every way a URL enters (links, redirects, sitemaps) goes through it; the commit
+    /// stage stores it with every ack.
+    pub(crate) budgets: Mutex<HashMap<String, u64>>,
+    /// Counters of earlier runs plus this one's committed work.
+    pub(crate) pages_total: AtomicU64,
+    pub(crate) bytes_total: AtomicU64,
+    pub(crate) elapsed_before_ms: u64,
+    pub(crate) started: Instant,
+    pub(crate) want_exchange: bool,
+}
+
+impl Shared {
+    pub(crate) fn end(&self, outcome: CrawlOutcome) {
+        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        if o.is_none() {
+            *o = Some(outcome);
+        }
+        drop(o);
+        self.stop.cancel();
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.stats.in_flight.load(Relaxed)
+    }
+
+    pub(crate) fn state_error(&self, e: trawl_frontier::Error) -> Error {
+        Error::state(&self.cfg.state.dir, e)
+    }
+
+    /// Whether the circuit breaker gave up on a host (its state is the frontier's).
+    pub(crate) fn host_dead(&self, id: trawl_frontier::HostId) -> bool {
+        self.frontier
+            .politeness(id)
+            .is_some_and(|p| p.consecutive_failures >= self.cfg.politeness.give_up_after_failures.max(1))
+    }
+}
+
+/// One crawl, opened on its state directory. See the crate docs.
+pub struct Crawler {
+    shared: Arc<Shared>,
+    sinks: Vec<Box<dyn Sink>>,
+    persisted: Persisted,
+}
+
+impl std::fmt::Debug for Crawler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawler")
+            .field("state", &self.shared.cfg.state.dir)
+            .field("seeds", &self.shared.cfg.seeds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine keeps with a URL in the frontier: how it was found and from where.
+pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + parent.map_or(0, str::len));
+    v.push(match discovery {
+        Discovery::Seed => 0,
+        Discovery::Link => 1,
+        Discovery::Redirect => 2,
+        Discovery::Sitemap => 3,
+    });
+    if let Some(p) = parent {
+        v.extend_from_slice(p.as_bytes());
+    }
+    v
+}
+
+pub(crate) fn decode_data(data: &[u8]) -> (Discovery, Option<String>) {
+    let d = match data.first() {
+        Some(1) => Discovery::Link,
+        Some(2) => Discovery::Redirect,
+        Some(3) => Discovery::Sitemap,
+        _ => Discovery::Seed,
+    };
+    let parent = data
+        .get(1..)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    (d, parent)
+}
+
+/// An error's message followed by its sources', on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// The seeds probed before a new crawl starts (at once).
+const PREFLIGHT_SEEDS: usize = 8;
+/// How long a seed's probe may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks that a new crawl's seeds can be reached (connection and TLS handshake, by
+/// fetching their robots.txt, which the crawl then reuses): a seed whose certificate is
+/// not trusted is an error at once, and so is no seed answering.
+async fn preflight(fetcher: &Fetcher, seeds: &[Url]) -> Result<(), Error> {
+    let mut probes = tokio::task::JoinSet::new();
+    for seed in seeds.iter().take(PREFLIGHT_SEEDS) {
+        let (f, seed) = (fetcher.clone(), seed.to_string());
+        probes.spawn(async move {
+            let r = tokio::time::timeout(PREFLIGHT_TIMEOUT, f.probe(&seed)).await;
+            (seed, r)
+        });
+    }
+    let mut reasons = Vec::new();
+    let mut reached = false;
+    while let Some(joined) = probes.join_next().await {
+        let Ok((seed, r)) = joined else { continue };
+        match r {
+            Ok(Ok(())) => reached = true,
+            Ok(Err(e @ trawl_fetcher::Error::Tls { .. })) => {
+                return Err(Error::SeedTls {
+                    seed,
+                    source: Box::new(e),
+                });
+            }
+            Ok(Err(e)) => reasons.push(chain(&e)),
+            Err(_) => reasons.push(format!(
+                "{seed}: no answer within {} s",
+                PREFLIGHT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+    if reached || reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unreachable { reasons })
+    }
+}
+
+impl Crawler {
+    /// Validates `config`, opens (or creates) its state directory and the crawl in it:
+    /// [`CrawlConfig::validate`], [`StateDir::open`], then [`Crawler::open_in`].
+    ///
+    /// # Errors
+    /// As those three.
+    pub async fn open(config: CrawlConfig) -> Result<Crawler, Error> {
+        let valid = config.validate()?;
+        let state = StateDir::open(&valid.config.state.dir, valid.config.state.cache_capacity).await?;
+        Crawler::open_in(state, valid).await
+    }
+
+    /// Opens the crawl `valid` describes in its already opened state directory: binds
+    /// the directory to the crawl's seeds and scope, queues the seeds, checks that a
+    /// new crawl's seeds can be reached, and opens the outputs at their last
+    /// checkpoints. A new crawl that cannot start leaves no directory behind.
+    ///
+    /// # Errors
+    /// [`Error::State`] for a directory bound to another crawl or damaged,
+    /// [`Error::Outputs`] for outputs that differ from the stored ones or would
+    /// overwrite a file, [`Error::Unreachable`] or [`Error::SeedTls`] when a new
+    /// crawl's seeds cannot be reached, [`Error::Sink`] when an output cannot be
+    /// opened.
+    pub async fn open_in(state: StateDir, valid: ValidConfig) -> Result<Crawler, Error> {
+        let fresh = state.stored_config()?.is_none();
+        match Crawler::open_inner(&state, valid, fresh).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                if fresh {
+                    state.discard_if_new();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn open_inner(state: &StateDir, valid: ValidConfig, fresh: bool) -> Result<Crawler, Error> {
+        let ValidConfig {
+            config: mut cfg,
+            seeds,
+            scope,
+            ca_pems,
+        } = valid;
+        let dir = state.dir.clone();
+        cfg.state.dir = dir.clone();
+        cfg.state.cache_capacity = state.cache_capacity;
+        let frontier = state.frontier.clone();
+        let json = serde_json::to_vec(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(stored) = state.stored_config()? {
+            let (a, b) = (&stored.output, &cfg.output);
+            if a.jsonl != b.jsonl || a.csv != b.csv || a.warc != b.warc {
+                return Err(Error::Outputs(format!(
+                    "this crawl writes {}; resume it with the same outputs (trawl resume {} keeps them)",
+                    describe_outputs(a),
+                    dir.display()
+                )));
+            }
+        }
+        frontier
+            .bind_config(&cfg.identity(), &json)
+            .map_err(|e| Error::state(&dir, e))?;
+        if !fresh {
+            frontier
+                .set_meta("config", &json)
+                .map_err(|e| Error::state(&dir, e))?;
+        }
+        let persisted = state.persisted()?;
+
+        // The seeds (and the sitemaps of their hosts) are queued every time: enqueue
+        // is idempotent, so a resumed crawl just finds them known.
+        let mut queued = Vec::new();
+        let mut sitemap_hosts = HashSet::new();
+        for url in &seeds {
+            let canon = trawl_parser::canonicalize(url.as_str(), None, &ParseOptions::default().canon)
+                .unwrap_or_else(|_| url.to_string());
+            queued.push(NewUrl {
+                url: canon,
+                depth: 0,
+                priority: Priority::Page,
+                data: encode_data(Discovery::Seed, None),
+            });
+            let origin = url.origin().ascii_serialization();
+            if !cfg.scope.no_sitemaps && sitemap_hosts.insert(origin.clone()) {
+                queued.push(NewUrl {
+                    url: format!("{origin}/sitemap.xml"),
+                    depth: 0,
+                    priority: Priority::Sitemap,
+                    data: encode_data(Discovery::Sitemap, None),
+                });
+            }
+        }
+        frontier.enqueue(queued).map_err(|e| Error::state(&dir, e))?;
+
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, &frontier)?;
+        if fresh {
+            preflight(&fetcher, &seeds).await?;
+        }
+        for h in &cfg.scope.extra_hosts {
+            let h = h.trim();
+            if scope.check_str(&format!("http://{h}/")).is_err()
+                && scope.check_str(&format!("https://{h}/")).is_err()
+            {
+                tracing::warn!(
+                    host = h,
+                    "--allow-host names a host that the include/exclude patterns keep out of scope"
+                );
+            }
+        }
+        let sinks = state.open_sinks(&cfg, fresh)?;
+
+        // Cool-downs survive a restart: a host in a Retry-After window stays in it.
+        let now = now_ms();
+        for h in frontier.hosts() {
+            let until = h.politeness.earliest_ms();
+            if until > now
+                && let Ok(url) = Url::parse(&h.key)
+            {
+                fetcher.gate(&url).restore(GateSnapshot {
+                    cool_down: Duration::from_millis(until - now),
+                    backoff_level: h.politeness.backoff_level,
+                });
+            }
+        }
+
+        let stats = Arc::new(Stats::new());
+        let counts = frontier.counts();
+        stats.queued.store(counts.queued, Relaxed);
+        stats.done_total.store(counts.done, Relaxed);
+        stats.failed_total.store(counts.failed, Relaxed);
+        let want_exchange = cfg.output.warc.is_some();
+        let shared = Arc::new(Shared {
+            frontier,
+            fetcher,
+            scope,
+            stats,
+            parse_opts: ParseOptions::default(),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+            outcome: Mutex::new(None),
+            budgets: Mutex::new(persisted.budgets.clone()),
+            pages_total: AtomicU64::new(persisted.pages),
+            bytes_total: AtomicU64::new(persisted.bytes),
+            elapsed_before_ms: persisted.elapsed_ms,
+            started: Instant::now(),
+            want_exchange,
+            cfg,
+        });
+        Ok(Crawler {
+            shared,
+            sinks,
+            persisted,
+        })
+    }
+
+    /// The live counters (for a progress display).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// The configuration this crawl runs with.
+    pub fn config(&self) -> &CrawlConfig {
+        &self.shared.cfg
+    }
+
+    /// The output files, for people.
+    pub fn output_paths(&self) -> Vec<std::path::PathBuf> {
+        self.sinks.iter().flat_map(|s| s.paths()).collect()
+    }
+
+    /// Opens the crawl and runs it: [`Crawler::open`] then [`Crawler::crawl`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn run(config: CrawlConfig, shutdown: CancellationToken) -> Result<Summary, Error> {
+        Crawler::open(config).await?.crawl(shutdown).await
+    }
+
+    /// Crawls until done, a limit, or `shutdown`. On a stop, leasing stops, in-flight
+    /// pages get `grace_secs` to finish, and the outputs and the frontier are flushed.
+    /// Must run on a multi-threaded tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] when an output cannot be written (a full disk), [`Error::State`]
+    /// when the frontier cannot be written. The state directory is resumable after
+    /// either.
+    pub async fn crawl(self, shutdown: CancellationToken) -> Result<Summary, Error> {
+        let Crawler {
+            shared: sh,
+            sinks,
+            persisted,
+        } = self;
+        let cfg = &sh.cfg;
+        tracing::info!(
+            seeds = ?cfg.seeds,
+            state = %cfg.state.dir.display(),
+            queued = sh.frontier.counts().queued,
+            "crawl starting"
+        );
+        if !cfg.politeness.robots {
+            tracing::warn!(
+                "robots.txt is NOT obeyed (--no-robots): only crawl sites you own or may crawl this way"
+            );
+        }
+        let watcher = tokio::spawn(watch_stop(sh.clone(), shutdown));
+        let stall = tokio::spawn(progress::stall_monitor(sh.clone()));
+        let writer = tokio::spawn(progress::progress_writer(sh.clone()));
+
+        let (fetch_tx, fetch_rx) = mpsc::channel(FETCH_CHANNEL);
+        let (parse_tx, parse_rx) = mpsc::channel(PARSE_CHANNEL);
+        let (commit_tx, commit_rx) = mpsc::channel(COMMIT_CHANNEL);
+
+        let commit = {
+            let sh = sh.clone();
+            tokio::task::spawn_blocking(move || commit::commit_loop(&sh, commit_rx, sinks, persisted))
+        };
+        let parse = tokio::spawn(parse::parse_stage(sh.clone(), parse_rx, commit_tx));
+        let fetch = tokio::spawn(fetch::fetch_stage(sh.clone(), fetch_rx, parse_tx));
+        // On a worker thread, next to the fetch tasks that wake it.
+        let scheduled = tokio::spawn(schedule::schedule(sh.clone(), fetch_tx))
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(e.to_string())));
+        if let Err(e) = &scheduled {
+            tracing::error!(error = %chain(e), "the scheduler stopped");
+            sh.stop.cancel();
+        }
+        let _ = fetch.await;
+        let _ = parse.await;
+        let committed = commit.await.map_err(|e| Error::Internal(e.to_string()))?;
+        watcher.abort();
+        stall.abort();
+        writer.abort();
+        let outcome = sh
+            .outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(CrawlOutcome::Completed);
+        let stats = sh.stats.snapshot();
+        progress::write_progress(&sh, &stats, Some(outcome));
+        committed?;
+        scheduled?;
+        tracing::info!(?outcome, pages = stats.pages, "crawl finished");
+        Ok(Summary { outcome, stats })
+    }
+}
+
+/// A stop request and the time limit both end leasing.
+async fn watch_stop(sh: Arc<Shared>, shutdown: CancellationToken) {
+    let left = sh
+        .cfg
+        .limits
+        .max_time_secs
+        .map(|s| Duration::from_millis(((s * 1000.0) as u64).saturating_sub(sh.elapsed_before_ms)));
+    let limit = async {
+        match left {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => sh.end(CrawlOutcome::Interrupted),
+        _ = limit => {
+            tracing::info!("time limit reached");
+            sh.end(CrawlOutcome::LimitReached(Limit::Time));
+        }
+        _ = sh.stop.cancelled() => {}
+    }
+}
+
+/// The fetcher of a crawl: its politeness policy, caps, the hosts the user named
+/// (trusted on special-purpose addresses, like the seeds), and robots.txt answers kept
+/// in the frontier.
+fn build_fetcher(
+    cfg: &CrawlConfig,
+    scope: &Scope,
+    ca_pems: Vec<Vec<u8>>,
+    frontier: &Arc<Frontier>,
+) -> Result<Fetcher, Error> {
+    let p = &cfg.politeness;
+    let mut policy = GatePolicy::default();
+    policy.rate = (p.rate > 0.0).then_some(p.rate);
+    policy.burst = p.burst.max(1);
+    policy.concurrency = p.per_host_concurrency;
+    policy.backoff_base = Duration::from_secs_f64(p.backoff_base_secs);
+    policy.max_crawl_delay = if p.ignore_crawl_delay {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(p.max_crawl_delay_secs)
+    };
+    let mut builder = Fetcher::builder()
+        .user_agent(p.user_agent.clone())
+        .politeness(policy)
+        .robots(p.robots)
+        .allow_private_ips(p.allow_private_ips)
+        .max_body(cfg.fetch.max_body)
+        // One attempt per lease: retries go through the frontier (see `parse`).
+        .max_attempts(1)
+        .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs))
+        .read_timeout(Duration::from_secs_f64(cfg.fetch.read_timeout_secs))
+        .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs))
+        .robots_store(Arc::new(FrontierRobots(frontier.clone())));
+    for h in scope.named_hosts() {
+        builder = builder.allow_host(h);
+    }
+    for pem in ca_pems {
+        builder = builder.ca_cert(pem);
+    }
+    Ok(builder.build()?)
+}
+
+/// The host key of a lease's URL, for stats and budgets.
+pub(crate) fn host_label(url: &str) -> String {
+    HostKey::of_canonical(url).map_or_else(String::new, |k| k.authority().to_string())
+}

@@ -1,0 +1,396 @@
+//! The parse stage.
+//!
+//! - Receives: [`Fetched`] pages from the fetch stage (`PARSE_CHANNEL`).
+//! - Sends: batches of [`Done`] to the commit thread (`COMMIT_CHANNEL`).
+//! - Owns: the semaphore of `parse_threads` permits that bounds the blocking parses.
+//!
+//! Pages are parsed in batches of up to [`PARSE_BATCH`] per `spawn_blocking` call: one
+//! thread hand-off per batch, not per page. Each page becomes a record, an outcome
+//! for the frontier, and the links to follow, every one of them through [`follow`]:
+//! scope, depth and the path budgets, whichever way the URL was found (a link, a
+//! redirect, a sitemap).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+use trawl_fetcher::GateSnapshot;
+use trawl_frontier::{FrontierStore, Lease, NewUrl, Outcome, Priority};
+use trawl_parser::{SitemapKind, SitemapLimits};
+use trawl_sink::{Discovery, FailureInfo, PageRecord, RobotsFlags};
+use url::Url;
+
+use super::fetch::{Fetch, Fetched};
+use super::record::OwnedExchange;
+use super::schedule::Skip;
+use super::{PARSE_BATCH, Shared, decode_data, encode_data, fault, now_ms};
+
+/// Links of one page beyond which they are enqueued in batches of this size ahead of
+/// the page's ack (sitemaps), instead of inside it.
+pub(crate) const ENQUEUE_CHUNK: usize = 1024;
+
+/// How long a host whose robots.txt could not be read waits before its URLs are tried
+/// again (the fetcher keeps that verdict for a minute).
+const ROBOTS_UNAVAILABLE_WAIT: Duration = Duration::from_secs(61);
+
+/// A finished lease on its way to the commit thread.
+pub(crate) struct Done {
+    pub(crate) lease: Lease,
+    pub(crate) host: String,
+    pub(crate) record: Option<PageRecord>,
+    pub(crate) exchange: Option<OwnedExchange>,
+    pub(crate) outcome: Outcome,
+    pub(crate) discovered: Vec<NewUrl>,
+    /// This result counts towards the host's circuit breaker (a connection error, a
+    /// timeout, a 5xx); `Some(false)` is a response that resets it.
+    pub(crate) host_failure: Option<bool>,
+    pub(crate) cool: Option<GateSnapshot>,
+    pub(crate) bytes: u64,
+}
+
+/// Hands fetched pages to `spawn_blocking` parses, at most `parse_threads` at once.
+pub(crate) async fn parse_stage(
+    sh: Arc<Shared>,
+    mut rx: mpsc::Receiver<Fetched>,
+    commit_tx: mpsc::Sender<Vec<Done>>,
+) {
+    let permits = Arc::new(Semaphore::new(sh.cfg.state.parse_threads.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        // Whatever else is waiting goes in the same blocking call.
+        let mut batch = vec![first];
+        while batch.len() < PARSE_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let sh = sh.clone();
+        let tx = commit_tx.clone();
+        tasks.spawn_blocking(move || {
+            let t0 = Instant::now();
+            let done: Vec<Done> = batch.into_iter().map(|item| process(&sh, item)).collect();
+            sh.stats
+                .parse_us
+                .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+            drop(permit);
+            let _ = tx.blocking_send(done);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The path of a canonical URL string (`/` when it has none).
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    if end == 0 { "/" } else { &rest[..end] }
+}
+
+/// Checks a discovered URL (canonical) against scope, depth and the path budgets;
+/// `None` when it is not followed (and counted as refused, beyond depth or over
+/// budget).
+fn follow(sh: &Shared, url: String, depth: u16) -> Option<String> {
+    if sh.scope.check_str(&url).is_err() {
+        sh.stats.refused.fetch_add(1, Relaxed);
+        return None;
+    }
+    if sh.cfg.limits.max_depth.is_some_and(|m| depth > m) {
+        sh.stats.beyond_depth.fetch_add(1, Relaxed);
+        return None;
+    }
+    let budgets = &sh.cfg.limits.budgets;
+    if !budgets.is_empty() {
+        let path = path_of(&url);
+        if let Some(b) = budgets.iter().find(|b| path.starts_with(&b.prefix)) {
+            let key = format!("{} {}", super::host_label(&url), b.prefix);
+            let mut used = sh.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            let n = used.entry(key).or_default();
+            if *n >= b.max {
+                sh.stats.over_budget.fetch_add(1, Relaxed);
+                return None;
+            }
+            *n += 1;
+        }
+    }
+    Some(url)
+}
+
+fn failure(kind: &str, message: String) -> Option<FailureInfo> {
+    Some(FailureInfo {
+        kind: kind.to_string(),
+        message,
+    })
+}
+
+/// Turns a fetched lease into a record, an outcome and discovered links. Runs on a
+/// blocking thread.
+fn process(sh: &Shared, item: Fetched) -> Done {
+    let Fetched {
+        lease,
+        host,
+        fetch,
+        cool,
+        robots_sitemaps,
+    } = item;
+    let (discovery, parent) = decode_data(&lease.data);
+    let child_depth = lease.depth.saturating_add(1);
+    let mut discovered = Vec::new();
+    // Sitemaps named by robots.txt: found with the host's first page.
+    for sm in robots_sitemaps {
+        let Ok(c) = trawl_parser::canonicalize(sm.trim(), None, &sh.parse_opts.canon) else {
+            continue;
+        };
+        if let Some(u) = follow(sh, c, 0) {
+            discovered.push(NewUrl {
+                url: u,
+                depth: 0,
+                priority: Priority::Sitemap,
+                data: encode_data(Discovery::Sitemap, None),
+            });
+        }
+    }
+    let mut record = PageRecord {
+        url: lease.url.clone(),
+        final_url: lease.url.clone(),
+        depth: lease.depth,
+        parent,
+        discovery,
+        fetched_at: trawl_sink::rfc3339_ms(now_ms()),
+        ..PageRecord::default()
+    };
+    let is_sitemap = lease.priority == Priority::Sitemap;
+    let failed = |lease: Lease,
+                  mut record: PageRecord,
+                  kind: &str,
+                  message: String,
+                  host_failure,
+                  cool,
+                  discovered| {
+        record.error = failure(kind, message.clone());
+        Done {
+            lease,
+            host: host.clone(),
+            record: (!is_sitemap).then_some(record),
+            exchange: None,
+            outcome: Outcome::Failed(format!("{kind}: {message}")),
+            discovered,
+            host_failure,
+            cool,
+            bytes: 0,
+        }
+    };
+    let fetch = match fetch {
+        Fetch::Response(r) => Ok(*r),
+        Fetch::Skipped(why) => Err(why),
+    };
+    let fetched = match fetch {
+        Err(Skip::HostUnavailable) => {
+            let message =
+                "host unavailable: too many consecutive failures, so no request was made".to_string();
+            return failed(lease, record, "host-unavailable", message, None, None, discovered);
+        }
+        Err(Skip::TooManyAttempts) => {
+            let message = format!(
+                "leased {} times without completing (a crash loop?), so it is not fetched again",
+                lease.attempts - 1
+            );
+            return failed(
+                lease,
+                record,
+                "too-many-attempts",
+                message,
+                None,
+                None,
+                discovered,
+            );
+        }
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            let mut cool = cool;
+            // robots.txt unreadable (5xx, 429, down): the fetcher disallows the host
+            // for a minute; try again after that.
+            if matches!(e, trawl_fetcher::Error::RobotsUnavailable { .. })
+                && let Ok(u) = Url::parse(&lease.url)
+            {
+                let gate = sh.fetcher.gate(&u);
+                gate.cool_down(Some(ROBOTS_UNAVAILABLE_WAIT));
+                cool = Some(gate.snapshot());
+            }
+            let host_failure = e.counts_against_host().then_some(true);
+            // Transient failures go back to the frontier's queue (the host's gate is
+            // cooling down meanwhile), so no task sits out a Retry-After holding a
+            // fetch slot, and a cool-down is persisted the moment it starts.
+            if e.is_transient() && lease.attempts < sh.cfg.fetch.max_attempts.max(1) {
+                return Done {
+                    lease,
+                    host,
+                    record: None,
+                    exchange: None,
+                    outcome: Outcome::Retry,
+                    discovered,
+                    host_failure,
+                    cool,
+                    bytes: 0,
+                };
+            }
+            record.status = e.status();
+            return failed(
+                lease,
+                record,
+                e.kind(),
+                e.to_string(),
+                host_failure,
+                cool,
+                discovered,
+            );
+        }
+    };
+    record.status = Some(fetched.status);
+    record.content_type = fetched.content_type.clone();
+    record.wire_bytes = fetched.wire_bytes;
+    record.body_bytes = fetched.body_bytes;
+    record.timings = trawl_sink::Timings {
+        queued_ms: fetched.timings.queued.as_secs_f64() * 1000.0,
+        first_byte_ms: fetched.timings.first_byte.as_secs_f64() * 1000.0,
+        total_ms: fetched.timings.total.as_secs_f64() * 1000.0,
+    };
+    if !fetched.body.is_empty() {
+        record.content_hash = Some(format!(
+            "xxh3:{:032x}",
+            xxhash_rust::xxh3::xxh3_128(&fetched.body)
+        ));
+    }
+    let ct = fetched.content_type.as_deref().unwrap_or("").to_ascii_lowercase();
+    if let Some(target) = &fetched.redirect_to {
+        record.redirect_to = Some(target.to_string());
+        match trawl_parser::canonicalize(target.as_str(), None, &sh.parse_opts.canon) {
+            Ok(c) => {
+                if let Some(u) = follow(sh, c, child_depth) {
+                    discovered.push(NewUrl {
+                        url: u,
+                        depth: child_depth,
+                        priority: if is_sitemap {
+                            Priority::Sitemap
+                        } else {
+                            Priority::Redirect
+                        },
+                        data: encode_data(Discovery::Redirect, Some(&lease.url)),
+                    });
+                }
+            }
+            Err(_) => {
+                sh.stats.refused.fetch_add(1, Relaxed);
+            }
+        }
+    } else if is_sitemap && (200..300).contains(&fetched.status) {
+        sh.stats.sitemaps.fetch_add(1, Relaxed);
+        read_sitemap(sh, &lease, &fetched.body, &mut discovered);
+    } else if (200..300).contains(&fetched.status) && (ct.contains("html") || ct.is_empty()) {
+        let x_robots = fetched
+            .headers
+            .get("x-robots-tag")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let page = trawl_parser::parse_page(
+            &fetched.body,
+            fetched.content_type.as_deref(),
+            &fetched.final_url,
+            x_robots.as_deref(),
+            &sh.parse_opts,
+        );
+        record.title = page.title;
+        record.outlinks = page.links.len() as u32;
+        record.robots = RobotsFlags {
+            noindex: page.robots.noindex,
+            nofollow: page.robots.nofollow,
+        };
+        sh.stats.links.fetch_add(page.links.len() as u64, Relaxed);
+        if !page.robots.nofollow {
+            for link in page.links {
+                if let Some(u) = follow(sh, link.url, child_depth) {
+                    discovered.push(NewUrl {
+                        url: u,
+                        depth: child_depth,
+                        priority: Priority::Page,
+                        data: encode_data(Discovery::Link, Some(&lease.url)),
+                    });
+                }
+            }
+        }
+    }
+    let exchange =
+        (sh.want_exchange && !is_sitemap).then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent));
+    sh.stats.wire_bytes.fetch_add(fetched.wire_bytes, Relaxed);
+    Done {
+        lease,
+        host,
+        record: (!is_sitemap).then_some(record),
+        exchange,
+        outcome: Outcome::Done,
+        discovered,
+        host_failure: Some(fetched.status >= 500),
+        cool,
+        bytes: fetched.body_bytes,
+    }
+}
+
+/// Reads a sitemap's `<loc>`s into `discovered`. A sitemap lists up to 50,000 URLs:
+/// they are enqueued as they come, in batches, ahead of the sitemap's ack (enqueue is
+/// idempotent, so a crash in between only means the sitemap is read again). Memory
+/// holds one batch, not the whole file's worth.
+fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<NewUrl>) {
+    let child_depth = lease.depth.saturating_add(1);
+    let map = match trawl_parser::parse_sitemap(body, &SitemapLimits::default()) {
+        Ok(map) => map,
+        Err(e) => {
+            tracing::debug!(url = %lease.url, error = %e, "sitemap does not read");
+            return;
+        }
+    };
+    for loc in map.locs {
+        let Ok(c) = trawl_parser::canonicalize(loc.trim(), None, &sh.parse_opts.canon) else {
+            continue;
+        };
+        let (priority, depth) = match map.kind {
+            SitemapKind::Index => (Priority::Sitemap, lease.depth),
+            _ => (Priority::Page, child_depth),
+        };
+        if let Some(u) = follow(sh, c, depth) {
+            discovered.push(NewUrl {
+                url: u,
+                depth,
+                priority,
+                // No parent: a sitemap lists thousands, and the discovery says enough.
+                data: encode_data(Discovery::Sitemap, None),
+            });
+        }
+        if discovered.len() >= ENQUEUE_CHUNK {
+            let chunk = std::mem::take(discovered);
+            if let Err(e) = sh.frontier.enqueue(chunk) {
+                // The frontier is now poisoned: the ack reports it and stops.
+                tracing::error!(error = %e, "cannot enqueue sitemap URLs");
+            }
+            fault::point("enqueue-chunk");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn paths_of_canonical_urls() {
+        assert_eq!(path_of("http://a.test/cal/2024?x=1"), "/cal/2024");
+        assert_eq!(path_of("http://a.test"), "/");
+        assert_eq!(path_of("http://a.test?q"), "/");
+        assert_eq!(path_of("https://a.test:81/x#f"), "/x");
+    }
+}

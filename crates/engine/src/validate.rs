@@ -1,0 +1,204 @@
+//! [`CrawlConfig::validate`]: the one place where a configuration is checked. What it
+//! returns, a [`ValidConfig`], is the only thing a crawl starts from.
+
+use url::Url;
+
+use crate::config::CrawlConfig;
+use crate::error::Error;
+use crate::scope::Scope;
+
+/// A configuration that passed [`CrawlConfig::validate`], with what checking it
+/// produced: the parsed seeds and the scope.
+#[derive(Debug)]
+pub struct ValidConfig {
+    pub(crate) config: CrawlConfig,
+    pub(crate) seeds: Vec<Url>,
+    pub(crate) scope: Scope,
+    /// The contents of [`FetchConfig::ca_certs`](crate::FetchConfig::ca_certs).
+    pub(crate) ca_pems: Vec<Vec<u8>>,
+}
+
+impl ValidConfig {
+    /// The configuration.
+    pub fn config(&self) -> &CrawlConfig {
+        &self.config
+    }
+
+    /// The seeds, parsed.
+    pub fn seeds(&self) -> &[Url] {
+        &self.seeds
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> Error {
+    Error::Config {
+        setting: Some(setting),
+        message: message.into(),
+    }
+}
+
+/// A number of seconds that must be finite and at least `min` (exclusive when
+/// `positive`).
+fn seconds(setting: &'static str, v: f64, positive: bool) -> Result<(), Error> {
+    if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
+        return Err(invalid(
+            setting,
+            if positive {
+                "must be a positive duration"
+            } else {
+                "must be zero or a positive duration"
+            },
+        ));
+    }
+    Ok(())
+}
+
+impl CrawlConfig {
+    /// Checks every setting and returns the configuration with its parsed seeds and
+    /// scope. Settings are named in errors by their flag and file-key names (`rate`,
+    /// `per-host-concurrency`, …) in [`Error::Config`]'s `setting`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for the first invalid setting: no seed, a seed that is not an
+    /// absolute http(s) URL with a host, a pattern that is not a regular expression, a
+    /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
+    /// User-Agent, a budget prefix that does not start with `/`.
+    pub fn validate(self) -> Result<ValidConfig, Error> {
+        if self.seeds.is_empty() {
+            return Err(Error::Config {
+                setting: None,
+                message: "no seed URL given".into(),
+            });
+        }
+        let mut seeds = Vec::with_capacity(self.seeds.len());
+        for s in &self.seeds {
+            let url = Url::parse(s).map_err(|e| Error::Config {
+                setting: None,
+                message: format!("invalid seed URL {s:?}: {e}"),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(Error::Config {
+                    setting: None,
+                    message: format!(
+                        "invalid seed URL {s:?}: only http:// and https:// URLs with a host can be crawled"
+                    ),
+                });
+            }
+            seeds.push(url);
+        }
+        let p = &self.politeness;
+        if p.concurrency == 0 {
+            return Err(invalid("concurrency", "must be at least 1"));
+        }
+        if p.per_host_concurrency == 0 {
+            return Err(invalid("per-host-concurrency", "must be at least 1"));
+        }
+        if !(p.rate >= 0.0 && p.rate.is_finite()) {
+            return Err(invalid(
+                "rate",
+                "must be 0 (no limit) or a positive number of requests per second",
+            ));
+        }
+        if p.burst == 0 {
+            return Err(invalid("burst", "must be at least 1"));
+        }
+        if p.user_agent.trim().is_empty() {
+            return Err(invalid("user-agent", "must not be empty"));
+        }
+        seconds("max-crawl-delay", p.max_crawl_delay_secs, false)?;
+        seconds("backoff-base", p.backoff_base_secs, false)?;
+        let f = &self.fetch;
+        seconds("connect-timeout", f.connect_timeout_secs, true)?;
+        seconds("read-timeout", f.read_timeout_secs, true)?;
+        seconds("timeout", f.total_timeout_secs, true)?;
+        if f.max_attempts == 0 {
+            return Err(invalid("max-attempts", "must be at least 1"));
+        }
+        if let Some(t) = self.limits.max_time_secs {
+            seconds("max-time", t, false)?;
+        }
+        for b in &self.limits.budgets {
+            if !b.prefix.starts_with('/') {
+                return Err(invalid(
+                    "budget",
+                    format!("{:?}: the prefix must start with /", b.prefix),
+                ));
+            }
+        }
+        seconds("grace", self.state.grace_secs, false)?;
+        for h in &self.scope.extra_hosts {
+            if h.trim().is_empty() || h.contains('/') {
+                return Err(invalid(
+                    "allow-host",
+                    format!("{h:?} is not a host (give `host` or `host:port`)"),
+                ));
+            }
+        }
+        let mut ca_pems = Vec::new();
+        for path in &self.fetch.ca_certs {
+            let pem = std::fs::read(path)
+                .map_err(|e| invalid("ca-cert", format!("cannot read {}: {e}", path.display())))?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(
+                    "ca-cert",
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            ca_pems.push(pem);
+        }
+        let scope = Scope::new(&self, &seeds)?;
+        Ok(ValidConfig {
+            config: self,
+            seeds,
+            scope,
+            ca_pems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(c: CrawlConfig) -> Option<&'static str> {
+        match c.validate() {
+            Err(Error::Config { setting, .. }) => setting,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let base = || CrawlConfig::new(["https://example.com/"]);
+        let mut c = base();
+        c.politeness.rate = -1.0;
+        assert_eq!(setting(c), Some("rate"));
+        let mut c = base();
+        c.politeness.rate = f64::NAN;
+        assert_eq!(setting(c), Some("rate"));
+        let mut c = base();
+        c.politeness.per_host_concurrency = 0;
+        assert_eq!(setting(c), Some("per-host-concurrency"));
+        let mut c = base();
+        c.politeness.burst = 0;
+        assert_eq!(setting(c), Some("burst"));
+        let mut c = base();
+        c.politeness.user_agent = "  ".into();
+        assert_eq!(setting(c), Some("user-agent"));
+        let mut c = base();
+        c.fetch.total_timeout_secs = 0.0;
+        assert_eq!(setting(c), Some("timeout"));
+        let mut c = base();
+        c.scope.exclude = vec!["[".into()];
+        assert_eq!(setting(c), Some("exclude"));
+        assert_eq!(setting(CrawlConfig::new(Vec::<String>::new())), None);
+        assert_eq!(setting(CrawlConfig::new(["ftp://example.com/"])), None);
+        let v = base().validate().expect("valid");
+        assert_eq!(v.seeds()[0].as_str(), "https://example.com/");
+    }
+}
