@@ -5,6 +5,7 @@
 #   scripts/bench-crawl.sh memory    # peak RSS at 10,000 and 100,000 pages (+ 1,000,000 with MEMORY_1M=1)
 #   scripts/bench-crawl.sh latency   # 50 hosts, 50 ms per response, 2 per host, concurrency 100
 #   scripts/bench-crawl.sh all
+#   scripts/bench-crawl.sh ab OLD NEW  # the speed run for two trawl binaries, alternating
 #
 # Figures: wall time, pages/s, trawl's CPU (user+sys) per page, the test server's CPU,
 # peak RSS (from /usr/bin/time). Medians of RUNS runs (default 3). Nothing leaves
@@ -25,7 +26,7 @@ if ! [ -x /usr/bin/time ]; then
   exit 1
 fi
 cargo build --release -q -p trawl -p trawl-testsite
-TRAWL=target/release/trawl
+TRAWL=${TRAWL:-target/release/trawl}
 SITE=target/release/trawl-testsite
 
 start_site() { # args for trawl-testsite; sets SERVER_PID and ROOTS
@@ -97,10 +98,32 @@ latency() {
     "(ideal: 100 in flight / 0.05 s = 2000 pages/s)"
 }
 
+# ab OLD NEW: the speed benchmark (100,000 pages, sitemaps on) for two builds, runs
+# alternating so that drift of a shared machine hits both alike.
+ab() {
+  local old=$1 new=$2
+  start_site --pages 100000 --hosts 1
+  : >"$WORK/ab-old"; : >"$WORK/ab-new"
+  for i in $(seq "$RUNS"); do
+    for which in old new; do
+      local bin=$old; [ "$which" = new ] && bin=$new
+      TRAWL=$bin one_run "ab-$which-$i" --rate 0 --concurrency 64 --per-host-concurrency 64 >>"$WORK/ab-$which"
+    done
+  done
+  stop_site
+  for which in old new; do
+    report "ab ($which)" <"$WORK/ab-$which"
+    echo "ab ($which) median: $(awk '{print $1/$2}' "$WORK/ab-$which" | median | xargs printf '%.0f') pages/s," \
+      "$(awk '{print 1000*$3/$1}' "$WORK/ab-$which" | median | xargs printf '%.3f') ms trawl CPU/page," \
+      "$(awk '{print $4/1024}' "$WORK/ab-$which" | median | xargs printf '%.1f') MiB peak RSS"
+  done
+}
+
 case "${1:-all}" in
   speed) speed ;;
   memory) memory ;;
   latency) latency ;;
   all) speed; memory; latency ;;
-  *) echo "usage: $0 [speed|memory|latency|all]" >&2; exit 2 ;;
+  ab) ab "$2" "$3" ;;
+  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW]" >&2; exit 2 ;;
 esac

@@ -31,28 +31,21 @@ pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
         .unwrap_or_else(|| settings::default_state(&valid.seeds()[0]));
     let state = open_state(&dir, settings::cache_capacity(&s.tune)?).await?;
     let mut cfg = match state.stored_config().map_err(failure::engine)? {
-        Some(stored) => {
-            let mut fresh = s.fresh;
-            // Scope flags left out mean "as stored"; given ones must match.
-            if !s.scope_given {
-                fresh.scope = stored.scope.clone();
+        Some(mut stored) => {
+            // The seeds, and the scope and outputs when given, are the flags'; the
+            // engine refuses a directory that holds another crawl or other outputs.
+            // Scope flags and outputs left out mean "as stored".
+            let fresh = s.fresh;
+            stored.seeds = fresh.seeds;
+            if s.scope_given {
+                stored.scope = fresh.scope;
             }
-            if stored.identity() != fresh.identity() {
-                return Err(failure::state(format!(
-                    "{} holds another crawl (seeds {}); use another --state, or `trawl resume {}` to continue that one",
-                    dir.display(),
-                    stored.seeds.join(" "),
-                    dir.display()
-                )));
+            if s.outputs_given {
+                let fsync = stored.output.fsync;
+                stored.output = fresh.output;
+                stored.output.fsync = fsync;
             }
-            if s.outputs_given && !same_outputs(&fresh.output, &stored.output) {
-                return Err(usage(format!(
-                    "{} holds this crawl with other outputs; run `trawl resume {}` to keep them",
-                    dir.display(),
-                    dir.display()
-                )));
-            }
-            tracing::info!(state = %dir.display(), "the state directory holds this crawl: resuming it");
+            tracing::info!(state = %dir.display(), "the state directory holds a crawl: resuming it");
             stored
         }
         None => s.fresh,
@@ -60,11 +53,6 @@ pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
     cfg.state.dir = dir;
     settings::apply_tune(&mut cfg, &s.tune)?;
     run_crawl(state, cfg, s.tune.stats_json, quiet).await
-}
-
-/// Whether two configurations write the same files (`fsync` aside).
-fn same_outputs(a: &trawl_engine::OutputConfig, b: &trawl_engine::OutputConfig) -> bool {
-    a.jsonl == b.jsonl && a.csv == b.csv && a.warc == b.warc
 }
 
 /// `trawl resume`: the stored crawl, with the tunable settings given.

@@ -319,6 +319,19 @@ impl Crawler {
         let frontier = state.frontier.clone();
         let json = serde_json::to_vec(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(stored) = state.stored_config()? {
+            if stored.identity() != cfg.identity() {
+                let scope = if stored.scope == cfg.scope {
+                    String::new()
+                } else {
+                    " with another scope".to_string()
+                };
+                return Err(Error::state(
+                    &dir,
+                    trawl_frontier::Error::ConfigMismatch {
+                        stored: format!("seeds {}{scope}", stored.seeds.join(" ")),
+                    },
+                ));
+            }
             let (a, b) = (&stored.output, &cfg.output);
             if a.jsonl != b.jsonl || a.csv != b.csv || a.warc != b.warc {
                 return Err(Error::Outputs(format!(
