@@ -69,7 +69,7 @@ pub use config::{
 };
 pub use crawl::{
     COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, MAX_LEASES,
-    PARSE_BATCH, PARSE_CHANNEL, PROGRESS_FILE, Progress, Summary,
+    PARSE_BATCH, PARSE_CHANNEL, PROGRESS_FILE, Progress, SITEMAP_LANE, Summary,
 };
 pub use error::Error;
 pub use host::HostKey;

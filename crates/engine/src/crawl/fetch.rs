@@ -1,7 +1,8 @@
 //! The fetch stage.
 //!
 //! - Receives: [`Job`]s from the scheduler (`FETCH_CHANNEL`).
-//! - Sends: [`Fetched`]s to the parse stage (`PARSE_CHANNEL`).
+//! - Sends: [`Fetched`]s to the parse stage (`PARSE_CHANNEL`), sitemaps to the sitemap
+//!   thread (`SITEMAP_CHANNEL`).
 //! - Owns: one task per job in a `JoinSet`, and the grace period of a stop.
 //!
 //! A job's global permit is held until its page is in the parse channel, so a slow
@@ -36,6 +37,8 @@ pub(crate) struct Fetched {
     pub(crate) cool: Option<GateSnapshot>,
     /// robots.txt's `Sitemap:` URLs, with the host's first page.
     pub(crate) robots_sitemaps: Vec<String>,
+    /// A sitemap's lane permit: it goes to the sitemap thread, not the parse stage.
+    pub(crate) lane: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Runs a fetch task per job; on a stop, gives them the grace period, then drops the
@@ -44,13 +47,15 @@ pub(crate) async fn fetch_stage(
     sh: Arc<Shared>,
     mut rx: mpsc::Receiver<Job>,
     parse_tx: mpsc::Sender<Fetched>,
+    sitemap_tx: mpsc::Sender<Fetched>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             job = rx.recv() => match job {
                 Some(job) => {
-                    tasks.spawn(fetch_task(sh.clone(), job, parse_tx.clone()));
+                    let tx = if job.lane.is_some() { sitemap_tx.clone() } else { parse_tx.clone() };
+                    tasks.spawn(fetch_task(sh.clone(), job, tx));
                 }
                 None => break,
             },
@@ -58,6 +63,7 @@ pub(crate) async fn fetch_stage(
         }
     }
     drop(parse_tx);
+    drop(sitemap_tx);
     let grace = Duration::from_secs_f64(sh.cfg.state.grace_secs);
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drain).await.is_err() {
@@ -75,6 +81,7 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         lease,
         work,
         permit,
+        lane,
         gate,
         host,
         check_sitemaps,
@@ -97,13 +104,14 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
     sh.stats
         .fetch_us
         .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
-    sh.wake.notify_one();
+    sh.wake.notify();
     let item = Fetched {
         lease,
         host,
         fetch,
         cool,
         robots_sitemaps,
+        lane,
     };
     let _ = parse_tx.send(item).await;
     drop(permit);

@@ -12,6 +12,8 @@
 //!   fetched page is in the parse channel, so memory is bounded by the channels.
 //! - `parse`: `spawn_blocking` batches, at most `parse_threads` at once; builds the
 //!   records and the links to follow (`record` builds the WARC exchange).
+//! - `sitemap`: reads sitemaps on a thread of its own, at most [`SITEMAP_LANE`] at a
+//!   time, so that their URLs reach the frontier alongside the crawl.
 //! - `commit`: writes records to every sink, then acks the batch with the sinks'
 //!   checkpoints in one frontier batch; runs the circuit breaker. Discovered links go
 //!   back through that ack, never through a channel to the fetchers.
@@ -29,6 +31,7 @@ mod parse;
 mod progress;
 mod record;
 mod schedule;
+mod sitemap;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -37,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trawl_fetcher::{Fetcher, GatePolicy, GateSnapshot};
 use trawl_frontier::{Frontier, FrontierStore, NewUrl, Priority};
@@ -54,6 +57,7 @@ use crate::stats::{Stats, StatsSnapshot};
 use crate::validate::ValidConfig;
 
 pub use progress::{PROGRESS_FILE, Progress};
+pub use sitemap::SITEMAP_LANE;
 
 /// Leases waiting for a fetch slot. Small: the scheduler only dispatches a lease once
 /// it holds a global permit, so this never holds more than `concurrency` jobs.
@@ -127,11 +131,13 @@ pub(crate) struct Shared {
     pub(crate) scope: Scope,
     pub(crate) stats: Arc<Stats>,
     pub(crate) parse_opts: ParseOptions,
-    /// Wakes the scheduler: a slot freed, a batch acked.
-    pub(crate) wake: Notify,
+    /// Wakes the scheduler thread: a slot freed, a batch acked, a stop.
+    pub(crate) wake: schedule::Wake,
     /// Stop leasing (a stop request or a limit).
     pub(crate) stop: CancellationToken,
     pub(crate) outcome: Mutex<Option<CrawlOutcome>>,
+    /// Permits for sitemaps fetched or read at once ([`SITEMAP_LANE`]).
+    pub(crate) sitemap_lane: Arc<tokio::sync::Semaphore>,
     /// URLs accepted under each path budget (`host prefix`), over the whole crawl.
     /// Every way a URL enters (links, redirects, sitemaps) goes through it; the commit
     /// stage stores it with every ack.
@@ -152,6 +158,7 @@ impl Shared {
         }
         drop(o);
         self.stop.cancel();
+        self.wake.notify();
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -419,9 +426,10 @@ impl Crawler {
             scope,
             stats,
             parse_opts: ParseOptions::default(),
-            wake: Notify::new(),
+            wake: schedule::Wake::default(),
             stop: CancellationToken::new(),
             outcome: Mutex::new(None),
+            sitemap_lane: Arc::new(tokio::sync::Semaphore::new(SITEMAP_LANE)),
             budgets: Mutex::new(persisted.budgets.clone()),
             pages_total: AtomicU64::new(persisted.pages),
             bytes_total: AtomicU64::new(persisted.bytes),
@@ -498,18 +506,27 @@ impl Crawler {
             let sh = sh.clone();
             tokio::task::spawn_blocking(move || commit::commit_loop(&sh, commit_rx, sinks, persisted))
         };
+        let (sitemap_tx, sitemap_rx) = mpsc::channel(sitemap::SITEMAP_CHANNEL);
+        let sitemaps = {
+            let (sh, tx) = (sh.clone(), commit_tx.clone());
+            tokio::task::spawn_blocking(move || sitemap::sitemap_loop(sh, sitemap_rx, tx))
+        };
         let parse = tokio::spawn(parse::parse_stage(sh.clone(), parse_rx, commit_tx));
-        let fetch = tokio::spawn(fetch::fetch_stage(sh.clone(), fetch_rx, parse_tx));
-        // On a worker thread, next to the fetch tasks that wake it.
-        let scheduled = tokio::spawn(schedule::schedule(sh.clone(), fetch_tx))
-            .await
-            .unwrap_or_else(|e| Err(Error::Internal(e.to_string())));
+        let fetch = tokio::spawn(fetch::fetch_stage(sh.clone(), fetch_rx, parse_tx, sitemap_tx));
+        // A thread of its own: its leases are sled batches (see `schedule`).
+        let scheduled = {
+            let sh = sh.clone();
+            tokio::task::spawn_blocking(move || schedule::schedule(sh, fetch_tx))
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(e.to_string())))
+        };
         if let Err(e) = &scheduled {
             tracing::error!(error = %chain(e), "the scheduler stopped");
             sh.stop.cancel();
         }
         let _ = fetch.await;
         let _ = parse.await;
+        let _ = sitemaps.await;
         let committed = commit.await.map_err(|e| Error::Internal(e.to_string()))?;
         watcher.abort();
         stall.abort();

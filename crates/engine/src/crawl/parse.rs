@@ -131,13 +131,14 @@ fn failure(kind: &str, message: String) -> Option<FailureInfo> {
 
 /// Turns a fetched lease into a record, an outcome and discovered links. Runs on a
 /// blocking thread.
-fn process(sh: &Shared, item: Fetched) -> Done {
+pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
     let Fetched {
         lease,
         host,
         fetch,
         cool,
         robots_sitemaps,
+        lane: _,
     } = item;
     let (discovery, parent) = decode_data(&lease.data);
     let child_depth = lease.depth.saturating_add(1);

@@ -1,4 +1,6 @@
-//! The scheduler: one task.
+//! The scheduler: one dedicated thread (the blocking pool's), not a task on the async
+//! runtime: a lease is a sled batch, and sled can make a write wait for a flush in
+//! progress, which on a runtime worker stalls every fetch that shares it.
 //!
 //! - Receives: wake-ups (a fetch finished, a batch was acked) and the frontier's
 //!   ready hosts.
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use trawl_fetcher::{HostGate, HostPermit, NotReady};
-use trawl_frontier::{FrontierStore, HostId, Lease};
+use trawl_frontier::{FrontierStore, HostId, Lease, Priority};
 use url::Url;
 
 use super::{CrawlOutcome, LEASE_BATCH, Limit, MAX_LEASES, Shared, host_label, now_ms};
@@ -47,6 +49,8 @@ pub(crate) struct Job {
     pub(crate) lease: Lease,
     pub(crate) work: Work,
     pub(crate) permit: OwnedSemaphorePermit,
+    /// A sitemap's permit of the sitemap lane, held until its URLs are enqueued.
+    pub(crate) lane: Option<OwnedSemaphorePermit>,
     /// The host's gate, to read its cool-down after the request.
     pub(crate) gate: Arc<HostGate>,
     /// `host[:port]`, for stats.
@@ -59,28 +63,75 @@ pub(crate) struct Job {
 struct HostSlot {
     label: String,
     gate: Arc<HostGate>,
-    buffer: VecDeque<Lease>,
+    /// Leased pages waiting for the gate.
+    pages: VecDeque<Lease>,
+    /// Leased sitemaps waiting for the gate and the sitemap lane. Apart from the pages,
+    /// so that pages go on while the lane is full.
+    sitemaps: VecDeque<Lease>,
     sitemaps_checked: bool,
 }
+
+impl HostSlot {
+    fn buffered(&self) -> usize {
+        self.pages.len() + self.sitemaps.len()
+    }
+
+    /// Whether a buffered lease could go now, as far as the lane is concerned.
+    fn dispatchable(&self, lane: &Semaphore) -> bool {
+        !self.pages.is_empty() || (!self.sitemaps.is_empty() && lane.available_permits() > 0)
+    }
+}
+
+/// The most leases one host's buffers hold: leasing goes on past sitemaps that wait for
+/// the lane, to reach the pages behind them, up to this.
+const HOST_BUFFER_MAX: usize = 1024;
 
 fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
 }
 
-/// Waits for a wake-up, a stop, or `next` (a host becoming ready).
-async fn wait(sh: &Shared, next: Option<Duration>) {
-    let d = next
-        .unwrap_or(Duration::from_secs(1))
-        .max(Duration::from_millis(1));
-    tokio::select! {
-        _ = sh.wake.notified() => {}
-        _ = tokio::time::sleep(d) => {}
-        _ = sh.stop.cancelled() => {}
+/// Wakes the scheduler thread: a fetch finished, a batch was acked, the crawl stops.
+/// A wake-up that comes while the scheduler is busy is kept for its next wait.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    woken: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Wake {
+    /// Wakes the scheduler (or makes its next wait return at once).
+    pub(crate) fn notify(&self) {
+        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for a wake-up, or at most `d`.
+    fn wait(&self, d: Duration) {
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        if !*woken {
+            woken = self
+                .cv
+                .wait_timeout(woken, d)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *woken = false;
     }
 }
 
+/// Waits for a wake-up, a stop, or `next` (a host becoming ready).
+fn wait(sh: &Shared, next: Option<Duration>) {
+    if sh.stop.is_cancelled() {
+        return;
+    }
+    let d = next
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(1));
+    sh.wake.wait(d);
+}
+
 /// Leases from ready hosts and dispatches to fetch tasks until the crawl is over.
-pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(), Error> {
+pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(), Error> {
     let cfg = &sh.cfg;
     let global = Arc::new(Semaphore::new(cfg.politeness.concurrency));
     let per_host = cfg.politeness.per_host_concurrency;
@@ -111,13 +162,13 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
         {
             // Leases still in the buffers are not fetched: they go back to their
             // queues when the directory is next opened.
-            let buffered: u64 = slots.values().map(|s| s.buffer.len() as u64).sum();
+            let buffered: u64 = slots.values().map(|s| s.buffered() as u64).sum();
             if in_flight <= buffered {
                 tracing::info!("byte limit reached");
                 sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
                 return Ok(());
             }
-            wait(&sh, None).await;
+            wait(&sh, None);
             continue;
         }
 
@@ -136,7 +187,7 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
             candidates.push(id);
         }
         for (id, slot) in &slots {
-            if !slot.buffer.is_empty() && !candidates.contains(id) {
+            if slot.buffered() > 0 && !candidates.contains(id) {
                 candidates.push(*id);
             }
         }
@@ -152,7 +203,8 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                 vacant.insert(HostSlot {
                     label: host_label(&info.key),
                     gate: sh.fetcher.gate(&url),
-                    buffer: VecDeque::new(),
+                    pages: VecDeque::new(),
+                    sitemaps: VecDeque::new(),
                     sitemaps_checked: false,
                 });
             }
@@ -165,7 +217,8 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                 };
                 // A host is leased from only when its gate would let a request start
                 // now, so the buffers stay small however many hosts wait.
-                if !dead && slot.buffer.is_empty() {
+                let lane = &sh.sitemap_lane;
+                if !dead && !slot.dispatchable(lane) {
                     if slot.gate.free_slots() == 0 {
                         break;
                     }
@@ -176,8 +229,8 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                         break;
                     }
                 }
-                if slot.buffer.is_empty() {
-                    if room == 0 {
+                if (dead && slot.buffered() == 0) || (!dead && !slot.dispatchable(lane)) {
+                    if room == 0 || slot.buffered() >= HOST_BUFFER_MAX {
                         break;
                     }
                     let mut n = if dead {
@@ -196,18 +249,25 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                         }
                         n = n.min(max - used);
                     }
-                    // A lease is one short sled batch, done inline. (Moving it to
-                    // `spawn_blocking` removed the rare stalls the monitor reports at a
-                    // million URLs, when it waits on a flush in progress, but cost 8% of
-                    // the throughput and 10% more memory in an A/B run: see
-                    // BENCHMARKS.md.)
+                    // A lease is one short sled batch, done inline on this thread.
                     let leases = sh.frontier.lease(id, n as usize).map_err(|e| sh.state_error(e))?;
                     if leases.is_empty() {
                         break;
                     }
                     room -= leases.len() as u64;
                     sh.stats.in_flight.fetch_add(leases.len() as u64, Relaxed);
-                    slot.buffer.extend(leases);
+                    for l in leases {
+                        if l.priority == Priority::Sitemap {
+                            slot.sitemaps.push_back(l);
+                        } else {
+                            slot.pages.push_back(l);
+                        }
+                    }
+                    if !dead && !slot.dispatchable(lane) {
+                        // Only sitemaps, and the lane is full: lease on next time.
+                        waiting = true;
+                        continue;
+                    }
                 }
                 let mut work = if dead {
                     Work::Skip(Skip::HostUnavailable)
@@ -222,7 +282,19 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                         }
                     }
                 };
-                let Some(lease) = slot.buffer.pop_front() else {
+                // A sitemap when the lane has room (its URLs are enqueued by the
+                // sitemap thread, one or two at a time, alongside the crawl), else a page.
+                let lane_permit = if dead || slot.sitemaps.is_empty() {
+                    None
+                } else {
+                    lane.clone().try_acquire_owned().ok()
+                };
+                let lease = match (&lane_permit, dead) {
+                    (Some(_), _) => slot.sitemaps.pop_front(),
+                    (None, true) => slot.sitemaps.pop_front().or_else(|| slot.pages.pop_front()),
+                    (None, false) => slot.pages.pop_front(),
+                };
+                let Some(lease) = lease else {
                     break;
                 };
                 if !dead && lease.attempts > MAX_LEASES {
@@ -236,24 +308,24 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                     lease,
                     work,
                     permit,
+                    lane: lane_permit,
                     gate: slot.gate.clone(),
                     host: slot.label.clone(),
                     check_sitemaps,
                 };
-                if fetch_tx.send(job).await.is_err() {
+                if fetch_tx.blocking_send(job).is_err() {
                     return Ok(());
                 }
                 progressed = true;
             }
         }
         if progressed {
-            tokio::task::yield_now().await;
             continue;
         }
         // `in_flight` was read before `ready_hosts`: an ack enqueues its links before it
         // lowers the count, so 0 there means no link can have arrived unseen.
         if in_flight == 0 && !waiting {
-            let buffered: usize = slots.values().map(|s| s.buffer.len()).sum();
+            let buffered: usize = slots.values().map(HostSlot::buffered).sum();
             if buffered == 0 {
                 let outcome = if blocked {
                     tracing::info!("every remaining URL is on a host at its page limit");
@@ -267,6 +339,6 @@ pub(crate) async fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Re
                 return Ok(());
             }
         }
-        wait(&sh, next).await;
+        wait(&sh, next);
     }
 }

@@ -1,0 +1,52 @@
+//! The sitemap thread: sitemaps are read off the parse stage, one at a time.
+//!
+//! - Receives: fetched sitemaps from the fetch stage (`SITEMAP_CHANNEL`), each with a
+//!   permit of the sitemap lane.
+//! - Sends: their outcomes to the commit thread (`COMMIT_CHANNEL`), after their URLs
+//!   are in the frontier.
+//! - Owns: nothing but its thread.
+//!
+//! A sitemap lists up to 50,000 URLs and an index can name hundreds of sitemaps. Read
+//! in the parse stage, they filled its threads for a minute on a million-URL site while
+//! no page was parsed. Here they go through a bounded path alongside the crawl: at most
+//! [`SITEMAP_LANE`] are fetched or read at once (the scheduler holds back the rest,
+//! and goes on with the host's pages meanwhile), and their URLs are enqueued in
+//! batches of 1,024 between the crawl's own frontier writes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::fetch::Fetched;
+use super::parse::{Done, process};
+
+/// Sitemaps fetched or being read at once, for the whole crawl: two, so that one is
+/// read while the next one downloads.
+pub const SITEMAP_LANE: usize = 2;
+/// Fetched sitemaps waiting for the sitemap thread; the lane bounds them already.
+pub(crate) const SITEMAP_CHANNEL: usize = SITEMAP_LANE;
+
+/// Reads sitemaps until the fetch stage is done.
+pub(crate) fn sitemap_loop(
+    sh: Arc<Shared>,
+    mut rx: mpsc::Receiver<Fetched>,
+    commit_tx: mpsc::Sender<Vec<Done>>,
+) {
+    while let Some(mut item) = rx.blocking_recv() {
+        let lane = item.lane.take();
+        let t0 = Instant::now();
+        let done = process(&sh, item);
+        sh.stats
+            .parse_us
+            .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+        if commit_tx.blocking_send(vec![done]).is_err() {
+            return;
+        }
+        // The lane has room again: the scheduler may send the next sitemap.
+        drop(lane);
+        sh.wake.notify();
+    }
+}
