@@ -6,6 +6,7 @@
 #   scripts/bench-crawl.sh latency   # 50 hosts, 50 ms per response, 2 per host, concurrency 100
 #   scripts/bench-crawl.sh all
 #   scripts/bench-crawl.sh ab OLD NEW  # the speed run for two trawl binaries, alternating
+#   scripts/bench-crawl.sh scale       # 100,000 then 1,000,000 pages: pages/s and RSS per tenth
 #
 # Figures: wall time, pages/s, trawl's CPU (user+sys) per page, the test server's CPU,
 # peak RSS (from /usr/bin/time). Medians of RUNS runs (default 3). Nothing leaves
@@ -98,6 +99,62 @@ latency() {
     "(ideal: 100 in flight / 0.05 s = 2000 pages/s)"
 }
 
+# scale_run N: crawls an N-page site with sitemaps, sampling records and RSS every
+# second; prints pages/s and peak RSS per tenth of the crawl, the whole run, the time
+# to the first 10,000 records and the stall warnings.
+scale_run() {
+  local n=$1 dir="$WORK/scale$1"
+  rm -rf "$dir"; mkdir -p "$dir"
+  start_site --pages "$n" --hosts 1
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/time" "$TRAWL" crawl $ROOTS --state "$dir/state" -o "$dir/out.jsonl" \
+    -q --rate 0 --concurrency 64 --per-host-concurrency 64 --stats-json "$dir/stats.json" 2>"$dir/stderr" &
+  local tpid=$! pid=""
+  for _ in $(seq 50); do pid=$(pgrep -P "$tpid" | head -1); [ -n "$pid" ] && break; sleep 0.1; done
+  local t0; t0=$(date +%s.%N)
+  : >"$dir/samples"
+  while kill -0 "$tpid" 2>/dev/null; do
+    local rss; rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    echo "$(echo "$(date +%s.%N) - $t0" | bc -l) $(wc -l <"$dir/out.jsonl" 2>/dev/null || echo 0) ${rss:-0}" >>"$dir/samples"
+    sleep 1
+  done
+  wait "$tpid" || true
+  echo "$(echo "$(date +%s.%N) - $t0" | bc -l) $(wc -l <"$dir/out.jsonl") 0" >>"$dir/samples"
+  stop_site
+  python3 - "$n" "$dir" <<'PY'
+import json, sys
+n, d = int(sys.argv[1]), sys.argv[2]
+s = [tuple(float(x) for x in l.split()) for l in open(f"{d}/samples") if len(l.split()) == 3]
+wall, user, sysc, peak = open(f"{d}/time").read().split()[-4:]
+total = sum(1 for _ in open(f"{d}/out.jsonl"))
+print(f"scale {n}: {total} records in {float(wall):.1f} s = {total/float(wall):.0f} pages/s; "
+      f"trawl CPU {1000*(float(user)+float(sysc))/total:.3f} ms/page; peak RSS {int(peak)/1024:.1f} MiB")
+s = [(0.0, 0.0, 0.0)] + s
+def at(k):  # when the k-th record was written, interpolated between samples
+    for (t1, r1, _), (t2, r2, _) in zip(s, s[1:]):
+        if r2 >= k:
+            return t1 + (t2 - t1) * (k - r1) / max(r2 - r1, 1)
+    return s[-1][0]
+for i in range(10):
+    lo, hi = total * i // 10, total * (i + 1) // 10
+    t_lo, t_hi = at(lo) if lo else 0.0, at(hi)
+    rss = max([m for t, r, m in s if t_lo <= t <= t_hi + 1] or [0])
+    rate = (hi - lo) / max(t_hi - t_lo, 1e-9)
+    print(f"  tenth {i+1:2}: records {lo:>8}-{hi:<8} {rate:8.0f} pages/s, RSS up to {rss/1024:6.1f} MiB")
+rates = sorted((r2 - r1) / (t2 - t1) for (t1, r1, _), (t2, r2, _) in zip(s, s[1:]) if t2 > t1)
+print(f"  median of per-second rates: {rates[len(rates)//2] if rates else 0:.0f} pages/s; "
+      f"first 10,000 records after {at(10000):.1f} s")
+first, last = (total // 10) / max(at(total // 10), 1e-9), (total - total * 9 // 10) / max(at(total) - at(total * 9 // 10), 1e-9)
+print(f"  last tenth / first tenth: {last/first:.2f}")
+stalls = sum(1 for l in open(f"{d}/stderr") if "runtime was blocked" in l)
+st = json.load(open(f"{d}/stats.json"))["stats"]
+print(f"  stall warnings (>= 50 ms): {stalls}; worst stall {st['max_stall_ms']:.1f} ms")
+PY
+}
+
+scale() {
+  for n in 100000 1000000; do scale_run "$n"; done
+}
+
 # ab OLD NEW: the speed benchmark (100,000 pages, sitemaps on) for two builds, runs
 # alternating so that drift of a shared machine hits both alike.
 ab() {
@@ -125,5 +182,7 @@ case "${1:-all}" in
   latency) latency ;;
   all) speed; memory; latency ;;
   ab) ab "$2" "$3" ;;
-  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW]" >&2; exit 2 ;;
+  scale) scale ;;
+  scale-one) scale_run "$2" ;;
+  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW|scale|scale-one N]" >&2; exit 2 ;;
 esac
