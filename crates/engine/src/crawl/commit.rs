@@ -103,6 +103,7 @@ pub(crate) fn commit_loop(
             sh.stats.done_total.store(counts.done, Relaxed);
             sh.stats.failed_total.store(counts.failed, Relaxed);
             sh.wake.notify();
+            sh.acked.notify();
             if last_flush.elapsed() >= flush_every {
                 sh.frontier.flush().map_err(|e| sh.state_error(e))?;
                 fault::point("after-flush");

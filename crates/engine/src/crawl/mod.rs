@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     pub(crate) parse_opts: ParseOptions,
     /// Wakes the scheduler thread: a slot freed, a batch acked, a stop.
     pub(crate) wake: schedule::Wake,
+    /// Wakes the sitemap thread when a batch was acked (the queue may have shrunk).
+    pub(crate) acked: schedule::Wake,
     /// Stop leasing (a stop request or a limit).
     pub(crate) stop: CancellationToken,
     pub(crate) outcome: Mutex<Option<CrawlOutcome>>,
@@ -159,6 +161,7 @@ impl Shared {
         drop(o);
         self.stop.cancel();
         self.wake.notify();
+        self.acked.notify();
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -427,6 +430,7 @@ impl Crawler {
             stats,
             parse_opts: ParseOptions::default(),
             wake: schedule::Wake::default(),
+            acked: schedule::Wake::default(),
             stop: CancellationToken::new(),
             outcome: Mutex::new(None),
             sitemap_lane: Arc::new(tokio::sync::Semaphore::new(SITEMAP_LANE)),

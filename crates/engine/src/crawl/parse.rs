@@ -292,7 +292,20 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         }
     } else if is_sitemap && (200..300).contains(&fetched.status) {
         sh.stats.sitemaps.fetch_add(1, Relaxed);
-        read_sitemap(sh, &lease, &fetched.body, &mut discovered);
+        if !read_sitemap(sh, &lease, &fetched.body, &mut discovered) {
+            // Stopped half-way: read it again on resume (enqueue is idempotent).
+            return Done {
+                lease,
+                host,
+                record: None,
+                exchange: None,
+                outcome: Outcome::Retry,
+                discovered,
+                host_failure: None,
+                cool,
+                bytes: 0,
+            };
+        }
     } else if (200..300).contains(&fetched.status) && (ct.contains("html") || ct.is_empty()) {
         let x_robots = fetched
             .headers
@@ -342,19 +355,28 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
     }
 }
 
+/// Queued URLs in the whole frontier above which the sitemap thread waits before its
+/// next batch: while the crawl has this much work, new sitemap URLs can wait, and the
+/// frontier's writes go to the pages. Ingestion then keeps pace with the crawl instead
+/// of taking the frontier for itself at the start (a million sitemap URLs held back
+/// the first records for a minute).
+const SITEMAP_QUEUE_WATERMARK: u64 = 20_000;
+
 /// Reads a sitemap's `<loc>`s into `discovered`. A sitemap lists up to 50,000 URLs:
 /// they are enqueued as they come, in batches, ahead of the sitemap's ack (enqueue is
 /// idempotent, so a crash in between only means the sitemap is read again). Memory
-/// holds one batch, not the whole file's worth.
-fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<NewUrl>) {
+/// holds one batch, not the whole file's worth. Returns `false` when a stop came
+/// before every batch was in.
+fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<NewUrl>) -> bool {
     let child_depth = lease.depth.saturating_add(1);
     let map = match trawl_parser::parse_sitemap(body, &SitemapLimits::default()) {
         Ok(map) => map,
         Err(e) => {
             tracing::debug!(url = %lease.url, error = %e, "sitemap does not read");
-            return;
+            return true;
         }
     };
+    let mut stalled = false;
     for loc in map.locs {
         let Ok(c) = trawl_parser::canonicalize(loc.trim(), None, &sh.parse_opts.canon) else {
             continue;
@@ -373,6 +395,15 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
             });
         }
         if discovered.len() >= ENQUEUE_CHUNK {
+            // Unless the crawl is not acking anything (every host waiting, or at its
+            // page limit): then the queue will not shrink, and waiting would hold the
+            // crawl's end up for ever.
+            while !stalled && sh.frontier.counts().queued > SITEMAP_QUEUE_WATERMARK {
+                if sh.stop.is_cancelled() {
+                    return false;
+                }
+                stalled = !sh.acked.wait(Duration::from_secs(1));
+            }
             let chunk = std::mem::take(discovered);
             if let Err(e) = sh.frontier.enqueue(chunk) {
                 // The frontier is now poisoned: the ack reports it and stops.
@@ -381,6 +412,7 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
             fault::point("enqueue-chunk");
         }
     }
+    true
 }
 
 #[cfg(test)]

@@ -90,8 +90,9 @@ fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
 }
 
-/// Wakes the scheduler thread: a fetch finished, a batch was acked, the crawl stops.
-/// A wake-up that comes while the scheduler is busy is kept for its next wait.
+/// Wakes a thread that waits for the pipeline: the scheduler (a fetch finished, a
+/// batch was acked, the crawl stops) or the sitemap thread (a batch was acked). A
+/// wake-up that comes while the thread is busy is kept for its next wait.
 #[derive(Debug, Default)]
 pub(crate) struct Wake {
     woken: std::sync::Mutex<bool>,
@@ -105,8 +106,8 @@ impl Wake {
         self.cv.notify_one();
     }
 
-    /// Waits for a wake-up, or at most `d`.
-    fn wait(&self, d: Duration) {
+    /// Waits for a wake-up, or at most `d`; returns whether it was woken.
+    pub(crate) fn wait(&self, d: Duration) -> bool {
         let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
         if !*woken {
             woken = self
@@ -115,7 +116,7 @@ impl Wake {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        *woken = false;
+        std::mem::replace(&mut *woken, false)
     }
 }
 
