@@ -121,6 +121,17 @@ pub enum Error {
         /// Redirects followed.
         hops: usize,
     },
+    /// A request claimed with [`HostGate::try_acquire`] was not sent, because the host
+    /// began a cool-down after the claim (a 429 or 503 to another of its requests).
+    /// Nothing went out; try again once the cool-down is over. Waiting it out here
+    /// would hold the caller's slot for up to the longest cool-down.
+    #[error("{url} was not sent: the host began a cool-down of {wait:?} after the request was claimed")]
+    CoolingDown {
+        /// The URL.
+        url: Url,
+        /// What is left of the cool-down.
+        wait: Duration,
+    },
     /// The body could not be decoded (a broken gzip stream, say).
     #[error("{url}: the body could not be decoded: {detail}")]
     Body {
@@ -160,7 +171,8 @@ impl Error {
             Error::Timeout { .. }
             | Error::TooSlow { .. }
             | Error::Request { .. }
-            | Error::RobotsUnavailable { .. } => true,
+            | Error::RobotsUnavailable { .. }
+            | Error::CoolingDown { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             _ => false,
         }
@@ -201,6 +213,7 @@ impl Error {
             | Error::Request { url, .. }
             | Error::Tls { url, .. }
             | Error::TooManyRedirects { url, .. }
+            | Error::CoolingDown { url, .. }
             | Error::Body { url, .. } => Some(url),
             Error::Config(_) | Error::InvalidUrl { .. } => None,
         }
@@ -221,6 +234,7 @@ impl Error {
             Error::Request { .. } => "request",
             Error::Tls { .. } => "tls",
             Error::TooManyRedirects { .. } => "too-many-redirects",
+            Error::CoolingDown { .. } => "cooling-down",
             Error::Body { .. } => "body",
         }
     }
@@ -1053,13 +1067,14 @@ impl Fetcher {
     /// Like [`Fetcher::fetch`], for a request whose start was already claimed with
     /// `fetcher.gate(&url).try_acquire()`: the first attempt goes out under `permit`
     /// instead of waiting in [`HostGate::acquire`], so a scheduler that claims
-    /// without blocking keeps no spacing of its own. It still waits out a cool-down
-    /// that began after the claim (a 429 to another request, say), and when this call
-    /// had to fetch the host's robots.txt first, it waits for the time rules again so
-    /// that the two requests are spaced too. Retries acquire as usual.
+    /// without blocking keeps no spacing of its own. When a cool-down began after the
+    /// claim (a 429 to another request, say), nothing is sent and it returns
+    /// [`Error::CoolingDown`]; when this call had to fetch the host's robots.txt first,
+    /// it waits for the time rules again so that the two requests are spaced too.
+    /// Retries acquire as usual.
     ///
     /// # Errors
-    /// As [`Fetcher::fetch`].
+    /// As [`Fetcher::fetch`], and [`Error::CoolingDown`].
     pub async fn fetch_claimed(&self, url: &str, permit: HostPermit) -> Result<Fetched, Error> {
         self.fetch_traced(url, &Validators::default(), Some(permit)).await
     }
@@ -1177,11 +1192,13 @@ impl Fetcher {
             let queued_at = Instant::now();
             let permit = match claimed.take() {
                 Some(permit) => {
+                    let cooling = gate.snapshot().cool_down;
+                    if !cooling.is_zero() {
+                        return Err(Error::CoolingDown { url, wait: cooling });
+                    }
                     if robots_fetched {
                         // The robots.txt request used the start this claim was for.
                         gate.acquire_start().await;
-                    } else {
-                        gate.wait_cool_down().await;
                     }
                     permit
                 }

@@ -287,22 +287,6 @@ impl HostGate {
         }
     }
 
-    /// Waits until no cool-down holds the host back. For a request claimed earlier
-    /// with [`HostGate::try_acquire`]: a 429 to another request may have started a
-    /// cool-down since, and a polite client waits it out before sending.
-    pub(crate) async fn wait_cool_down(&self) {
-        loop {
-            let left = {
-                let st = self.state();
-                st.cool_down_until.saturating_sub(self.clock.now())
-            };
-            if left.is_zero() {
-                return;
-            }
-            tokio::time::sleep(left).await;
-        }
-    }
-
     /// Starts a cool-down after a 429, a 503 or a failure: `retry_after` when the
     /// server gave one (clamped to the policy's maximum), otherwise exponential backoff
     /// with full jitter. Returns the cool-down applied.

@@ -559,29 +559,32 @@ async fn a_claimed_request_with_the_only_slot_still_gets_robots_txt() {
 }
 
 #[tokio::test]
-async fn a_claimed_request_waits_out_a_cool_down_that_began_after_the_claim() {
-    let site = TestSite::new().start().await.expect("site");
+async fn a_claimed_request_is_not_sent_into_a_cool_down_that_began_after_the_claim() {
+    let site = TestSite::new().track_requests(true).start().await.expect("site");
     let f = one_at_a_time().robots(false).build().expect("fetcher");
     let url = site.site().page_url(5);
     let gate = f.gate(&url::Url::parse(&url).expect("url"));
     let permit = gate.try_acquire().expect("claimed");
     // As if another request of the host had just been answered 429 Retry-After.
-    let claimed_at = tokio::time::Instant::now();
-    gate.cool_down(Some(Duration::from_millis(600)));
-    let page = f.fetch_claimed(&url, permit).await.expect("fetch");
-    assert_eq!((page.status, page.attempts), (200, 1));
-    let log: Vec<_> = site.requests().into_iter().filter(|r| r.url == url).collect();
-    assert_eq!(log.len(), 1);
+    gate.cool_down(Some(Duration::from_secs(600)));
+    let t0 = tokio::time::Instant::now();
+    let err = f.fetch_claimed(&url, permit).await.expect_err("not sent");
     assert!(
-        log[0].at - claimed_at >= Duration::from_millis(600),
-        "sent {:?} after the cool-down began",
-        log[0].at - claimed_at
+        matches!(err, trawl_fetcher::Error::CoolingDown { wait, .. } if wait > Duration::from_secs(590)),
+        "{err:?}"
     );
+    assert_eq!(err.kind(), "cooling-down");
+    assert!(err.is_transient() && !err.counts_against_host());
     assert!(
-        page.timings.queued >= Duration::from_millis(590),
-        "{:?}",
-        page.timings
+        t0.elapsed() < Duration::from_secs(5),
+        "it did not wait the cool-down out"
     );
+    assert_eq!(
+        site.requests().iter().filter(|r| r.url == url).count(),
+        0,
+        "nothing was sent"
+    );
+    assert_eq!(gate.free_slots(), 1, "the slot is given back");
 }
 
 #[tokio::test]

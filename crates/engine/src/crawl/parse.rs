@@ -228,7 +228,10 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             // Transient failures go back to the frontier's queue (the host's gate is
             // cooling down meanwhile), so no task sits out a Retry-After holding a
             // fetch slot, and a cool-down is persisted the moment it starts.
-            if e.is_transient() && lease.attempts < sh.cfg.fetch.max_attempts.max(1) {
+            // A request that was not sent (the host began cooling down) is retried whatever
+            // its attempts: it made none.
+            let unsent = matches!(e, trawl_fetcher::Error::CoolingDown { .. });
+            if unsent || (e.is_transient() && lease.attempts < sh.cfg.fetch.max_attempts.max(1)) {
                 return Done {
                     lease,
                     host,
