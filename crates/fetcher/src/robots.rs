@@ -70,7 +70,9 @@ impl Robots {
         let mut group_is_ours = false;
         let mut group_is_star = false;
         let mut last_was_agent = false;
-        for line in text.lines() {
+        // RFC 9309 2.2: a line ends at CR, LF or CRLF (`str::lines` knows only the
+        // last two, and would read a file of bare CRs as one line).
+        for line in text.split(['\r', '\n']) {
             let line = cut_at_char_boundary(line, MAX_LINE);
             let content = line.split('#').next().unwrap_or("").trim();
             let Some((key, value)) = content.split_once(':') else {
@@ -266,5 +268,27 @@ mod tests {
         );
         let html = Robots::parse(b"<!DOCTYPE html><html><body>Not found</body></html>", UA);
         assert!(html.allowed("http://a.example/private/1"));
+    }
+
+    #[test]
+    fn lines_end_at_cr_lf_or_crlf() {
+        for nl in ["\r", "\n", "\r\n"] {
+            let file = [
+                "User-agent: *",
+                "Disallow: /private/",
+                "Crawl-delay: 3",
+                "",
+                "User-agent: other",
+                "Disallow: /",
+            ]
+            .join(nl);
+            let r = Robots::parse(file.as_bytes(), UA);
+            assert!(!r.allowed("http://a.example/private/1"), "{nl:?}");
+            assert!(
+                r.allowed("http://a.example/open"),
+                "{nl:?}: the other group is not ours"
+            );
+            assert_eq!(r.crawl_delay(), Some(3.0), "{nl:?}");
+        }
     }
 }
