@@ -309,6 +309,23 @@ pub fn parse_page(
     page
 }
 
+/// Parses a document as a client with scripting disabled does. `Html::parse_document`
+/// parses with scripting enabled, so `<noscript>` content is raw text and the links in
+/// it (mdBook's whole table of contents, say) are lost; a crawler runs no scripts, so
+/// for it that content is markup (HTML § 13.2.6.4.4, the "in head noscript" and
+/// scripting flag rules).
+fn parse_without_scripting(html: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let opts = html5ever::ParseOpts {
+        tree_builder: html5ever::tree_builder::TreeBuilderOpts {
+            scripting_enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    html5ever::driver::parse_document(scraper::HtmlTreeSink::new(Html::new_document()), opts).one(html)
+}
+
 /// Parses decoded HTML from `page_url`.
 pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: &ParseOptions) -> Page {
     let mut page = Page::default();
@@ -328,7 +345,7 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
     if let Some(h) = x_robots_tag {
         page.robots.merge(h);
     }
-    let doc = Html::parse_document(html);
+    let doc = parse_without_scripting(html);
 
     // One pass over the tree; links are resolved after it, because <base> applies to
     // the whole document wherever it stands.

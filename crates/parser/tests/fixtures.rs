@@ -160,6 +160,30 @@ fn x_robots_tag_header() {
 }
 
 #[test]
+fn mdbook_table_of_contents_in_noscript() {
+    // A page of the Rust book as rustup installs it (mdBook): its whole table of
+    // contents is `<noscript><iframe src="toc.html">`, markup to a client without
+    // scripts.
+    let url = "http://127.0.0.1:8000/book/ch01-01-installation.html";
+    check("mdbook-noscript", url, Some("text/html"), None);
+    let bytes = std::fs::read(data_dir().join("mdbook-noscript.html")).expect("fixture");
+    let page = parse_page(
+        &bytes,
+        None,
+        &Url::parse(url).expect("url"),
+        None,
+        &ParseOptions::default(),
+    );
+    assert!(
+        page.links
+            .iter()
+            .any(|l| l.url == "http://127.0.0.1:8000/book/toc.html" && l.kind == LinkKind::Iframe),
+        "{:?}",
+        page.links.iter().map(|l| &l.url).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn frames() {
     check("frames", "http://a.example/index.html", None, None);
 }
