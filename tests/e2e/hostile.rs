@@ -134,3 +134,54 @@ async fn every_hostile_endpoint_ends_as_its_documented_record() {
         "a trawl process peaked at {maxrss_kib} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_end_with_no_flags() {
+    let site = TestSite::new()
+        .pages(10)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let base = site.site().bases()[0].clone();
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let seeds: Vec<String> = ["/bad/calendar/2026/1", "/bad/deep/a/", "/bad/session?PHPSESSID=1"]
+        .iter()
+        .map(|p| format!("{base}{p}"))
+        .collect();
+    // No --budget, no --max-depth: only politeness lifted, for speed (and a time limit,
+    // so that a guard that fails ends the test as a failure instead of running on).
+    let mut args = vec!["crawl"];
+    args.extend(seeds.iter().map(String::as_str));
+    args.extend([
+        "-o",
+        &out,
+        "--state",
+        &state,
+        "--rate",
+        "0",
+        "--per-host-concurrency",
+        "8",
+        "--max-time",
+        "60s",
+        "-q",
+    ]);
+    let r = run(bin(), d, &args).await;
+    assert_eq!(r.code, 0, "completed: {}", r.stderr);
+    let recs = read_jsonl(&d.join("out.jsonl"));
+    assert!(duplicates(&recs).is_empty());
+    let requests = site.requests();
+    let under = |p: &str| requests.iter().filter(|q| q.url.contains(p)).count();
+    // The calendar walks both ways from its seed until the depth guard (50 hops).
+    let calendar = under("/bad/calendar/");
+    assert!((90..=110).contains(&calendar), "{calendar} calendar requests");
+    assert!(under("/bad/deep/") <= 10, "{} deep requests", under("/bad/deep/"));
+    assert!(
+        under("/bad/session") <= 3,
+        "{} session requests",
+        under("/bad/session")
+    );
+    assert!(requests.len() < 1_000, "{} requests in all", requests.len());
+}

@@ -131,9 +131,11 @@ pub struct TuneArgs {
     /// Ignore robots.txt Crawl-delay.
     #[arg(long)]
     pub ignore_crawl_delay: bool,
-    /// Link hops from a seed (redirects and sitemap entries count as hops).
-    #[arg(long, value_name = "N")]
-    pub max_depth: Option<u16>,
+    /// Link hops from a seed (redirects and sitemap entries count as hops), or `none`
+    /// for no limit [default: 50, a guard against traps].
+    #[arg(long, value_name = "N|none", value_parser = parse_depth)]
+    #[serde(default, deserialize_with = "depth_from_file")]
+    pub max_depth: Option<MaxDepth>,
     /// Records written in total.
     #[arg(long, value_name = "N")]
     pub max_pages: Option<u64>,
@@ -267,6 +269,35 @@ pub struct FileConfig {
     pub tune: TuneArgs,
 }
 
+/// `--max-depth`: a number of hops, or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxDepth(pub Option<u16>);
+
+/// Parses `--max-depth`: a number of hops or `none`.
+pub fn parse_depth(s: &str) -> Result<MaxDepth, String> {
+    match s.trim() {
+        "none" | "unlimited" => Ok(MaxDepth(None)),
+        t => t
+            .parse()
+            .map(|n| MaxDepth(Some(n)))
+            .map_err(|_| format!("invalid depth {s:?} (a number of hops, or none)")),
+    }
+}
+
+/// `max-depth` in the TOML file: a number, or the string `"none"`.
+fn depth_from_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MaxDepth>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Hops(u16),
+        Word(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Hops(n) => Ok(Some(MaxDepth(Some(n)))),
+        Raw::Word(w) => parse_depth(&w).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Parses a size: bytes, or with a suffix K, M, G (powers of 1024; `KiB`, `MB` and
 /// the like are read the same way).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -326,6 +357,12 @@ mod tests {
         assert_eq!(f.tune.rate, Some(2.5));
         assert_eq!(f.tune.max_pages, Some(10));
         assert!(f.tune.no_robots && f.scope.subdomains);
+        let f: FileConfig = toml::from_str("max-depth = 7\n").expect("toml");
+        assert_eq!(f.tune.max_depth, Some(MaxDepth(Some(7))));
+        let f: FileConfig = toml::from_str("max-depth = \"none\"\n").expect("toml");
+        assert_eq!(f.tune.max_depth, Some(MaxDepth(None)));
+        assert_eq!(parse_depth("none"), Ok(MaxDepth(None)));
+        assert!(parse_depth("deep").is_err());
         assert!(
             toml::from_str::<FileConfig>("rat = 2").is_err(),
             "a typo is an error"

@@ -201,7 +201,7 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     }
     let l = &mut cfg.limits;
     if let Some(d) = t.max_depth {
-        l.max_depth = Some(d);
+        l.max_depth = d.0;
     }
     if let Some(n) = t.max_pages {
         l.max_pages = Some(n);

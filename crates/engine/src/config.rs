@@ -70,14 +70,22 @@ pub struct PathBudget {
     pub max: u64,
 }
 
+/// The default [`Limits::max_depth`]: a guard against traps that link one page further
+/// for ever (a calendar's next month). Real sites sit far shallower: every page of the
+/// synthetic million-page site is within 10 hops of its root (8 tree children per
+/// page), and sites are built for people to reach pages in a few clicks; Heritrix's default is 20 hops.
+pub const DEFAULT_MAX_DEPTH: u16 = 50;
+
 /// When the crawl stops. Every limit counts over the whole crawl, across resumes.
 /// Reaching one ends the crawl cleanly and resumably; raising it on resume goes on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Link hops from a seed (a seed is depth 0, a link on it depth 1; a redirect hop
-    /// and a sitemap entry count as a hop). Links deeper than this are not followed.
+    /// and a sitemap entry count as a hop). Links deeper than this are not followed,
+    /// and counted (`beyond_depth`). `None` for no limit. By default,
+    /// [`DEFAULT_MAX_DEPTH`].
     pub max_depth: Option<u16>,
     /// Records written (fetched or failed pages).
     pub max_pages: Option<u64>,
@@ -90,6 +98,19 @@ pub struct Limits {
     pub max_pages_per_host: Option<u64>,
     /// Path-prefix budgets.
     pub budgets: Vec<PathBudget>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: Some(DEFAULT_MAX_DEPTH),
+            max_pages: None,
+            max_bytes: None,
+            max_time_secs: None,
+            max_pages_per_host: None,
+            budgets: Vec::new(),
+        }
+    }
 }
 
 /// How gently hosts are treated.

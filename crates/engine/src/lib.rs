@@ -64,8 +64,8 @@ mod stats;
 mod validate;
 
 pub use config::{
-    CrawlConfig, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget, PolitenessConfig,
-    ScopeConfig, StateConfig,
+    CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
+    PolitenessConfig, ScopeConfig, StateConfig,
 };
 pub use crawl::{
     COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, MAX_LEASES,
