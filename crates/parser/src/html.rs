@@ -83,7 +83,8 @@ impl RobotsMeta {
 pub struct LimitsHit {
     /// The input was longer than `max_input_bytes` and was cut.
     pub input: bool,
-    /// Elements nested deeper than `max_depth`; the input was cut where that began.
+    /// Elements nested deeper than `max_depth`; the start and end tags beyond it were
+    /// left out (their content, and the links in it, were kept).
     pub depth: bool,
     /// More distinct links than `max_links`; the rest were dropped.
     pub links: bool,
@@ -231,6 +232,82 @@ pub fn nesting_cut(html: &str, max_depth: usize) -> Option<usize> {
     None
 }
 
+/// Elements that carry a link and are kept at any depth: none of them nests in itself
+/// (a new `<a>` closes the open one; the others are void or hold raw text), so keeping
+/// them costs html5ever no depth.
+const LINK_ELEMENTS: [&[u8]; 4] = [b"a", b"area", b"iframe", b"frame"];
+
+/// The document with nesting capped at `max_depth`, as browsers cap their tree depth
+/// without losing what lies deeper: start tags that would open an element deeper than
+/// that are left out, with their end tags, and everything else stays, so the links
+/// after deep (often unclosed) nesting are still found. `None` when the document
+/// never nests that deep. One linear scan of the tags, like [`nesting_cut`].
+pub fn flatten_nesting(html: &str, max_depth: usize) -> Option<String> {
+    nesting_cut(html, max_depth)?;
+    let b = html.as_bytes();
+    let mut out = String::with_capacity(html.len());
+    let mut depth = 0usize;
+    let (mut i, mut copied) = (0, 0);
+    while let Some(p) = memchr(b'<', &b[i..]) {
+        let at = i + p;
+        let rest = &b[at + 1..];
+        if rest.starts_with(b"!--") {
+            i = find(&b[at..], b"-->").map_or(b.len(), |e| at + e + 3);
+            continue;
+        }
+        let closing = rest.first() == Some(&b'/');
+        let name_at = if closing { 1 } else { 0 };
+        if !rest.get(name_at).is_some_and(u8::is_ascii_alphabetic) {
+            i = at + 1;
+            continue;
+        }
+        let name_len = rest[name_at..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len() - name_at);
+        let mut lower = [0u8; 8];
+        let short = name_len <= lower.len();
+        if short {
+            for (d, c) in lower.iter_mut().zip(&rest[name_at..name_at + name_len]) {
+                *d = c.to_ascii_lowercase();
+            }
+        }
+        let name = if short { &lower[..name_len] } else { &b""[..] };
+        let close = memchr(b'>', rest).map_or(b.len(), |e| at + 2 + e);
+        let keep = LINK_ELEMENTS.contains(&name);
+        if closing {
+            // The end tag of an element left out is left out too.
+            if depth > max_depth && !keep {
+                out.push_str(&html[copied..at]);
+                copied = close.min(b.len());
+            }
+            depth = depth.saturating_sub(1);
+            i = close.min(b.len());
+            continue;
+        }
+        let self_closed = close > 1 && b.get(close - 2) == Some(&b'/');
+        if name == b"script" || name == b"style" {
+            let end_tag: &[u8] = if name == b"script" {
+                b"</script"
+            } else {
+                b"</style"
+            };
+            i = find_ci(&b[close.min(b.len())..], end_tag).map_or(b.len(), |e| close + e);
+            continue;
+        }
+        if !VOID.iter().any(|v| v.as_bytes() == name) && !self_closed {
+            depth += 1;
+            if depth > max_depth && !keep {
+                out.push_str(&html[copied..at]);
+                copied = close.min(b.len());
+            }
+        }
+        i = close.min(b.len());
+    }
+    out.push_str(&html[copied..]);
+    Some(out)
+}
+
 fn memchr(c: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == c)
 }
@@ -338,8 +415,9 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
         html = &html[..end];
         page.limits_hit.input = true;
     }
-    if let Some(at) = nesting_cut(html, opts.max_depth) {
-        html = &html[..at];
+    let flat = flatten_nesting(html, opts.max_depth);
+    if let Some(f) = &flat {
+        html = f;
         page.limits_hit.depth = true;
     }
     if let Some(h) = x_robots_tag {
@@ -509,6 +587,38 @@ mod tests {
         assert!(cut < deep.len() / 2);
         let flat = "<html><body><p>a<br><img src=x><p>b</p><!-- <div><div> --><script>if (a<b) {}</script></body></html>";
         assert_eq!(nesting_cut(flat, 4), None);
+    }
+
+    #[test]
+    fn links_after_deep_nesting_are_kept() {
+        let url = Url::parse("http://a.example/").expect("url");
+        // 20,000 levels of lists, and unclosed divs piling up as broken pages do.
+        for (open, close) in [("<ul><li>", "</li></ul>"), ("<div>", "")] {
+            let page = format!(
+                "<html><body><a href=/top>top</a>{}<a href=/bottom>bottom</a>{}<p><a href=/after>after</a></body></html>",
+                open.repeat(20_000),
+                close.repeat(20_000)
+            );
+            let flat = flatten_nesting(&page, 256).expect("too deep");
+            assert!(
+                flat.len() < page.len() / 10,
+                "{open}: the tags beyond the cap are left out"
+            );
+            let parsed = parse_html(&page, &url, None, &ParseOptions::default());
+            let links: Vec<&str> = parsed.links.iter().map(|l| l.url.as_str()).collect();
+            assert_eq!(
+                links,
+                [
+                    "http://a.example/top",
+                    "http://a.example/bottom",
+                    "http://a.example/after"
+                ],
+                "{open}"
+            );
+            assert!(parsed.limits_hit.depth);
+        }
+        let shallow = "<html><body><div><a href=/x>x</a></div></body></html>";
+        assert_eq!(flatten_nesting(shallow, 256), None);
     }
 
     #[test]

@@ -41,7 +41,8 @@ mod sitemap;
 pub use canon::{CanonError, CanonOptions, DEFAULT_STRIP_PARAMS, canonicalize};
 pub use decode::{CharsetSource, Decoded, charset_from_content_type, decode, prescan_meta};
 pub use html::{
-    LimitsHit, Link, LinkKind, Page, ParseOptions, RobotsMeta, nesting_cut, parse_html, parse_page,
+    LimitsHit, Link, LinkKind, Page, ParseOptions, RobotsMeta, flatten_nesting, nesting_cut, parse_html,
+    parse_page,
 };
 pub use sitemap::{Sitemap, SitemapError, SitemapKind, SitemapLimits, parse_sitemap};
 pub use url::Url;
