@@ -108,6 +108,15 @@ async fn every_hostile_endpoint_ends_as_its_documented_record() {
     );
     assert!(under("/bad/deep/") <= 10, "the deep trap is held by its budget");
     assert!(under("/bad/link-target/") <= 20);
+    // A cap that cuts says so in the record: the 16,000-deep page lost its deep tags.
+    let text = std::fs::read_to_string(d.join("out.jsonl")).expect("output");
+    let nested: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|v| v["url"] == format!("{base}/bad/nested").as_str())
+        .expect("the nested page's record");
+    let limits = nested["limits"].to_string();
+    assert!(limits.contains("depth:"), "{limits}");
     assert_eq!(under("/bad/redirect-loop/"), 2, "the loop ends at the seen set");
     assert_eq!(
         under("/bad/redirect-chain/"),

@@ -23,6 +23,8 @@ pub struct Stats {
     pub(crate) refused: AtomicU64,
     pub(crate) beyond_depth: AtomicU64,
     pub(crate) over_budget: AtomicU64,
+    pub(crate) links_dropped: AtomicU64,
+    pub(crate) pages_over_caps: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) max_stall_us: AtomicU64,
     pub(crate) fetch_us: AtomicU64,
@@ -96,6 +98,13 @@ pub struct StatsSnapshot {
     pub beyond_depth: u64,
     /// Links dropped by a path budget.
     pub over_budget: u64,
+    /// Links dropped past the per-page link cap.
+    #[serde(default)]
+    pub links_dropped: u64,
+    /// Pages that hit a parse cap (links, nesting depth, input size): their records
+    /// say which (`limits`).
+    #[serde(default)]
+    pub pages_over_caps: u64,
     /// Responses by status.
     pub status: BTreeMap<String, u64>,
     /// Failures by kind.
@@ -140,6 +149,8 @@ impl Stats {
             refused: AtomicU64::new(0),
             beyond_depth: AtomicU64::new(0),
             over_budget: AtomicU64::new(0),
+            links_dropped: AtomicU64::new(0),
+            pages_over_caps: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             max_stall_us: AtomicU64::new(0),
             fetch_us: AtomicU64::new(0),
@@ -236,6 +247,8 @@ impl Stats {
             refused_links: self.refused.load(Relaxed),
             beyond_depth: self.beyond_depth.load(Relaxed),
             over_budget: self.over_budget.load(Relaxed),
+            links_dropped: self.links_dropped.load(Relaxed),
+            pages_over_caps: self.pages_over_caps.load(Relaxed),
             status: self
                 .status
                 .lock()
@@ -285,6 +298,12 @@ impl StatsSnapshot {
             self.over_budget,
             self.sitemaps
         ));
+        if self.pages_over_caps > 0 {
+            s.push_str(&format!(
+                "caps: {} pages hit a parse cap (see their records' limits); {} links past the per-page link cap\n",
+                self.pages_over_caps, self.links_dropped
+            ));
+        }
         if !self.status.is_empty() {
             let st: Vec<String> = self.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             s.push_str(&format!("status: {}\n", st.join(", ")));

@@ -88,6 +88,8 @@ pub struct LimitsHit {
     pub depth: bool,
     /// More distinct links than `max_links`; the rest were dropped.
     pub links: bool,
+    /// How many distinct links were dropped past `max_links`.
+    pub links_dropped: u64,
 }
 
 /// Limits and options of [`parse_html`].
@@ -99,7 +101,9 @@ pub struct ParseOptions {
     /// The deepest element nesting parsed, found by a cheap pre-scan before html5ever
     /// sees the input (its cost grows quadratically with depth). By default, 256.
     pub max_depth: usize,
-    /// Distinct links kept per page. By default, 5,000.
+    /// Distinct links kept per page. By default, 100,000: enough for real index pages
+    /// (the Rust documentation's `core::arch` indexes link 5,000 to 8,700 pages each),
+    /// and a cap that is hit is reported ([`LimitsHit::links_dropped`]).
     pub max_links: usize,
     /// Characters of anchor text kept per link. By default, 200.
     pub max_anchor_text: usize,
@@ -114,7 +118,7 @@ impl Default for ParseOptions {
         ParseOptions {
             max_input_bytes: 4 << 20,
             max_depth: 256,
-            max_links: 5_000,
+            max_links: 100_000,
             max_anchor_text: 200,
             max_text: 0,
             canon: CanonOptions::default(),
@@ -556,6 +560,7 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
                 }
                 if page.links.len() >= opts.max_links {
                     page.limits_hit.links = true;
+                    page.limits_hit.links_dropped += 1;
                     continue;
                 }
                 page.links.push(Link {

@@ -219,6 +219,10 @@ fn many_links_are_capped_after_dedup() {
     );
     assert_eq!(page.links.len(), 1_000);
     assert!(page.limits_hit.links);
+    assert_eq!(
+        page.limits_hit.links_dropped, 49_000,
+        "distinct links past the cap"
+    );
     assert_eq!(page.links[999].url, "http://a.example/t/999");
 }
 

@@ -29,6 +29,7 @@ pub const CSV_HEADER: &[&str] = &[
     "content_hash",
     "error_kind",
     "error_message",
+    "limits",
 ];
 
 /// Writes CSV (with a header row) through the `csv` crate, exactly-once across crashes.
@@ -115,6 +116,7 @@ impl Sink for CsvSink {
             opt(&r.content_hash),
             r.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default(),
             r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
+            r.limits.join("; "),
         ];
         self.file.write_all(&encode_row(&fields)?)
     }

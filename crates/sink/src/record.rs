@@ -103,6 +103,11 @@ pub struct PageRecord {
     /// The decoded body text, when the crawl asks for bodies.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub body: Option<String>,
+    /// The caps this page hit and what each cut, as `cap: what` (for example
+    /// `links: 1234 links past 100000 not followed`); absent when none was hit. No cap
+    /// drops data silently.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub limits: Vec<String>,
 }
 
 /// The raw HTTP exchange behind a record, which the WARC writer needs.

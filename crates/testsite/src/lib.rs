@@ -37,6 +37,7 @@ mod html;
 mod robots;
 mod server;
 mod site;
+mod static_dir;
 mod tls;
 
 use std::collections::HashMap;
@@ -51,6 +52,7 @@ pub use bad::{BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
 pub use robots::RobotsVariant;
 pub use server::{ETAG, LAST_MODIFIED};
 pub use site::{CrawlTruth, Site, SiteLink, Target};
+pub use static_dir::{ServedDir, serve_dir};
 
 use server::{HostKind, Options, Shared};
 

@@ -55,6 +55,10 @@ struct Args {
     /// in the temporary directory].
     #[arg(long, requires = "tls")]
     ca_file: Option<std::path::PathBuf>,
+    /// Serve this directory as a plain static web server instead of the synthetic site
+    /// (for benchmarks on real sites); prints its root URL.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -68,6 +72,19 @@ fn main() {
         }
     };
     rt.block_on(async move {
+        if let Some(dir) = &args.dir {
+            let served = match trawl_testsite::serve_dir(dir, args.port).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("trawl-testsite: {e}");
+                    std::process::exit(1);
+                }
+            };
+            println!("{}", served.root_url());
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!(requests = served.requests(), "stopping");
+            return;
+        }
         let latency = match (args.latency_ms, args.random_latency) {
             (0, _) => Latency::None,
             (ms, false) => Latency::Fixed(Duration::from_millis(ms)),

@@ -118,7 +118,7 @@ pub(crate) async fn serve(
 }
 
 /// Decodes `%XX` escapes in a path; invalid escapes are kept as they are.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

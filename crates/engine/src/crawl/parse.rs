@@ -324,6 +324,29 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         );
         record.title = page.title;
         record.outlinks = page.links.len() as u32;
+        let hit = page.limits_hit;
+        if hit.links {
+            record.limits.push(format!(
+                "links: {} links past {} not followed",
+                hit.links_dropped, sh.parse_opts.max_links
+            ));
+            sh.stats.links_dropped.fetch_add(hit.links_dropped, Relaxed);
+        }
+        if hit.depth {
+            record.limits.push(format!(
+                "depth: tags nested deeper than {} left out (their content and links kept)",
+                sh.parse_opts.max_depth
+            ));
+        }
+        if hit.input {
+            record.limits.push(format!(
+                "input: only the first {} bytes parsed",
+                sh.parse_opts.max_input_bytes
+            ));
+        }
+        if hit != Default::default() {
+            sh.stats.pages_over_caps.fetch_add(1, Relaxed);
+        }
         record.robots = RobotsFlags {
             noindex: page.robots.noindex,
             nofollow: page.robots.nofollow,
