@@ -200,20 +200,8 @@ pub fn nesting_cut(html: &str, max_depth: usize) -> Option<usize> {
             i = at + 1;
             continue;
         }
-        let name_len = rest
-            .iter()
-            .position(|c| !c.is_ascii_alphanumeric())
-            .unwrap_or(rest.len());
-        // Lower-cased into a small buffer: no allocation per tag (names longer than
-        // the buffer are no void, script or style element anyway).
-        let mut lower = [0u8; 8];
-        let short = name_len <= lower.len();
-        if short {
-            for (d, c) in lower.iter_mut().zip(&rest[..name_len]) {
-                *d = c.to_ascii_lowercase();
-            }
-        }
-        let name = if short { &lower[..name_len] } else { &b""[..] };
+        let (lower, len) = tag_name(rest);
+        let name = &lower[..len];
         let close = memchr(b'>', rest).map_or(b.len(), |e| at + 1 + e);
         let self_closed = close > 0 && b.get(close - 1) == Some(&b'/');
         if name == b"script" || name == b"style" {
@@ -265,18 +253,8 @@ pub fn flatten_nesting(html: &str, max_depth: usize) -> Option<String> {
             i = at + 1;
             continue;
         }
-        let name_len = rest[name_at..]
-            .iter()
-            .position(|c| !c.is_ascii_alphanumeric())
-            .unwrap_or(rest.len() - name_at);
-        let mut lower = [0u8; 8];
-        let short = name_len <= lower.len();
-        if short {
-            for (d, c) in lower.iter_mut().zip(&rest[name_at..name_at + name_len]) {
-                *d = c.to_ascii_lowercase();
-            }
-        }
-        let name = if short { &lower[..name_len] } else { &b""[..] };
+        let (lower, len) = tag_name(&rest[name_at..]);
+        let name = &lower[..len];
         let close = memchr(b'>', rest).map_or(b.len(), |e| at + 2 + e);
         let keep = LINK_ELEMENTS.contains(&name);
         if closing {
@@ -310,6 +288,24 @@ pub fn flatten_nesting(html: &str, max_depth: usize) -> Option<String> {
     }
     out.push_str(&html[copied..]);
     Some(out)
+}
+
+/// The tag name at the start of `rest`, lower-cased into a small buffer: no allocation
+/// per tag. A name longer than the buffer comes back empty (it is no void, script,
+/// style or link element anyway).
+fn tag_name(rest: &[u8]) -> ([u8; 8], usize) {
+    let len = rest
+        .iter()
+        .position(|c| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    let mut lower = [0u8; 8];
+    if len > lower.len() {
+        return (lower, 0);
+    }
+    for (d, c) in lower.iter_mut().zip(&rest[..len]) {
+        *d = c.to_ascii_lowercase();
+    }
+    (lower, len)
 }
 
 fn memchr(c: u8, hay: &[u8]) -> Option<usize> {
