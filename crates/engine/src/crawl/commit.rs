@@ -95,7 +95,6 @@ pub(crate) fn commit_loop(
             sh.frontier.ack(acks, &refs).map_err(|e| sh.state_error(e))?;
             fault::point("after-ack");
             sh.pages_total.store(persisted.pages, Relaxed);
-            sh.bytes_total.store(persisted.bytes, Relaxed);
             sh.stats.bytes.fetch_add(bytes, Relaxed);
             sh.stats.in_flight.fetch_sub(n, Relaxed);
             let counts = sh.frontier.counts();

@@ -91,6 +91,9 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         Work::Skip(why) => (Fetch::Skipped(why), None),
         Work::Fetch(host_permit) => {
             let result = sh.fetcher.fetch_claimed(&lease.url, host_permit).await;
+            if let Ok(f) = &result {
+                sh.bytes_total.fetch_add(f.body_bytes, Relaxed);
+            }
             let snap = gate.snapshot();
             let cool = (!snap.cool_down.is_zero()).then_some(snap);
             (Fetch::Response(Box::new(result)), cool)

@@ -146,6 +146,9 @@ pub(crate) struct Shared {
     pub(crate) budgets: Mutex<HashMap<String, u64>>,
     /// Counters of earlier runs plus this one's committed work.
     pub(crate) pages_total: AtomicU64,
+    /// Body bytes downloaded: earlier runs' (as acked) plus this run's, counted as each
+    /// body arrives, so that the byte limit stops leasing before pages pile up in the
+    /// channels behind it.
     pub(crate) bytes_total: AtomicU64,
     pub(crate) elapsed_before_ms: u64,
     pub(crate) started: Instant,
