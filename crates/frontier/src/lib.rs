@@ -10,12 +10,15 @@
 //!
 //! # States
 //! Every known URL is in exactly one state: queued, leased, done or failed (with a
-//! reason). Enqueueing is idempotent through the seen set, keyed by a 128-bit hash of
-//! the canonical URL. The seen set is kept in 2^20 buckets and the queues in segments
-//! of up to 8 URLs, so the number of stored keys, and with it sled's resident memory,
-//! does not grow one for one with the crawl; see `ARCHITECTURE.md`. URLs are queued per host (`scheme://host[:port]`); within a host,
-//! robots.txt, sitemaps and redirects come before pages, then lower depth, then first
-//! in, first out.
+//! reason), and its state is where it is: in a queue segment (or its queue's tail), in a
+//! lease record, or in the finished log. Enqueueing is idempotent through the seen set,
+//! keyed by a 128-bit hash of the canonical URL, which only answers "was this ever
+//! enqueued" (and, once a URL is finished, which finished-log record holds it). The seen
+//! set lives in sorted run files next to sled with a journal inside sled, and the queues
+//! in sled segments of 16 URLs, so neither sled's key count nor any in-memory structure
+//! grows one for one with the crawl; see `ARCHITECTURE.md`. URLs are queued per host
+//! (`scheme://host[:port]`); within a host, robots.txt, sitemaps and redirects come
+//! before pages, then lower depth, then first in, first out.
 //!
 //! # Durability contract
 //! - Every call that changes state ([`FrontierStore::enqueue`], `lease`, `ack`,
@@ -56,10 +59,13 @@
 //!
 //! # Layout
 //! - `types`: the public data types and the [`FrontierStore`] trait.
-//! - `store`: [`Frontier`], the sled implementation.
-//! - `codec`: the on-disk key layout and record encoding.
-//! - `seen`: the bounded in-memory fronts of the seen set (recent-fingerprint cache,
-//!   Bloom filter).
+//! - `store`: [`Frontier`], the sled implementation: open and recovery (journal
+//!   replay), enqueue, lease, ack, checkpoints, the background sealer, `verify`.
+//! - `codec`: the sled key layout and the record encodings (segments, leases, the
+//!   finished log, journal operations).
+//! - `seen`: the seen set in memory: recent-fingerprint cache, Bloom filter, memtable.
+//! - `runs`: the seen set's run files (write, open, look up, merge).
+//! - `tails`: the queues' open tails, in memory.
 //! - `error`: [`Error`].
 
 #![deny(missing_docs)]
@@ -67,8 +73,10 @@
 
 mod codec;
 mod error;
+mod runs;
 mod seen;
 mod store;
+mod tails;
 mod types;
 
 pub use error::{Error, Result};

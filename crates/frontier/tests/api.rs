@@ -458,3 +458,115 @@ fn config_binding() {
         "{err:?}"
     );
 }
+
+fn seen_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("seen"))
+        .expect("seen dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_seen_set_survives_seals_merges_and_reopen_and_leftovers_go() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A tiny memtable and no background thread: every 50 new URLs seal a run, and
+    // every four runs of a size merge.
+    let opts = || {
+        Options::default()
+            .seen_memtable(50)
+            .tail_bytes(1 << 10)
+            .background(false)
+            .seen_cache_slots(0)
+    };
+    let urls: Vec<String> = (0..2_000)
+        .map(|i| format!("http://h{}.test/p/{i}", i % 7))
+        .collect();
+    {
+        let f = Frontier::open(dir.path(), opts()).expect("open");
+        for chunk in urls.chunks(30) {
+            let batch = chunk.iter().map(|u| page(u, 1)).collect();
+            f.enqueue(batch).expect("enqueue");
+        }
+        // Finish some, so that finished values reach the runs as well.
+        let host = f.host_id("http://h3.test").expect("host");
+        let leases = f.lease(host, 100).expect("lease");
+        let acks = leases.into_iter().map(|l| done(l, Vec::new())).collect();
+        f.ack(acks, &[]).expect("ack");
+        for chunk in urls.chunks(30) {
+            let batch = chunk.iter().map(|u| page(u, 1)).collect();
+            f.enqueue(batch).expect("enqueue");
+        }
+        f.verify().expect("consistent");
+        f.flush().expect("flush");
+    }
+    let runs = seen_files(dir.path());
+    assert!(!runs.is_empty() && runs.len() < 12, "{runs:?}");
+    // Leftovers of a crash: a run that was never registered and a temporary file.
+    std::fs::write(dir.path().join("seen/run-00000000000fffff.seen"), b"junk").expect("write");
+    std::fs::write(dir.path().join("seen/run-00000000000ffffe.tmp"), b"junk").expect("write");
+    let f = Frontier::open(dir.path(), opts()).expect("reopen");
+    let after = seen_files(dir.path());
+    assert!(after.iter().all(|n| runs.contains(n)), "{after:?} vs {runs:?}");
+    let again = urls.iter().map(|u| page(u, 1)).collect();
+    assert_eq!(f.enqueue(again).expect("enqueue"), 0, "every URL is still seen");
+    assert_eq!(
+        f.enqueue(vec![page("http://h1.test/new", 1)]).expect("enqueue"),
+        1
+    );
+    let c = f.verify().expect("consistent");
+    assert_eq!((c.queued, c.done), (1_901, 100));
+    let rec = f.get("http://h3.test/p/3").expect("get").expect("known");
+    assert_eq!(rec.state, UrlState::Done);
+    let rec = f.get("http://h1.test/p/1996").expect("get").expect("known");
+    assert_eq!((rec.state, rec.depth), (UrlState::Queued, 1));
+    assert!(f.get("http://h1.test/p/2000").expect("get").is_none());
+}
+
+#[test]
+fn a_damaged_run_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = || Options::default().seen_memtable(100).background(false);
+    {
+        let f = Frontier::open(dir.path(), opts()).expect("open");
+        let urls = (0..300).map(|i| page(&format!("http://a.test/{i}"), 0)).collect();
+        f.enqueue(urls).expect("enqueue");
+        f.flush().expect("flush");
+    }
+    let run = dir.path().join("seen").join(&seen_files(dir.path())[0]);
+    let mut bytes = std::fs::read(&run).expect("read");
+    let n = bytes.len();
+    bytes[n - 30] ^= 0xff;
+    std::fs::write(&run, &bytes).expect("write");
+    let err = Frontier::open(dir.path(), opts()).expect_err("damaged");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    std::fs::remove_file(&run).expect("rm");
+    let err = Frontier::open(dir.path(), opts()).expect_err("missing");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
+fn a_directory_of_the_first_layout_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    drop(open(&dir));
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.open_tree("frontier")
+            .expect("tree")
+            .insert(b"mschema", &1u32.to_be_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let err = Frontier::open(dir.path(), Options::default()).expect_err("schema");
+    assert!(
+        matches!(
+            err,
+            Error::Schema {
+                found: 1,
+                expected: 2
+            }
+        ),
+        "{err:?}"
+    );
+}

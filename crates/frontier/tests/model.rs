@@ -1,6 +1,11 @@
 //! Model-based test: random sequences of enqueue, lease, ack (done, failed, retry),
 //! flush and reopen on a real sled directory, compared step by step with a plain
 //! in-memory model of what the frontier promises.
+//!
+//! Each case also draws the sizes of the in-memory parts (the seen set's memtable, the
+//! queue tails) and whether runs are sealed and merged in the background, so that
+//! seals, merges, checkpoints and short segments happen within a few operations and
+//! every reopen recovers them from the run files and the journal.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -157,20 +162,34 @@ fn new_urls(items: &[(u8, u8, u8)]) -> Vec<NewUrl> {
         .collect()
 }
 
-fn opts() -> Options {
+/// The sizes of the in-memory parts: (memtable fingerprints, tail bytes, background).
+type Sizes = (usize, usize, bool);
+
+fn sizes() -> impl Strategy<Value = Sizes> {
+    (
+        prop_oneof![Just(1usize), Just(3), Just(200_000)],
+        prop_oneof![Just(0usize), Just(600), Just(8 << 20)],
+        any::<bool>(),
+    )
+}
+
+fn opts((memtable, tail_bytes, background): Sizes) -> Options {
     Options::default()
         .max_attempts(MAX_ATTEMPTS)
         .cache_capacity(4 << 20)
         .seen_cache_slots(16)
+        .seen_memtable(memtable)
+        .tail_bytes(tail_bytes)
+        .background(background)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 500, ..ProptestConfig::default() })]
 
     #[test]
-    fn frontier_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
+    fn frontier_matches_the_model(ops in prop::collection::vec(op(), 1..60), sizes in sizes()) {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut f = Frontier::open(dir.path(), opts()).expect("open");
+        let mut f = Frontier::open(dir.path(), opts(sizes)).expect("open");
         let mut model = Model::default();
         let mut outstanding: Vec<Lease> = Vec::new();
         let mut last_checkpoint: Option<Vec<u8>> = None;
@@ -214,7 +233,7 @@ proptest! {
                 Op::Reopen => {
                     f.flush().expect("flush");
                     drop(f);
-                    f = Frontier::open(dir.path(), opts()).expect("reopen");
+                    f = Frontier::open(dir.path(), opts(sizes)).expect("reopen");
                     model.reopen();
                     outstanding.clear();
                     prop_assert_eq!(f.checkpoint("s").expect("cp"), last_checkpoint.clone());
