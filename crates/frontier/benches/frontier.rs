@@ -184,20 +184,24 @@ fn scale_run(n: u64, hosts: u64) {
     let dir = bench_dir();
     let f = Frontier::open(dir.path(), Options::default()).expect("open");
     let t = Instant::now();
+    let mut tick = Instant::now();
+    let step = (n / 10).clamp(1, 1_000_000);
     let mut batch = Vec::with_capacity(BATCH);
     for i in 0..n {
         batch.push(NewUrl::page(url(i, hosts), 1));
         if batch.len() == BATCH {
             f.enqueue(std::mem::take(&mut batch)).expect("enqueue");
         }
-        if i % 1_000_000 == 0 && i > 0 {
+        if i % step == 0 && i > 0 {
             f.flush().expect("flush");
             println!(
-                "  {i:>10} URLs  {:6.1} s  peak RSS {:5} MiB  disk {:6} MiB",
+                "  {i:>10} URLs  {:6.1} s  last {step}: {:7.0} URLs/s  peak RSS {:5} MiB  disk {:6} MiB",
                 t.elapsed().as_secs_f64(),
+                step as f64 / tick.elapsed().as_secs_f64(),
                 peak_rss_kib() / 1024,
                 f.size_on_disk().unwrap_or(0) >> 20
             );
+            tick = Instant::now();
         }
     }
     f.enqueue(batch).expect("enqueue");
@@ -242,8 +246,8 @@ fn scale_run(n: u64, hosts: u64) {
         disk >> 20,
         disk as f64 / n as f64
     );
-    // Reopening reads every seen bucket and queue segment once (Bloom filter, per-host
-    // counts): how long a resume waits before it can lease.
+    // Reopening loads the host table, the runs' filters and indexes and replays the
+    // journal since the last checkpoint: how long a resume waits before it can lease.
     drop(f);
     let t = Instant::now();
     let f = Frontier::open(dir.path(), Options::default()).expect("reopen");

@@ -44,6 +44,11 @@ const SEGMENT_CAP: usize = 16;
 const JOURNAL_RECORDS: usize = 32_768;
 const JOURNAL_BYTES: usize = 32 << 20;
 
+/// Operations per sled batch where a change may be split. sled 0.34 holds several KiB
+/// of memory per operation of a batch until it is applied (a batch deleting 23,000
+/// keys took 120 MiB), so long changes go in batches of this many.
+const BATCH_OPS: usize = 512;
+
 /// Bits of Bloom filter per run entry, while [`Options::bloom_bytes`] allows.
 const BLOOM_BITS: u64 = 10;
 
@@ -968,8 +973,15 @@ impl Shared {
         let (requeued, quarantined) = self.guarded(&mut guard, |st| {
             let mut ch = Change::default();
             let (mut requeued, mut quarantined) = (0, 0);
+            // One batch per 64 lease records: each record is returned whole or not at
+            // all, and a crash in between leaves the rest for the next open.
+            let mut records = 0;
             for item in self.tree.scan_prefix([codec::LEASE]) {
                 let (k, v) = item?;
+                records += 1;
+                if records % 64 == 0 {
+                    self.apply(st, std::mem::take(&mut ch))?;
+                }
                 ch.batch.remove(k);
                 for e in codec::decode_lease(&v, &st.hosts)? {
                     if !Shared::outstanding(st, &e)? {
@@ -1095,15 +1107,26 @@ impl Shared {
         Ok(ch.new)
     }
 
-    /// Removes the journal records that no watermark needs any more, into `batch`.
-    fn truncate_journal(st: &mut State, batch: &mut sled::Batch) {
+    /// Deletes the journal records that no watermark needs any more, in batches of
+    /// [`BATCH_OPS`]. It runs after the batch that moved the watermark, so by sled's
+    /// prefix guarantee no deletion survives a crash without the watermark.
+    fn truncate_journal(&self, st: &mut State) -> Result<()> {
         let keep_from = st.meta.w_seen.min(st.meta.w_ckpt);
-        while let Some(&s) = st.journal.front() {
-            if s >= keep_from {
-                break;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            while let Some(&s) = st.journal.front() {
+                if s >= keep_from || n == BATCH_OPS {
+                    break;
+                }
+                batch.remove(&codec::seq_key(codec::JOURNAL, s));
+                st.journal.pop_front();
+                n += 1;
             }
-            batch.remove(&codec::seq_key(codec::JOURNAL, s));
-            st.journal.pop_front();
+            if n == 0 {
+                return Ok(());
+            }
+            self.tree.apply_batch(batch)?;
         }
     }
 
@@ -1137,26 +1160,56 @@ impl Shared {
         Ok(())
     }
 
-    /// Takes a checkpoint: the host counts changed since the last one are written, the
-    /// tails are re-journaled in this batch's record (the biggest written as short
-    /// segments instead while they are over [`Options::tail_bytes`]), and the journal
-    /// before it is no longer needed for them.
+    /// Takes a checkpoint, so that the journal before it is no longer needed for the
+    /// tails and the host counts:
+    ///
+    /// 1. while the tails are over [`Options::tail_bytes`], the biggest are written as
+    ///    short segments (ordinary journaled batches);
+    /// 2. the counts of the hosts changed since the last checkpoint are written. This
+    ///    may precede the watermark: if it survives a crash without it, replaying the
+    ///    journal from the old watermark overwrites each of those hosts' counts again;
+    /// 3. one batch writes a journal record re-journaling the tails and moves the
+    ///    watermark to it;
+    /// 4. the journal records no watermark needs are deleted.
     fn checkpoint(&self, st: &mut State) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let seq = st.counters.next_seq;
-        st.counters.next_seq += 1;
         if st.tails.footprint() > self.opts.tail_bytes {
+            let mut ch = Change::default();
+            let mut n = 0;
             for q in st.tails.largest() {
                 if st.tails.footprint() <= self.opts.tail_bytes / 2 {
                     break;
                 }
-                if let Some(t) = st.tails.take(q) {
-                    let s = st.counters.next_seq;
-                    st.counters.next_seq += 1;
-                    batch.insert(&codec::queue_key(q, s), t.encode());
+                let Some(t) = st.tails.take(q) else { continue };
+                let s = st.counters.next_seq;
+                st.counters.next_seq += 1;
+                ch.batch.insert(&codec::queue_key(q, s), t.encode());
+                ch.journal.pop(q, t.n);
+                n += 1;
+                if n == BATCH_OPS {
+                    self.apply(st, std::mem::take(&mut ch))?;
+                    n = 0;
                 }
             }
+            if n > 0 {
+                self.apply(st, ch)?;
+            }
         }
+        let dirty: Vec<u32> = std::mem::take(&mut st.dirty).into_iter().collect();
+        for chunk in dirty.chunks(BATCH_OPS) {
+            let mut batch = sled::Batch::default();
+            for h in chunk {
+                if let Some(host) = st.hosts.get(*h as usize) {
+                    batch.insert(
+                        &codec::host_key(codec::HOST_COUNTS, HostId(*h)),
+                        codec::encode_host_counts(&host.counts),
+                    );
+                }
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        let mut batch = sled::Batch::default();
+        let seq = st.counters.next_seq;
+        st.counters.next_seq += 1;
         let mut journal = Journal::default();
         for (q, t) in st.tails.iter() {
             let key = st.key(q.0)?;
@@ -1168,21 +1221,12 @@ impl Shared {
             st.journal.push_back(seq);
             batch.insert(&codec::seq_key(codec::JOURNAL, seq), journal.bytes);
         }
-        for h in std::mem::take(&mut st.dirty) {
-            if let Some(host) = st.hosts.get(h as usize) {
-                batch.insert(
-                    &codec::host_key(codec::HOST_COUNTS, HostId(h)),
-                    codec::encode_host_counts(&host.counts),
-                );
-            }
-        }
         st.meta.w_ckpt = seq;
         st.since_ckpt = (0, 0);
-        Shared::truncate_journal(st, &mut batch);
         batch.insert(codec::meta_key("seen"), codec::encode_seen_meta(&st.meta));
         batch.insert(codec::meta_key("counters"), codec::encode_counters(&st.counters));
         self.tree.apply_batch(batch)?;
-        Ok(())
+        self.truncate_journal(st)
     }
 
     /// Freezes the memtable for sealing: the background thread writes it (or, without
@@ -1225,9 +1269,10 @@ impl Shared {
         w.finish()
     }
 
-    /// Registers a sealed run in one batch with the new watermark and the truncated
-    /// journal. The file is already durable, so no flush is needed: if the batch is
-    /// lost, the file is an unregistered leftover and the journal is still there.
+    /// Registers a sealed run with the new watermark, then deletes the journal records
+    /// it covers. The file is already durable, so no flush is needed: if the
+    /// registration is lost, the file is an unregistered leftover and the journal is
+    /// still there.
     fn register_seal(&self, st: &mut State, run: Option<Run>, w: u64) -> Result<()> {
         if let Some(run) = run {
             st.meta.runs.push(run.id);
@@ -1235,12 +1280,10 @@ impl Shared {
         }
         st.seen.frozen = None;
         st.meta.w_seen = w;
-        let mut batch = sled::Batch::default();
-        Shared::truncate_journal(st, &mut batch);
-        batch.insert(codec::meta_key("seen"), codec::encode_seen_meta(&st.meta));
-        self.tree.apply_batch(batch)?;
+        self.tree
+            .insert(codec::meta_key("seen"), codec::encode_seen_meta(&st.meta))?;
         self.wake.notify_all();
-        Ok(())
+        self.truncate_journal(st)
     }
 
     /// The runs to merge next, if any: the lowest size tier (a factor of 4, from the
@@ -1771,9 +1814,15 @@ impl FrontierStore for Frontier {
                 count(st, ch, id, Some(UrlState::Queued), Some(UrlState::Failed));
                 n += 1;
             };
+            // One batch per 256 segments: a crash in between leaves the rest queued.
+            let mut segments = 0;
             for item in sh.tree.scan_prefix(codec::host_key(codec::QUEUE, id)) {
                 let (k, v) = item?;
                 let (q, _) = codec::parse_queue_key(&k)?;
+                segments += 1;
+                if segments % 256 == 0 {
+                    sh.apply(st, std::mem::take(&mut ch))?;
+                }
                 ch.batch.remove(k);
                 for e in codec::decode_segment(&v, q, &key)? {
                     fail(st, &mut ch, e);
