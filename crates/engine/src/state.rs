@@ -56,7 +56,8 @@ pub struct StateDir {
 
 impl StateDir {
     /// Opens (or creates) the state directory `dir` with `cache_capacity` bytes of
-    /// sled page cache, off the async threads (opening reads the whole seen set).
+    /// sled page cache, off the async threads (opening replays the seen-set journal and
+    /// reads the per-host counts, which can take a moment on a large directory).
     ///
     /// # Errors
     /// [`Error::State`] for a directory that is locked by another process, damaged,
