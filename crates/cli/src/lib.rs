@@ -18,6 +18,7 @@ mod crawl;
 mod display;
 mod export;
 mod failure;
+mod malloc;
 mod settings;
 mod status;
 
@@ -49,6 +50,7 @@ pub mod exit {
 
 /// Runs the command line with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    malloc::tune();
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::body::{BodyDecoder, BodyError, ContentEncoding};
 use crate::gate::{GatePolicy, HostGate, HostPermit};
+use crate::memory::{BodyMemory, MemoryReservation};
 use crate::net::{DisplayChain, DnsCache, FilteringResolver, classify_send_error, protocol_name, tls_config};
 use crate::robots::Robots;
 use crate::ssrf::is_special;
@@ -285,6 +286,9 @@ pub struct Fetched {
     /// The HTTP version the response came over, as its ALPN name: `"h2"`,
     /// `"http/1.1"` or `"http/1.0"` (HTTP/2 is negotiated over TLS only).
     pub protocol: &'static str,
+    /// This body's share of the fetcher's body-memory budget, when it has one
+    /// ([`FetcherBuilder::body_memory`]): hold it while the body is held.
+    pub memory: Option<MemoryReservation>,
 }
 
 impl Fetched {
@@ -334,6 +338,7 @@ pub struct FetcherBuilder {
     user_agent: String,
     policy: GatePolicy,
     max_body: u64,
+    body_memory: Option<u64>,
     max_ratio: u64,
     connect_timeout: Duration,
     read_timeout: Duration,
@@ -390,6 +395,7 @@ impl Default for FetcherBuilder {
             user_agent: String::new(),
             policy: GatePolicy::default(),
             max_body: 10 << 20,
+            body_memory: None,
             max_ratio: 100,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(20),
@@ -429,6 +435,14 @@ impl FetcherBuilder {
     /// The body cap, counted after decompression. By default, 10 MiB.
     pub fn max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes;
+        self
+    }
+    /// A budget for the bodies in memory, over all fetches of this fetcher: each body
+    /// takes its share before it is read (its `Content-Length`, waiting for room) and
+    /// keeps it as [`Fetched::memory`] until the caller drops that. By default, none:
+    /// every fetch reads its body at once. See [`MemoryReservation`] for the rules.
+    pub fn body_memory(mut self, bytes: u64) -> Self {
+        self.body_memory = Some(bytes);
         self
     }
     /// The largest decompressed / wire ratio accepted (past 64 KiB). By default, 100.
@@ -548,6 +562,7 @@ impl FetcherBuilder {
     /// [`Error::Config`] when the User-Agent is empty, a header, the proxy or a CA
     /// certificate is invalid, or the HTTP client cannot be built.
     pub fn build(self) -> Result<Fetcher, Error> {
+        let memory = self.body_memory.map(|b| Arc::new(BodyMemory::new(b)));
         if self.user_agent.trim().is_empty() {
             return Err(Error::Config("a User-Agent is required".into()));
         }
@@ -595,6 +610,7 @@ impl FetcherBuilder {
                 cfg: self,
                 dns,
                 gates: Mutex::new(HashMap::new()),
+                memory,
                 robots: Mutex::new(HashMap::new()),
                 robots_flights: Mutex::new(HashMap::new()),
             }),
@@ -635,6 +651,7 @@ struct Inner {
     cfg: FetcherBuilder,
     dns: Arc<DnsCache>,
     gates: Mutex<HashMap<String, Arc<HostGate>>>,
+    memory: Option<Arc<BodyMemory>>,
     robots: Mutex<HashMap<String, (Instant, Duration, RobotsVerdict)>>,
     robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -683,6 +700,12 @@ impl Fetcher {
     /// A builder with every setting at its default.
     pub fn builder() -> FetcherBuilder {
         FetcherBuilder::default()
+    }
+
+    /// Bytes that bodies grew past their body-memory reservations while the budget
+    /// was full ([`FetcherBuilder::body_memory`]); 0 without a budget.
+    pub fn memory_overdrawn(&self) -> u64 {
+        self.inner.memory.as_ref().map_or(0, |m| m.overdrawn())
     }
 
     /// How many DNS lookups were made (answers taken from the cache not counted).
@@ -941,7 +964,7 @@ impl Fetcher {
                 return Ok(answer(status, Vec::new()));
             }
             let (bytes, _) = self
-                .read_body(&url, resp, crate::robots::MAX_ROBOTS_BYTES as u64, true)
+                .read_body(&url, resp, crate::robots::MAX_ROBOTS_BYTES as u64, true, None)
                 .await?;
             return Ok(answer(status, bytes));
         }
@@ -970,6 +993,7 @@ impl Fetcher {
         mut resp: reqwest::Response,
         max_body: u64,
         keep_prefix: bool,
+        mut memory: Option<&mut MemoryReservation>,
     ) -> Result<(Vec<u8>, u64), Error> {
         let encoding = resp
             .headers()
@@ -1010,7 +1034,11 @@ impl Fetcher {
                 Ok(None) => break,
                 Err(e) => return Err(classify_send_error(url.clone(), e)),
             };
-            match dec.push(&chunk) {
+            let pushed = dec.push(&chunk);
+            if let Some(m) = memory.as_deref_mut() {
+                m.grow_to(dec.decoded_bytes());
+            }
+            match pushed {
                 Ok(()) => {}
                 Err(BodyError::TooLarge { .. }) if keep_prefix => {
                     let wire = dec.wire_bytes();
@@ -1041,6 +1069,10 @@ impl Fetcher {
                 detail,
             },
         })?;
+        if let Some(m) = memory {
+            // A decoder may hold output back until the end.
+            m.grow_to(body.len() as u64);
+        }
         Ok((body, wire))
     }
 
@@ -1291,7 +1323,16 @@ impl Fetcher {
             } else {
                 None
             };
-            let read = self.read_body(&url, resp, self.inner.cfg.max_body, false).await;
+            let mut memory = match &self.inner.memory {
+                Some(m) => {
+                    let len = resp.content_length().unwrap_or(0).min(self.inner.cfg.max_body);
+                    Some(m.reserve(len).await)
+                }
+                None => None,
+            };
+            let read = self
+                .read_body(&url, resp, self.inner.cfg.max_body, false, memory.as_mut())
+                .await;
             drop(permit);
             let (body, wire_bytes) = match read {
                 Ok(b) => b,
@@ -1323,6 +1364,7 @@ impl Fetcher {
                 attempts,
                 remote_addr,
                 protocol,
+                memory,
             });
         }
     }

@@ -79,6 +79,7 @@
 mod body;
 mod fetch;
 mod gate;
+mod memory;
 mod net;
 mod robots;
 mod ssrf;
@@ -89,5 +90,6 @@ pub use fetch::{
     parse_retry_after,
 };
 pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit, NotReady};
+pub use memory::MemoryReservation;
 pub use robots::{MAX_ROBOTS_BYTES, Robots, product_token};
 pub use ssrf::{is_special, is_special_v4, is_special_v6};

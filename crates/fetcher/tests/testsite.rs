@@ -756,3 +756,42 @@ async fn a_name_of_a_special_address_is_forbidden_even_through_robots_txt() {
     assert!(f.probe(&url).await.expect_err("probe").is_forbidden());
     assert_eq!(site.total_requests(), 0);
 }
+
+#[tokio::test]
+async fn bodies_hold_their_share_of_the_memory_budget() {
+    let site = TestSite::new().pages(50).start().await.expect("site");
+    let budget = 256 * 1024;
+    let f = fetcher().body_memory(budget).build().expect("fetcher");
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let page = f.fetch(&site.site().page_url(i)).await.expect("fetch");
+        let m = page.memory.as_ref().expect("a reservation");
+        assert!(
+            m.bytes() >= page.body.len() as u64,
+            "page {i}: {} reserved for {} bytes",
+            m.bytes(),
+            page.body.len()
+        );
+        held.push(page);
+    }
+    let reserved: u64 = held
+        .iter()
+        .map(|p| p.memory.as_ref().map_or(0, |m| m.bytes()))
+        .sum();
+    assert!(reserved <= budget, "{reserved} reserved of {budget}");
+    assert_eq!(f.memory_overdrawn(), 0, "there was room for every body");
+    // The clones of a page share one reservation; dropping them all returns it, and
+    // another round of fetches finds the room again.
+    let copies = held.clone();
+    drop(held);
+    drop(copies);
+    for i in 4..8 {
+        let page = f.fetch(&site.site().page_url(i)).await.expect("fetch");
+        assert!(page.memory.is_some());
+    }
+    assert_eq!(f.memory_overdrawn(), 0);
+    // Without a budget there is no reservation.
+    let plain = fetcher().build().expect("fetcher");
+    let page = plain.fetch(&site.site().page_url(1)).await.expect("fetch");
+    assert!(page.memory.is_none());
+}

@@ -5,8 +5,10 @@
 //!   thread (`SITEMAP_CHANNEL`).
 //! - Owns: one task per job in a `JoinSet`, and the grace period of a stop.
 //!
-//! A job's global permit is held until its page is in the parse channel, so a slow
-//! parse stage slows fetching instead of piling bodies up in memory. A skipped job (a
+//! A job's global permit is held until its page is in the parse channel, and each
+//! body holds its share of the fetcher's body-memory budget ([`super::BODY_BYTES`])
+//! from before its download to the end of its parse, so a slow parse stage, or a run
+//! of large pages, slows fetching instead of piling bodies up in memory. A skipped job (a
 //! dead host, a crash loop) makes no request.
 
 use std::sync::Arc;
@@ -39,6 +41,19 @@ pub(crate) struct Fetched {
     pub(crate) robots_sitemaps: Vec<String>,
     /// A sitemap's lane permit: it goes to the sitemap thread, not the parse stage.
     pub(crate) lane: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// This body's share of the fetcher's body-memory budget, released once the page
+    /// is processed.
+    pub(crate) budget: Option<trawl_fetcher::MemoryReservation>,
+}
+
+impl Fetched {
+    /// The bytes of body this page holds.
+    pub(crate) fn body_len(&self) -> usize {
+        match &self.fetch {
+            Fetch::Response(r) => r.as_ref().as_ref().map_or(0, |f| f.body.len()),
+            Fetch::Skipped(_) => 0,
+        }
+    }
 }
 
 /// Runs a fetch task per job; on a stop, gives them the grace period, then drops the
@@ -108,14 +123,21 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         .fetch_us
         .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
     sh.wake.notify();
-    let item = Fetched {
+    let mut item = Fetched {
         lease,
         host,
         fetch,
         cool,
         robots_sitemaps,
         lane,
+        budget: None,
     };
+    // The body's share of the body-memory budget goes with the page to its parse.
+    if let Fetch::Response(r) = &mut item.fetch
+        && let Ok(f) = r.as_mut()
+    {
+        item.budget = f.memory.take();
+    }
     let _ = parse_tx.send(item).await;
     drop(permit);
 }

@@ -63,8 +63,8 @@ pub use sitemap::SITEMAP_LANE;
 /// it holds a global permit, so this never holds more than `concurrency` jobs.
 pub const FETCH_CHANNEL: usize = 64;
 /// Fetched pages waiting for a parse slot. Bounded so that slow parsing slows the
-/// fetchers (a fetch task keeps its permit until its page is in here) and the bodies
-/// held in memory stay at most this many plus `concurrency`.
+/// fetchers (a fetch task keeps its permit until its page is in here); the bytes of
+/// the bodies held are bounded by [`BODY_BYTES`].
 pub const PARSE_CHANNEL: usize = 128;
 /// Batches of finished pages (records + links, at most [`PARSE_BATCH`] each) waiting
 /// for the commit thread: a few ack batches' worth, so the commit thread batches well
@@ -72,6 +72,43 @@ pub const PARSE_CHANNEL: usize = 128;
 pub const COMMIT_CHANNEL: usize = 64;
 /// The most fetched pages one blocking parse call takes.
 pub const PARSE_BATCH: usize = 16;
+/// Bytes of bodies in memory, from their download to the end of their parse: the
+/// fetcher's body-memory budget ([`trawl_fetcher::FetcherBuilder::body_memory`]). Each
+/// body reserves its `Content-Length` before it is read, and its page keeps the
+/// reservation through the parse channel and the parse, so the bodies held stay
+/// within this whatever their sizes and the concurrency (bodies without a length
+/// may overdraw it; the fetcher counts that).
+pub const BODY_BYTES: usize = 16 << 20;
+/// Bytes of HTML parsed at once, over all parse threads. A parse batch takes its
+/// bodies' share (at most all of it): a document's tree takes about ten times its
+/// size, so two 4 MiB pages do not build their trees side by side, while small pages
+/// still parse on every thread.
+pub const PARSE_BYTES: usize = 4 << 20;
+/// The unit of [`PARSE_BYTES`] permits.
+const BUDGET_UNIT: usize = 1024;
+
+/// A byte budget (a semaphore counted in KiB). Every body takes at least one unit, and
+/// at most the whole budget, so a body larger than the budget waits until it is alone.
+#[derive(Debug)]
+pub(crate) struct ByteBudget {
+    sem: Arc<tokio::sync::Semaphore>,
+    units: u32,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(bytes: usize) -> ByteBudget {
+        let units = (bytes / BUDGET_UNIT).max(1) as u32;
+        ByteBudget {
+            sem: Arc::new(tokio::sync::Semaphore::new(units as usize)),
+            units,
+        }
+    }
+    /// Waits for `bytes` of the budget (rounded up to a unit, capped at the budget).
+    pub(crate) async fn take(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = bytes.div_ceil(BUDGET_UNIT).clamp(1, self.units as usize) as u32;
+        self.sem.clone().acquire_many_owned(n).await.ok()
+    }
+}
 /// The most pages one ack batch holds.
 pub const COMMIT_BATCH: usize = 256;
 /// The most URLs leased from a host at once (one frontier write per batch).
@@ -140,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) outcome: Mutex<Option<CrawlOutcome>>,
     /// Permits for sitemaps fetched or read at once ([`SITEMAP_LANE`]).
     pub(crate) sitemap_lane: Arc<tokio::sync::Semaphore>,
+    /// HTML being parsed ([`PARSE_BYTES`]).
+    pub(crate) parse_budget: ByteBudget,
     /// URLs accepted under each path budget (`host prefix`), over the whole crawl.
     /// Every way a URL enters (links, redirects, sitemaps) goes through it; the commit
     /// stage stores it with every ack.
@@ -437,6 +476,7 @@ impl Crawler {
             stop: CancellationToken::new(),
             outcome: Mutex::new(None),
             sitemap_lane: Arc::new(tokio::sync::Semaphore::new(SITEMAP_LANE)),
+            parse_budget: ByteBudget::new(PARSE_BYTES),
             budgets: Mutex::new(persisted.budgets.clone()),
             pages_total: AtomicU64::new(persisted.pages),
             bytes_total: AtomicU64::new(persisted.bytes),
@@ -601,6 +641,7 @@ fn build_fetcher(
         .robots(p.robots)
         .allow_private_ips(p.allow_private_ips)
         .max_body(cfg.fetch.max_body)
+        .body_memory(BODY_BYTES as u64)
         // One attempt per lease: retries go through the frontier (see `parse`).
         .max_attempts(1)
         .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs))

@@ -5,7 +5,10 @@
 //! - Owns: the semaphore of `parse_threads` permits that bounds the blocking parses.
 //!
 //! Pages are parsed in batches of up to [`PARSE_BATCH`] per `spawn_blocking` call: one
-//! thread hand-off per batch, not per page. Each page becomes a record, an outcome
+//! thread hand-off per batch, not per page. A batch also takes its share of the parse
+//! byte budget ([`PARSE_BYTES`]), so parses are bounded by bytes as well as by count:
+//! a large page's tree is built alone, not beside another one. Each page's body-budget
+//! permit is released once its page is processed. Each page becomes a record, an outcome
 //! for the frontier, and the links to follow, every one of them through [`follow`]:
 //! scope, depth and the path budgets, whichever way the URL was found (a link, a
 //! redirect, a sitemap).
@@ -24,7 +27,7 @@ use url::Url;
 use super::fetch::{Fetch, Fetched};
 use super::record::OwnedExchange;
 use super::schedule::Skip;
-use super::{PARSE_BATCH, Shared, decode_data, encode_data, fault, now_ms};
+use super::{PARSE_BATCH, PARSE_BYTES, Shared, decode_data, encode_data, fault, now_ms};
 
 /// Links of one page beyond which they are enqueued in batches of this size ahead of
 /// the page's ack (sitemaps), instead of inside it.
@@ -61,14 +64,22 @@ pub(crate) async fn parse_stage(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        // Whatever else is waiting goes in the same blocking call.
+        // Whatever else is waiting goes in the same blocking call, up to the parse
+        // byte budget: a large page is parsed alone.
+        let mut bytes = first.body_len();
         let mut batch = vec![first];
-        while batch.len() < PARSE_BATCH {
+        while batch.len() < PARSE_BATCH && bytes < PARSE_BYTES {
             match rx.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(item) => {
+                    bytes += item.body_len();
+                    batch.push(item);
+                }
                 Err(_) => break,
             }
         }
+        let Some(bytes_permit) = sh.parse_budget.take(bytes).await else {
+            break;
+        };
         let sh = sh.clone();
         let tx = commit_tx.clone();
         tasks.spawn_blocking(move || {
@@ -77,7 +88,7 @@ pub(crate) async fn parse_stage(
             sh.stats
                 .parse_us
                 .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
-            drop(permit);
+            drop((permit, bytes_permit));
             let _ = tx.blocking_send(done);
         });
         while tasks.try_join_next().is_some() {}
@@ -139,6 +150,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         cool,
         robots_sitemaps,
         lane: _,
+        budget: _budget,
     } = item;
     let (discovery, parent) = decode_data(&lease.data);
     let child_depth = lease.depth.saturating_add(1);
