@@ -172,6 +172,12 @@ pub struct TuneArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     #[serde(rename = "ca-cert")]
     pub ca_certs: Vec<PathBuf>,
+    /// Also download bodies of this media type (application/pdf, image/*, */*); repeatable.
+    /// Others than HTML are closed after their headers and recorded as
+    /// skipped-content-type [default: HTML only; everything with --warc].
+    #[arg(long = "accept-type", value_name = "TYPE")]
+    #[serde(rename = "accept-type")]
+    pub accept_types: Vec<String>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,
