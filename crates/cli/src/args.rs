@@ -172,9 +172,9 @@ pub struct TuneArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     #[serde(rename = "ca-cert")]
     pub ca_certs: Vec<PathBuf>,
-    /// Also download bodies of this media type (application/pdf, image/*, */*); repeatable.
-    /// Others than HTML are closed after their headers and recorded as
-    /// skipped-content-type [default: HTML only; everything with --warc].
+    /// Also download bodies of this media type (application/pdf, image/*, */*);
+    /// repeatable. A body of another type is not downloaded, and its record says
+    /// skipped-content-type [default: HTML only; every type with --warc].
     #[arg(long = "accept-type", value_name = "TYPE")]
     #[serde(rename = "accept-type")]
     pub accept_types: Vec<String>,
