@@ -58,6 +58,12 @@ pub struct Rec {
     pub error: Option<String>,
     /// Body bytes after decompression.
     pub body_bytes: u64,
+    /// Body bytes on the wire.
+    pub wire_bytes: u64,
+    /// The `Content-Type` received.
+    pub content_type: Option<String>,
+    /// Why the body was not downloaded, when it was not.
+    pub skipped: Option<String>,
 }
 
 /// Reads a JSONL output: every line must parse and the file must end with a newline
@@ -80,6 +86,9 @@ pub fn read_jsonl(path: &Path) -> Vec<Rec> {
                 status: v["status"].as_u64(),
                 error: v["error"]["kind"].as_str().map(String::from),
                 body_bytes: v["body_bytes"].as_u64().unwrap_or(0),
+                wire_bytes: v["wire_bytes"].as_u64().unwrap_or(0),
+                content_type: v["content_type"].as_str().map(String::from),
+                skipped: v["skipped"].as_str().map(String::from),
             }
         })
         .collect()

@@ -33,6 +33,10 @@ async fn usage_errors_say_what_to_do() {
         ),
         (&["crawl", "http://127.0.0.1:9/", "--rate=-1"], "--rate"),
         (
+            &["crawl", "http://127.0.0.1:9/", "--accept-type", "pdf"],
+            "--accept-type",
+        ),
+        (
             &["crawl", "http://127.0.0.1:9/", "--user-agent", " "],
             "--user-agent",
         ),

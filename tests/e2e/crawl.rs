@@ -70,6 +70,9 @@ async fn a_2000_page_site_over_3_hosts_is_crawled_exactly_once() {
     assert_eq!(stats["outcome"], "completed");
     assert_eq!(stats["stats"]["pages"].as_u64(), Some(records.len() as u64));
     assert_eq!(stats["stats"]["ok"].as_u64(), Some(2000));
+    // Sitemaps (XML) are read although pages are HTML only; no HTML body was skipped.
+    assert!(stats["stats"]["sitemaps"].as_u64() > Some(0), "{stats}");
+    assert_eq!(stats["stats"]["bodies_skipped"].as_u64(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

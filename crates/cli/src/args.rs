@@ -172,6 +172,12 @@ pub struct TuneArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     #[serde(rename = "ca-cert")]
     pub ca_certs: Vec<PathBuf>,
+    /// Also download bodies of this media type (application/pdf, image/*, */*);
+    /// repeatable. A body of another type is not downloaded, and its record says
+    /// skipped-content-type [default: HTML only; every type with --warc].
+    #[arg(long = "accept-type", value_name = "TYPE")]
+    #[serde(rename = "accept-type")]
+    pub accept_types: Vec<String>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,

@@ -139,6 +139,7 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
             .into_iter()
             .map(|p| absolute(&p))
             .collect(),
+        accept_types: or_file(flags.accept_types, file.accept_types),
         cache_capacity: flags.cache_capacity.or(file.cache_capacity),
         grace: flags.grace.or(file.grace),
         fsync: flags.fsync || file.fsync,
@@ -226,6 +227,9 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     }
     if !t.ca_certs.is_empty() {
         cfg.fetch.ca_certs = t.ca_certs.clone();
+    }
+    if !t.accept_types.is_empty() {
+        cfg.fetch.accept_types = t.accept_types.clone();
     }
     if let Some(s) = &t.cache_capacity {
         cfg.state.cache_capacity = size("cache-capacity", s)?;

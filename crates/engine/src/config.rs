@@ -189,6 +189,14 @@ pub struct FetchConfig {
     /// Extra CA certificates (PEM files) to trust for HTTPS, besides the built-in
     /// roots, as curl's `--cacert`. By default, none.
     pub ca_certs: Vec<PathBuf>,
+    /// Media ranges (`application/pdf`, `image/*`, `*/*`) whose bodies are downloaded
+    /// besides HTML. A page of any other `Content-Type` is closed after its headers:
+    /// its record keeps the status and the type, with `skipped` set to
+    /// `skipped-content-type`, and the stats count it (`bodies_skipped`). A response
+    /// without a `Content-Type` is read (it may be HTML). Sitemaps are read as the
+    /// types sitemaps use, and with WARC output every body is kept (the archive needs
+    /// it). By default, none: HTML (`text/html`, `application/xhtml+xml`) only.
+    pub accept_types: Vec<String>,
 }
 
 impl Default for FetchConfig {
@@ -200,6 +208,7 @@ impl Default for FetchConfig {
             total_timeout_secs: 60.0,
             max_attempts: 3,
             ca_certs: Vec::new(),
+            accept_types: Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct Stats {
     pub(crate) over_budget: AtomicU64,
     pub(crate) links_dropped: AtomicU64,
     pub(crate) pages_over_caps: AtomicU64,
+    pub(crate) bodies_skipped: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) max_stall_us: AtomicU64,
     pub(crate) fetch_us: AtomicU64,
@@ -105,6 +106,11 @@ pub struct StatsSnapshot {
     /// say which (`limits`).
     #[serde(default)]
     pub pages_over_caps: u64,
+    /// Responses whose body was not downloaded because trawl does not parse their
+    /// `Content-Type` and `--accept-type` does not keep it: their records say
+    /// `skipped-content-type` (sitemaps of another type count too).
+    #[serde(default)]
+    pub bodies_skipped: u64,
     /// Responses by status.
     pub status: BTreeMap<String, u64>,
     /// Failures by kind.
@@ -151,6 +157,7 @@ impl Stats {
             over_budget: AtomicU64::new(0),
             links_dropped: AtomicU64::new(0),
             pages_over_caps: AtomicU64::new(0),
+            bodies_skipped: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             max_stall_us: AtomicU64::new(0),
             fetch_us: AtomicU64::new(0),
@@ -249,6 +256,7 @@ impl Stats {
             over_budget: self.over_budget.load(Relaxed),
             links_dropped: self.links_dropped.load(Relaxed),
             pages_over_caps: self.pages_over_caps.load(Relaxed),
+            bodies_skipped: self.bodies_skipped.load(Relaxed),
             status: self
                 .status
                 .lock()
@@ -302,6 +310,12 @@ impl StatsSnapshot {
             s.push_str(&format!(
                 "caps: {} pages hit a parse cap (see their records' limits); {} links past the per-page link cap\n",
                 self.pages_over_caps, self.links_dropped
+            ));
+        }
+        if self.bodies_skipped > 0 {
+            s.push_str(&format!(
+                "skipped: {} bodies not downloaded, of types that are not parsed (--accept-type keeps them)\n",
+                self.bodies_skipped
             ));
         }
         if !self.status.is_empty() {

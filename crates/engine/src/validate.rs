@@ -1,6 +1,7 @@
 //! [`CrawlConfig::validate`]: the one place where a configuration is checked. What it
 //! returns, a [`ValidConfig`], is the only thing a crawl starts from.
 
+use trawl_fetcher::{AcceptTypes, MediaRange};
 use url::Url;
 
 use crate::config::CrawlConfig;
@@ -16,6 +17,10 @@ pub struct ValidConfig {
     pub(crate) scope: Scope,
     /// The contents of [`FetchConfig::ca_certs`](crate::FetchConfig::ca_certs).
     pub(crate) ca_pems: Vec<Vec<u8>>,
+    /// The bodies pages are downloaded for: HTML and
+    /// [`FetchConfig::accept_types`](crate::FetchConfig::accept_types), or every one
+    /// with WARC output.
+    pub(crate) accept: AcceptTypes,
 }
 
 impl ValidConfig {
@@ -32,6 +37,12 @@ impl ValidConfig {
     /// The scope.
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// The bodies of pages that are downloaded (sitemaps are read as
+    /// [`AcceptTypes::sitemaps`]).
+    pub fn accept(&self) -> &AcceptTypes {
+        &self.accept
     }
 }
 
@@ -67,7 +78,8 @@ impl CrawlConfig {
     /// [`Error::Config`] for the first invalid setting: no seed, a seed that is not an
     /// absolute http(s) URL with a host, a pattern that is not a regular expression, a
     /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
-    /// User-Agent, a budget prefix that does not start with `/`.
+    /// User-Agent, a budget prefix that does not start with `/`, an accept type that is
+    /// not a media range.
     pub fn validate(self) -> Result<ValidConfig, Error> {
         if self.seeds.is_empty() {
             return Err(Error::Config {
@@ -139,6 +151,21 @@ impl CrawlConfig {
                 ));
             }
         }
+        // WARC output keeps every body: an archive of what was served needs them all.
+        let mut accept = if self.output.warc.is_some() {
+            AcceptTypes::any()
+        } else {
+            AcceptTypes::html()
+        };
+        for t in &f.accept_types {
+            let range: MediaRange = t.parse().map_err(|_| {
+                invalid(
+                    "accept-type",
+                    format!("{t:?} is not a media type: give type/subtype, type/* or */*"),
+                )
+            })?;
+            accept = accept.with(range);
+        }
         let mut ca_pems = Vec::new();
         for path in &self.fetch.ca_certs {
             let pem = std::fs::read(path)
@@ -157,6 +184,7 @@ impl CrawlConfig {
             seeds,
             scope,
             ca_pems,
+            accept,
         })
     }
 }
@@ -196,9 +224,25 @@ mod tests {
         let mut c = base();
         c.scope.exclude = vec!["[".into()];
         assert_eq!(setting(c), Some("exclude"));
+        for bad in ["pdf", "*/html", "text/html; q=1", ""] {
+            let mut c = base();
+            c.fetch.accept_types = vec!["image/*".into(), bad.into()];
+            assert_eq!(setting(c), Some("accept-type"), "{bad:?}");
+        }
         assert_eq!(setting(CrawlConfig::new(Vec::<String>::new())), None);
         assert_eq!(setting(CrawlConfig::new(["ftp://example.com/"])), None);
         let v = base().validate().expect("valid");
         assert_eq!(v.seeds()[0].as_str(), "https://example.com/");
+        assert_eq!(v.accept(), &AcceptTypes::html(), "HTML only by default");
+        let mut c = base();
+        c.fetch.accept_types = vec!["Application/PDF".into(), "image/*".into()];
+        let v = c.validate().expect("valid");
+        assert!(v.accept().accepts(Some("application/pdf")) && v.accept().accepts(Some("image/png")));
+        assert!(v.accept().accepts(Some("text/html")));
+        assert!(!v.accept().accepts(Some("application/octet-stream")));
+        let mut c = base();
+        c.output.warc = Some("out.warc.gz".into());
+        let v = c.validate().expect("valid");
+        assert_eq!(v.accept(), &AcceptTypes::any(), "WARC keeps every body");
     }
 }

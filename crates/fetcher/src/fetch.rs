@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::accept::AcceptTypes;
 use crate::body::{BodyDecoder, BodyError, ContentEncoding};
 use crate::gate::{GatePolicy, HostGate, HostPermit};
 use crate::memory::{BodyMemory, MemoryReservation};
@@ -264,7 +265,7 @@ pub struct Fetched {
     pub status: u16,
     /// The response headers.
     pub headers: HeaderMap,
-    /// The body after decompression, capped.
+    /// The body after decompression, capped. Empty when [`Fetched::body_skipped`].
     pub body: Bytes,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
@@ -289,6 +290,12 @@ pub struct Fetched {
     /// This body's share of the fetcher's body-memory budget, when it has one
     /// ([`FetcherBuilder::body_memory`]): hold it while the body is held.
     pub memory: Option<MemoryReservation>,
+    /// Whether the body was left unread because its `Content-Type` is not in the
+    /// request's [`AcceptTypes`] ([`FetcherBuilder::accept`],
+    /// [`RequestOptions::accept`]). The response was dropped after its headers, so
+    /// `body` is empty and `wire_bytes` and `body_bytes` are 0; `status`, `headers`
+    /// and `content_type` are as received.
+    pub body_skipped: bool,
 }
 
 impl Fetched {
@@ -311,6 +318,47 @@ impl Fetched {
             etag: get(reqwest::header::ETAG),
             last_modified: get(reqwest::header::LAST_MODIFIED),
         }
+    }
+}
+
+/// Settings of one request, for [`Fetcher::fetch_with`] and
+/// [`Fetcher::fetch_claimed_with`]; what is not set here follows the builder.
+///
+/// ```no_run
+/// # async fn demo(fetcher: trawl_fetcher::Fetcher) -> Result<(), trawl_fetcher::Error> {
+/// use trawl_fetcher::{AcceptTypes, RequestOptions};
+/// let options = RequestOptions::new().accept(AcceptTypes::sitemaps());
+/// let sitemap = fetcher.fetch_with("https://example.com/sitemap.xml.gz", &options).await?;
+/// assert!(!sitemap.body_skipped || sitemap.content_type.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RequestOptions {
+    validators: Validators,
+    accept: Option<AcceptTypes>,
+}
+
+impl RequestOptions {
+    /// Options that change nothing: the request goes out as [`Fetcher::fetch`] sends it.
+    pub fn new() -> RequestOptions {
+        RequestOptions::default()
+    }
+
+    /// Makes the request a conditional GET, as [`Fetcher::fetch_conditional`]. Only
+    /// the first request carries them: a redirect hop that
+    /// [`FetcherBuilder::follow_redirects`] follows is another URL. By default, none.
+    pub fn validators(mut self, validators: Validators) -> RequestOptions {
+        self.validators = validators;
+        self
+    }
+
+    /// The bodies this request reads, instead of [`FetcherBuilder::accept`]'s; it
+    /// also applies to the redirect hops that [`FetcherBuilder::follow_redirects`]
+    /// follows. By default, the builder's.
+    pub fn accept(mut self, types: AcceptTypes) -> RequestOptions {
+        self.accept = Some(types);
+        self
     }
 }
 
@@ -349,6 +397,7 @@ pub struct FetcherBuilder {
     allow_private_ips: bool,
     allowed_hosts: Vec<String>,
     content_types: Option<Vec<String>>,
+    accept: AcceptTypes,
     compression: bool,
     headers: Vec<(String, String)>,
     proxy: Option<String>,
@@ -406,6 +455,7 @@ impl Default for FetcherBuilder {
             allow_private_ips: false,
             allowed_hosts: Vec::new(),
             content_types: None,
+            accept: AcceptTypes::any(),
             compression: true,
             headers: Vec::new(),
             proxy: None,
@@ -496,10 +546,23 @@ impl FetcherBuilder {
         self.allowed_hosts.push(host.into().to_ascii_lowercase());
         self
     }
-    /// Accept only these content types (prefix match, before any body is read). By
-    /// default, any.
+    /// Accept only these content types (prefix match, before any body is read): a
+    /// 2xx of another type fails with [`Error::ContentType`]. To keep such responses
+    /// as results (status and headers) and only leave their bodies unread, use
+    /// [`FetcherBuilder::accept`] instead. By default, any.
     pub fn content_types(mut self, types: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.content_types = Some(types.into_iter().map(|t| t.into().to_ascii_lowercase()).collect());
+        self
+    }
+    /// The bodies that are downloaded, by `Content-Type`, decided on the headers: a
+    /// response of another type comes back with its status and headers and
+    /// [`Fetched::body_skipped`] set, its body unread and its connection closed. It
+    /// applies to every status, and a response without a `Content-Type` is always
+    /// read (see [`AcceptTypes`]). One request can ask for other types with
+    /// [`RequestOptions::accept`]. A crawler that parses only HTML passes
+    /// [`AcceptTypes::html`]. By default, [`AcceptTypes::any`]: every body is read.
+    pub fn accept(mut self, types: AcceptTypes) -> Self {
+        self.accept = types;
         self
     }
     /// A header sent with every request. By default, none besides User-Agent and
@@ -1083,7 +1146,16 @@ impl Fetcher {
     /// # Errors
     /// See [`Error`]: every failure names its URL and kind.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, Error> {
-        self.fetch_traced(url, &Validators::default(), None).await
+        self.fetch_traced(url, &RequestOptions::default(), None).await
+    }
+
+    /// Like [`Fetcher::fetch`], with per-request settings ([`RequestOptions`]): a
+    /// conditional GET, other accepted body types.
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch`].
+    pub async fn fetch_with(&self, url: &str, options: &RequestOptions) -> Result<Fetched, Error> {
+        self.fetch_traced(url, options, None).await
     }
 
     /// Like [`Fetcher::fetch`], with a conditional GET: `If-None-Match` and
@@ -1093,7 +1165,8 @@ impl Fetcher {
     /// # Errors
     /// As [`Fetcher::fetch`].
     pub async fn fetch_conditional(&self, url: &str, validators: &Validators) -> Result<Fetched, Error> {
-        self.fetch_traced(url, validators, None).await
+        let options = RequestOptions::new().validators(validators.clone());
+        self.fetch_traced(url, &options, None).await
     }
 
     /// Like [`Fetcher::fetch`], for a request whose start was already claimed with
@@ -1108,7 +1181,22 @@ impl Fetcher {
     /// # Errors
     /// As [`Fetcher::fetch`], and [`Error::CoolingDown`].
     pub async fn fetch_claimed(&self, url: &str, permit: HostPermit) -> Result<Fetched, Error> {
-        self.fetch_traced(url, &Validators::default(), Some(permit)).await
+        self.fetch_traced(url, &RequestOptions::default(), Some(permit))
+            .await
+    }
+
+    /// [`Fetcher::fetch_claimed`] with per-request settings, as
+    /// [`Fetcher::fetch_with`].
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch_claimed`].
+    pub async fn fetch_claimed_with(
+        &self,
+        url: &str,
+        permit: HostPermit,
+        options: &RequestOptions,
+    ) -> Result<Fetched, Error> {
+        self.fetch_traced(url, options, Some(permit)).await
     }
 
     /// [`Fetcher::fetch_claimed`] with a conditional GET, as
@@ -1122,26 +1210,26 @@ impl Fetcher {
         validators: &Validators,
         permit: HostPermit,
     ) -> Result<Fetched, Error> {
-        self.fetch_traced(url, validators, Some(permit)).await
+        let options = RequestOptions::new().validators(validators.clone());
+        self.fetch_traced(url, &options, Some(permit)).await
     }
 
     /// A fetch in its `tracing` span, with the outcome logged.
     async fn fetch_traced(
         &self,
         url: &str,
-        validators: &Validators,
+        options: &RequestOptions,
         permit: Option<HostPermit>,
     ) -> Result<Fetched, Error> {
         let span = tracing::debug_span!("fetch", url = %url, host = tracing::field::Empty, status = tracing::field::Empty, attempts = tracing::field::Empty, ms = tracing::field::Empty);
         let result =
-            tracing::Instrument::instrument(self.fetch_following(url, validators, permit), span.clone())
-                .await;
+            tracing::Instrument::instrument(self.fetch_following(url, options, permit), span.clone()).await;
         match &result {
             Ok(f) => {
                 span.record("status", f.status);
                 span.record("attempts", f.attempts);
                 span.record("ms", f.timings.total.as_millis() as u64);
-                tracing::debug!(parent: &span, status = f.status, bytes = f.body_bytes, "fetched");
+                tracing::debug!(parent: &span, status = f.status, bytes = f.body_bytes, body_skipped = f.body_skipped, "fetched");
             }
             Err(e) => tracing::debug!(parent: &span, kind = e.kind(), error = %e, "fetch failed"),
         }
@@ -1152,12 +1240,15 @@ impl Fetcher {
     async fn fetch_following(
         &self,
         url: &str,
-        validators: &Validators,
+        options: &RequestOptions,
         permit: Option<HostPermit>,
     ) -> Result<Fetched, Error> {
         let url = Url::parse(url).map_err(|_| Error::InvalidUrl { url: url.to_string() })?;
         tracing::Span::current().record("host", url.host_str().unwrap_or(""));
-        let mut fetched = self.fetch_one(url.clone(), validators, permit).await?;
+        let accept = options.accept.as_ref().unwrap_or(&self.inner.cfg.accept);
+        let mut fetched = self
+            .fetch_one(url.clone(), &options.validators, accept, permit)
+            .await?;
         let max = self.inner.cfg.follow_redirects;
         if max == 0 {
             return Ok(fetched);
@@ -1173,7 +1264,7 @@ impl Fetcher {
             }
             tracing::debug!(from = %fetched.final_url, to = %next, "following a redirect");
             chain.push(next.clone());
-            fetched = self.fetch_one(next, &Validators::default(), None).await?;
+            fetched = self.fetch_one(next, &Validators::default(), accept, None).await?;
             attempts += fetched.attempts;
         }
         fetched.url = url;
@@ -1182,13 +1273,14 @@ impl Fetcher {
         Ok(fetched)
     }
 
-    /// One URL, no redirects followed: robots, address checks, the gate, retries.
-    /// `claimed` is a permit of the URL's host claimed by the caller, for the first
-    /// attempt.
+    /// One URL, no redirects followed: robots, address checks, the gate, retries; the
+    /// body is read only when `accept` takes its type. `claimed` is a permit of the
+    /// URL's host claimed by the caller, for the first attempt.
     async fn fetch_one(
         &self,
         url: Url,
         validators: &Validators,
+        accept: &AcceptTypes,
         mut claimed: Option<HostPermit>,
     ) -> Result<Fetched, Error> {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -1323,6 +1415,37 @@ impl Fetcher {
             } else {
                 None
             };
+            let timings = |total| Timings {
+                queued,
+                first_byte,
+                total,
+            };
+            if !accept.accepts(content_type.as_deref()) {
+                // Not a body the caller wants: dropping the response unread closes the
+                // connection (HTTP/1.1) or resets the stream (h2), so nothing more of
+                // it is downloaded.
+                drop(resp);
+                drop(permit);
+                gate.succeeded();
+                return Ok(Fetched {
+                    final_url: url.clone(),
+                    url,
+                    status,
+                    headers,
+                    body: Bytes::new(),
+                    content_type,
+                    redirect_to,
+                    redirects: Vec::new(),
+                    timings: timings(sent_at.elapsed()),
+                    wire_bytes: 0,
+                    body_bytes: 0,
+                    attempts,
+                    remote_addr,
+                    protocol,
+                    body_skipped: true,
+                    memory: None,
+                });
+            }
             let mut memory = match &self.inner.memory {
                 Some(m) => {
                     let len = resp.content_length().unwrap_or(0).min(self.inner.cfg.max_body);
@@ -1354,17 +1477,14 @@ impl Fetcher {
                 content_type,
                 redirect_to,
                 redirects: Vec::new(),
-                timings: Timings {
-                    queued,
-                    first_byte,
-                    total: sent_at.elapsed(),
-                },
+                timings: timings(sent_at.elapsed()),
                 wire_bytes,
                 body_bytes,
                 attempts,
                 remote_addr,
                 protocol,
                 memory,
+                body_skipped: false,
             });
         }
     }

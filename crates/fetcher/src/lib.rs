@@ -11,7 +11,10 @@
 //!   host's politeness gate ([`HostGate`]: rate, concurrency, Crawl-delay, cool-down).
 //! - During it: a DNS resolver that drops special-purpose addresses, connect, idle and
 //!   total timeouts, the body read in a stream through [`BodyDecoder`] (size cap after
-//!   decompression, ratio cap), a content-type allow list checked on the headers.
+//!   decompression, ratio cap), a content-type allow list checked on the headers, and
+//!   [`AcceptTypes`]: a body of a type the caller does not want is not downloaded at
+//!   all ([`Fetched::body_skipped`]; [`FetcherBuilder::accept`] for the fetcher,
+//!   [`RequestOptions::accept`] for one request; by default every body is read).
 //! - After it: 5xx, 408 and 429 are retried (Retry-After honoured, else jittered
 //!   exponential backoff), other 4xx are final; redirects are returned in
 //!   [`Fetched::redirect_to`], never followed, so the caller checks each hop.
@@ -56,7 +59,8 @@
 //! ```
 //!
 //! # Layout
-//! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`Fetched`], [`Error`].
+//! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`RequestOptions`], [`Fetched`], [`Error`].
+//! - `accept`: [`AcceptTypes`] and [`MediaRange`], which bodies are downloaded.
 //! - `gate`: [`HostGate`], per-host politeness on tokio's clock.
 //! - `net`: under HTTP: the filtering DNS resolver and its cache, the rustls config,
 //!   and reqwest's errors read by the type of their cause.
@@ -76,6 +80,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod accept;
 mod body;
 mod fetch;
 mod gate;
@@ -84,9 +89,10 @@ mod net;
 mod robots;
 mod ssrf;
 
+pub use accept::{AcceptTypes, MediaRange};
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
 pub use fetch::{
-    Error, Fetched, Fetcher, FetcherBuilder, RobotsStore, StoredRobots, Timings, Validators,
+    Error, Fetched, Fetcher, FetcherBuilder, RequestOptions, RobotsStore, StoredRobots, Timings, Validators,
     parse_retry_after,
 };
 pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit, NotReady};

@@ -229,6 +229,66 @@ async fn content_types_are_checked_before_the_body() {
     assert!(f.fetch(&format!("{base}/bad/empty")).await.is_ok());
 }
 
+#[tokio::test]
+async fn a_body_of_a_type_not_accepted_is_not_downloaded() {
+    use trawl_fetcher::{AcceptTypes, RequestOptions};
+    use trawl_testsite::{BINARY_BYTES, BINARY_CHUNK};
+    // Plain HTTP/1.1 (the connection is closed) and h2 over TLS (the stream is reset).
+    for tls in [false, true] {
+        let site = TestSite::new().tls(tls).start().await.expect("site");
+        let base = site.site().bases()[0].clone();
+        let mut builder = fetcher().robots(false).accept(AcceptTypes::html());
+        if let Some(pem) = site.ca_pem() {
+            builder = builder.ca_cert(pem);
+        }
+        let f = builder.build().expect("fetcher");
+        let url = format!("{base}/bad/binary");
+        let until_ended = |n| tokio::time::timeout(Duration::from_secs(30), site.streams_ended(&url, n));
+
+        let page = f.fetch(&url).await.expect("a response, not an error");
+        assert_eq!(page.status, 200, "tls {tls}");
+        assert_eq!(page.content_type.as_deref(), Some("application/octet-stream"));
+        assert!(page.body_skipped, "tls {tls}");
+        assert!(page.body.is_empty());
+        assert!(
+            page.wire_bytes < 64 << 10 && page.body_bytes < 64 << 10,
+            "tls {tls}: {} bytes read of {BINARY_BYTES}",
+            page.wire_bytes
+        );
+        // The server's side: the body was cut off when the client let go of it. What
+        // it handed to the connection may be megabytes (the socket buffers), but it
+        // never got to the end.
+        let sent = until_ended(1).await.expect("the server lets go of the body");
+        assert!(!sent[0].complete, "tls {tls}: {sent:?}");
+        assert!(sent[0].bytes < BINARY_BYTES, "tls {tls}: {sent:?}");
+
+        // HTML, and a response without a Content-Type (a redirect), are still read.
+        let html = f
+            .fetch(&format!("{base}/bad/charset/undeclared-sjis"))
+            .await
+            .expect("html");
+        assert!(!html.body_skipped && !html.body.is_empty());
+        let redirect = f
+            .fetch(&format!("{base}/bad/redirect-loop/a"))
+            .await
+            .expect("302");
+        assert_eq!((redirect.status, redirect.content_type.as_deref()), (302, None));
+        assert!(!redirect.body_skipped);
+
+        // One request may take the type: then all of it is read.
+        let octets = AcceptTypes::none().with("application/octet-stream".parse().expect("a media range"));
+        let whole = f
+            .fetch_with(&url, &RequestOptions::new().accept(octets))
+            .await
+            .expect("the whole binary");
+        assert!(!whole.body_skipped);
+        assert_eq!(whole.body_bytes, BINARY_BYTES, "tls {tls}");
+        let sent = until_ended(2).await.expect("the second body ends");
+        assert!(sent[1].complete, "tls {tls}: {sent:?}");
+        assert_eq!(sent[1].chunks, BINARY_BYTES / BINARY_CHUNK as u64);
+    }
+}
+
 /// A robots store in memory, standing in for the engine's frontier.
 #[derive(Default)]
 struct MemStore(std::sync::Mutex<std::collections::HashMap<String, trawl_fetcher::StoredRobots>>);

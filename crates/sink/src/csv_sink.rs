@@ -30,6 +30,7 @@ pub const CSV_HEADER: &[&str] = &[
     "error_kind",
     "error_message",
     "limits",
+    "skipped",
 ];
 
 /// Writes CSV (with a header row) through the `csv` crate, exactly-once across crashes.
@@ -117,6 +118,7 @@ impl Sink for CsvSink {
             r.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default(),
             r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
             r.limits.join("; "),
+            opt(&r.skipped),
         ];
         self.file.write_all(&encode_row(&fields)?)
     }
@@ -164,5 +166,34 @@ mod tests {
         assert_eq!(&rows[0][2], "404");
         assert_eq!(&rows[0][14], "comma, \"quote\"");
         assert_eq!(&rows[0][19], "http-404");
+        assert_eq!(&rows[0][CSV_HEADER.len() - 1], "", "nothing skipped");
+    }
+
+    #[test]
+    fn a_skipped_body_has_its_column() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("o.csv");
+        let mut s = CsvSink::create(&path, Durability::Os).expect("create");
+        let r = PageRecord {
+            url: "http://a/file.bin".into(),
+            status: Some(200),
+            content_type: Some("application/octet-stream".into()),
+            skipped: Some(crate::SKIPPED_CONTENT_TYPE.into()),
+            ..Default::default()
+        };
+        s.write(&r, None).expect("write");
+        s.checkpoint().expect("checkpoint");
+        let mut rd = csv::Reader::from_path(&path).expect("reader");
+        let skipped = rd.headers().expect("header").iter().position(|h| h == "skipped");
+        let row = rd.records().next().expect("a row").expect("row");
+        assert_eq!(
+            row.get(skipped.expect("a skipped column")),
+            Some("skipped-content-type")
+        );
+        // JSON Lines: the key is there when set, and absent otherwise.
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["skipped"], "skipped-content-type");
+        let plain = serde_json::to_value(PageRecord::default()).expect("json");
+        assert!(plain.get("skipped").is_none());
     }
 }

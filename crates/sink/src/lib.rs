@@ -4,6 +4,9 @@
 //! it, even when the process dies in the middle of a write.
 //!
 //! - [`PageRecord`] is the record written for every finished URL (fetched or failed).
+//!   Its fields are the JSON Lines keys and the CSV columns ([`CSV_HEADER`]); fields
+//!   are only added, at the end: `limits` (the parse caps a page hit) and `skipped`
+//!   (why a body was not downloaded, [`SKIPPED_CONTENT_TYPE`]) came last.
 //! - [`Sink`] is the writer interface: write records, take a [`Checkpoint`], and reopen
 //!   cut back to a checkpoint.
 //! - [`JsonlSink`] (the default format), [`CsvSink`] and [`WarcSink`] (WARC 1.1, one
@@ -65,7 +68,9 @@ use std::path::{Path, PathBuf};
 
 pub use csv_sink::{CSV_HEADER, CsvSink};
 pub use jsonl::JsonlSink;
-pub use record::{Discovery, Exchange, FailureInfo, PageRecord, RobotsFlags, Timings, rfc3339_ms};
+pub use record::{
+    Discovery, Exchange, FailureInfo, PageRecord, RobotsFlags, SKIPPED_CONTENT_TYPE, Timings, rfc3339_ms,
+};
 pub use warc::{WarcOptions, WarcSink};
 
 /// What can go wrong writing output. Each one stops the crawl cleanly: the frontier

@@ -108,7 +108,17 @@ pub struct PageRecord {
     /// drops data silently.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub limits: Vec<String>,
+    /// Why the body was not downloaded, when it was not: [`SKIPPED_CONTENT_TYPE`] for a
+    /// response whose `Content-Type` the crawl neither parses nor was asked to keep
+    /// (the connection was closed after the headers; `status` and `content_type` are
+    /// as received, `wire_bytes` and `body_bytes` are 0). Absent when the body was
+    /// read. Such a record is not a failure: `error` stays empty.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skipped: Option<String>,
 }
+
+/// [`PageRecord::skipped`] of a body left unread because of its `Content-Type`.
+pub const SKIPPED_CONTENT_TYPE: &str = "skipped-content-type";
 
 /// The raw HTTP exchange behind a record, which the WARC writer needs.
 #[derive(Debug, Clone, Copy)]

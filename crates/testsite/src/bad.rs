@@ -145,6 +145,12 @@ pub const ENDPOINTS: &[BadEndpoint] = &[
         expect: "application/octet-stream; a content-type allow list refuses it before the body",
     },
     BadEndpoint {
+        path: "/bad/binary",
+        kind: "binary",
+        expect: "10 MiB of application/octet-stream, streamed in 64 KiB chunks (chunked, no Content-Length); \
+                 a crawler that parses only HTML closes the connection after the headers and reads none of it",
+    },
+    BadEndpoint {
         path: "/bad/empty",
         kind: "empty",
         expect: "200 with an empty text/html body",
@@ -170,6 +176,11 @@ pub const ENDPOINTS: &[BadEndpoint] = &[
         expect: "302 to http://[::ffff:a9fe:a9fe]/ (169.254.169.254 mapped into IPv6); the hop must be refused",
     },
 ];
+
+/// The size of `/bad/binary`'s body: 10 MiB, the default body cap of trawl.
+pub const BINARY_BYTES: u64 = 10 << 20;
+/// The chunks `/bad/binary` is streamed in: 64 KiB each, so [`BINARY_BYTES`] takes 160.
+pub const BINARY_CHUNK: usize = 64 << 10;
 
 /// The special-purpose addresses `/bad/ssrf` links to.
 pub const SSRF_LINKS: &[&str] = &[
@@ -362,6 +373,15 @@ pub(crate) fn respond(path: &str, query: &str, nth: u64) -> Reply {
         },
         "/always-500" => Reply::text(500, "broken"),
         "/not-html" => Reply::bytes(200, "application/octet-stream", Bytes::from(vec![0u8; 4096])),
+        "/binary" => stream_reply(200, "application/octet-stream", None, |tx| {
+            // Not all zeros, so that no compression anywhere could shrink it.
+            let chunk: Bytes = (0..BINARY_CHUNK).map(|i| (i * 7 + i / 251) as u8).collect();
+            for _ in 0..BINARY_BYTES / BINARY_CHUNK as u64 {
+                if tx.blocking_send(chunk.clone()).is_err() {
+                    return;
+                }
+            }
+        }),
         "/empty" => Reply::bytes(200, "text/html", Bytes::new()),
         "/ssrf" => {
             let mut links: Vec<String> = SSRF_LINKS.iter().map(|s| s.to_string()).collect();

@@ -5,15 +5,17 @@
 //! hyper drops the receiving end, the producer's next send fails, and it stops: a
 //! capped client therefore costs the server only what it actually read.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Chunks a streamed body may have in flight between producer and socket. Small, so
 /// that a producer never runs far ahead of what the client reads.
@@ -112,21 +114,86 @@ pub(crate) fn stream_reply(
     }
 }
 
+/// What became of one streamed body, once the server was done with it: how much of
+/// it the server took from its producer and handed to the connection, and whether it
+/// reached its end. Bytes handed to the connection are not bytes the client read:
+/// the kernel's socket buffers (megabytes on loopback) hold what the client has not
+/// read yet. A body that did not reach its end was cut off because the client hung up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Chunks handed to the connection.
+    pub chunks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Whether the body was sent to its end.
+    pub complete: bool,
+}
+
+/// The reports of the streamed bodies that ended, by URL, and a wake-up for those
+/// who wait for one.
+#[derive(Debug, Default)]
+pub(crate) struct StreamLog {
+    pub(crate) reports: Mutex<HashMap<String, Vec<StreamReport>>>,
+    pub(crate) ended: Notify,
+}
+
+impl StreamLog {
+    pub(crate) fn reports(&self, url: &str) -> Vec<StreamReport> {
+        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.get(url).cloned().unwrap_or_default()
+    }
+}
+
+/// Counts what a streamed body hands to the connection; files its [`StreamReport`]
+/// when the connection drops the body, at its end or when the client hung up.
+pub(crate) struct StreamTrack {
+    log: Arc<StreamLog>,
+    url: String,
+    report: StreamReport,
+}
+
+impl StreamTrack {
+    pub(crate) fn new(log: Arc<StreamLog>, url: String) -> StreamTrack {
+        StreamTrack {
+            log,
+            url,
+            report: StreamReport {
+                chunks: 0,
+                bytes: 0,
+                complete: false,
+            },
+        }
+    }
+}
+
+impl Drop for StreamTrack {
+    fn drop(&mut self) {
+        let mut reports = self.log.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports
+            .entry(std::mem::take(&mut self.url))
+            .or_default()
+            .push(self.report);
+        drop(reports);
+        self.log.ended.notify_waiters();
+    }
+}
+
 /// The response body type the server sends.
 pub(crate) enum SiteBody {
     Full(Option<Bytes>),
-    Chan(mpsc::Receiver<Bytes>),
+    Chan(mpsc::Receiver<Bytes>, Option<StreamTrack>),
 }
 
 impl SiteBody {
-    /// Starts whatever produces `body` and returns the hyper body that reads it.
-    pub(crate) fn start(body: ReplyBody) -> SiteBody {
+    /// Starts whatever produces `body` and returns the hyper body that reads it. A
+    /// streamed body is counted by `track`, when given.
+    pub(crate) fn start(body: ReplyBody, track: Option<StreamTrack>) -> SiteBody {
         match body {
             ReplyBody::Full(b) => SiteBody::Full(Some(b)),
             ReplyBody::Stream(produce) => {
                 let (tx, rx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
                 tokio::task::spawn_blocking(move || produce(tx));
-                SiteBody::Chan(rx)
+                SiteBody::Chan(rx, track)
             }
             ReplyBody::Trickle { n, every } => {
                 let (tx, rx) = mpsc::channel(1);
@@ -138,13 +205,13 @@ impl SiteBody {
                         tokio::time::sleep(every).await;
                     }
                 });
-                SiteBody::Chan(rx)
+                SiteBody::Chan(rx, None)
             }
             ReplyBody::Stall => {
                 let (tx, rx) = mpsc::channel(1);
                 // Hold the sender until the client hangs up, so the body never ends.
                 tokio::spawn(async move { tx.closed().await });
-                SiteBody::Chan(rx)
+                SiteBody::Chan(rx, None)
             }
         }
     }
@@ -160,7 +227,19 @@ impl Body for SiteBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             SiteBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
-            SiteBody::Chan(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            SiteBody::Chan(rx, track) => {
+                let next = rx.poll_recv(cx);
+                if let (Poll::Ready(got), Some(t)) = (&next, track) {
+                    match got {
+                        Some(b) => {
+                            t.report.chunks += 1;
+                            t.report.bytes += b.len() as u64;
+                        }
+                        None => t.report.complete = true,
+                    }
+                }
+                next.map(|o| o.map(|b| Ok(Frame::data(b))))
+            }
         }
     }
 
@@ -172,7 +251,7 @@ impl Body for SiteBody {
         match self {
             SiteBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             SiteBody::Full(None) => SizeHint::with_exact(0),
-            SiteBody::Chan(_) => SizeHint::default(),
+            SiteBody::Chan(..) => SizeHint::default(),
         }
     }
 }

@@ -48,7 +48,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use bad::{BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
+pub use bad::{BINARY_BYTES, BINARY_CHUNK, BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
+pub use body::StreamReport;
 pub use robots::RobotsVariant;
 pub use server::{ETAG, LAST_MODIFIED};
 pub use site::{CrawlTruth, Site, SiteLink, Target};
@@ -257,6 +258,7 @@ impl TestSite {
             page_hits,
             private_hits: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            streams: Arc::default(),
         });
         let stop = CancellationToken::new();
         let mut addrs = Vec::with_capacity(listeners.len());
@@ -377,6 +379,31 @@ impl RunningSite {
     /// Every request received so far, in arrival order, when tracking is on.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What became of each streamed body sent for this exact URL (a `/bad/` endpoint
+    /// that streams: the bombs, `/bad/endless`, `/bad/binary`) that has ended so far,
+    /// in the order they ended.
+    pub fn stream_reports(&self, url: &str) -> Vec<StreamReport> {
+        self.shared.streams.reports(url)
+    }
+
+    /// Waits until `n` streamed bodies of this exact URL have ended (sent to their end,
+    /// or cut off because the client hung up), and returns their reports. The server
+    /// files a report when its connection lets go of the body, which can be a moment
+    /// after the client has its answer; this waits for that without polling.
+    pub async fn streams_ended(&self, url: &str, n: usize) -> Vec<StreamReport> {
+        loop {
+            // Registered before looking, so that a report filed in between wakes it.
+            let notified = self.shared.streams.ended.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let reports = self.shared.streams.reports(url);
+            if reports.len() >= n {
+                return reports;
+            }
+            notified.await;
+        }
     }
 
     /// The number of requests received so far.

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{Reply, ReplyBody, SiteBody};
+use crate::body::{Reply, ReplyBody, SiteBody, StreamLog, StreamTrack};
 use crate::robots::{self, RobotsVariant};
 use crate::site::{SITEMAP_CHUNK, SITEMAP_MAX, Site};
 use crate::{Latency, Request, html};
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) page_hits: Vec<AtomicU32>,
     pub(crate) private_hits: AtomicU64,
     pub(crate) total: AtomicU64,
+    /// What became of the streamed bodies under `/bad/`, by URL.
+    pub(crate) streams: Arc<StreamLog>,
 }
 
 /// Accepts connections on `listener` until `stop` fires. With `tls`, every
@@ -194,7 +196,7 @@ async fn handle(
         let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
         log.push(Request {
             at,
-            url,
+            url: url.clone(),
             status: reply.status,
             version,
         });
@@ -206,6 +208,9 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Streamed hostile bodies are counted, so that a test can tell how much of one the
+    // server sent and whether the client hung up before its end.
+    let track = is_bad.then(|| StreamTrack::new(shared.streams.clone(), url));
     to_response(
         reply,
         if shared.opts.compression && !is_bad {
@@ -213,6 +218,7 @@ async fn handle(
         } else {
             ""
         },
+        track,
     )
 }
 
@@ -416,7 +422,7 @@ fn compress(body: &[u8], accept: &str) -> Option<(&'static str, Vec<u8>)> {
     None
 }
 
-fn to_response(reply: Reply, accept: &str) -> Response<SiteBody> {
+fn to_response(reply: Reply, accept: &str, track: Option<StreamTrack>) -> Response<SiteBody> {
     let mut body = reply.body;
     let mut headers = reply.headers;
     if let ReplyBody::Full(b) = &body
@@ -429,7 +435,7 @@ fn to_response(reply: Reply, accept: &str) -> Response<SiteBody> {
         headers.push(("vary", "accept-encoding".to_string()));
         body = ReplyBody::Full(Bytes::from(out));
     }
-    let mut resp = Response::new(SiteBody::start(body));
+    let mut resp = Response::new(SiteBody::start(body, track));
     *resp.status_mut() =
         http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in headers {

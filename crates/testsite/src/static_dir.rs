@@ -104,11 +104,10 @@ async fn answer(root: &Path, path: &str, head: bool) -> Response<SiteBody> {
         ),
     };
     let len = body.len();
-    let mut resp = Response::new(SiteBody::start(ReplyBody::Full(if head {
-        Bytes::new()
-    } else {
-        body
-    })));
+    let mut resp = Response::new(SiteBody::start(
+        ReplyBody::Full(if head { Bytes::new() } else { body }),
+        None,
+    ));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));

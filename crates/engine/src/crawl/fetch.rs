@@ -8,15 +8,17 @@
 //! A job's global permit is held until its page is in the parse channel, and each
 //! body holds its share of the fetcher's body-memory budget ([`super::BODY_BYTES`])
 //! from before its download to the end of its parse, so a slow parse stage, or a run
-//! of large pages, slows fetching instead of piling bodies up in memory. A skipped job (a
-//! dead host, a crash loop) makes no request.
+//! of large pages, slows fetching instead of piling bodies up in memory. A skipped job
+//! (a dead host, a crash loop) makes no request. Pages are fetched with the fetcher's
+//! accepted types (HTML and `--accept-type`, or everything with WARC output); a
+//! sitemap asks for the types sitemaps are served as, whatever those are.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use trawl_fetcher::GateSnapshot;
+use trawl_fetcher::{AcceptTypes, GateSnapshot, RequestOptions};
 use trawl_frontier::Lease;
 
 use super::Shared;
@@ -105,7 +107,14 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
     let (fetch, cool) = match work {
         Work::Skip(why) => (Fetch::Skipped(why), None),
         Work::Fetch(host_permit) => {
-            let result = sh.fetcher.fetch_claimed(&lease.url, host_permit).await;
+            let result = if lane.is_some() {
+                let sitemap = RequestOptions::new().accept(AcceptTypes::sitemaps());
+                sh.fetcher
+                    .fetch_claimed_with(&lease.url, host_permit, &sitemap)
+                    .await
+            } else {
+                sh.fetcher.fetch_claimed(&lease.url, host_permit).await
+            };
             if let Ok(f) = &result {
                 sh.bytes_total.fetch_add(f.body_bytes, Relaxed);
             }

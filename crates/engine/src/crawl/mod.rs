@@ -42,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use trawl_fetcher::{Fetcher, GatePolicy, GateSnapshot};
+use trawl_fetcher::{AcceptTypes, Fetcher, GatePolicy, GateSnapshot};
 use trawl_frontier::{Frontier, FrontierStore, NewUrl, Priority};
 use trawl_parser::ParseOptions;
 use trawl_sink::{Discovery, Sink};
@@ -364,6 +364,7 @@ impl Crawler {
             seeds,
             scope,
             ca_pems,
+            accept,
         } = valid;
         let dir = state.dir.clone();
         cfg.state.dir = dir.clone();
@@ -428,7 +429,7 @@ impl Crawler {
         }
         frontier.enqueue(queued).map_err(|e| Error::state(&dir, e))?;
 
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, &frontier)?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &frontier)?;
         if fresh {
             preflight(&fetcher, &seeds).await?;
         }
@@ -615,13 +616,15 @@ async fn watch_stop(sh: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// The fetcher of a crawl: its politeness policy, caps, the hosts the user named
-/// (trusted on special-purpose addresses, like the seeds), and robots.txt answers kept
-/// in the frontier.
+/// The fetcher of a crawl: its politeness policy, caps, the bodies pages are
+/// downloaded for (sitemap requests ask for theirs, see `fetch`), the hosts the user
+/// named (trusted on special-purpose addresses, like the seeds), and robots.txt answers
+/// kept in the frontier.
 fn build_fetcher(
     cfg: &CrawlConfig,
     scope: &Scope,
     ca_pems: Vec<Vec<u8>>,
+    accept: AcceptTypes,
     frontier: &Arc<Frontier>,
 ) -> Result<Fetcher, Error> {
     let p = &cfg.politeness;
@@ -642,6 +645,7 @@ fn build_fetcher(
         .allow_private_ips(p.allow_private_ips)
         .max_body(cfg.fetch.max_body)
         .body_memory(BODY_BYTES as u64)
+        .accept(accept)
         // One attempt per lease: retries go through the frontier (see `parse`).
         .max_attempts(1)
         .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs))

@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 use trawl_fetcher::GateSnapshot;
 use trawl_frontier::{FrontierStore, Lease, NewUrl, Outcome, Priority};
 use trawl_parser::{SitemapKind, SitemapLimits};
-use trawl_sink::{Discovery, FailureInfo, PageRecord, RobotsFlags};
+use trawl_sink::{Discovery, FailureInfo, PageRecord, RobotsFlags, SKIPPED_CONTENT_TYPE};
 use url::Url;
 
 use super::fetch::{Fetch, Fetched};
@@ -283,6 +283,10 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             xxhash_rust::xxh3::xxh3_128(&fetched.body)
         ));
     }
+    if fetched.body_skipped {
+        record.skipped = Some(SKIPPED_CONTENT_TYPE.to_string());
+        sh.stats.bodies_skipped.fetch_add(1, Relaxed);
+    }
     let ct = fetched.content_type.as_deref().unwrap_or("").to_ascii_lowercase();
     if let Some(target) = &fetched.redirect_to {
         record.redirect_to = Some(target.to_string());
@@ -304,6 +308,11 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             Err(_) => {
                 sh.stats.refused.fetch_add(1, Relaxed);
             }
+        }
+    } else if fetched.body_skipped {
+        // Nothing to read: the fetcher left the body on the wire.
+        if is_sitemap {
+            tracing::debug!(url = %lease.url, content_type = %ct, "a sitemap of a type sitemaps are not served as: not read");
         }
     } else if is_sitemap && (200..300).contains(&fetched.status) {
         sh.stats.sitemaps.fetch_add(1, Relaxed);
@@ -377,8 +386,10 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             }
         }
     }
-    let exchange =
-        (sh.want_exchange && !is_sitemap).then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent));
+    // With WARC output the fetcher reads every page body. Were one skipped all the
+    // same, archiving it empty would misstate what was served.
+    let exchange = (sh.want_exchange && !is_sitemap && !fetched.body_skipped)
+        .then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent));
     sh.stats.wire_bytes.fetch_add(fetched.wire_bytes, Relaxed);
     Done {
         lease,
