@@ -64,6 +64,8 @@ pub struct Rec {
     pub content_type: Option<String>,
     /// Why the body was not downloaded, when it was not.
     pub skipped: Option<String>,
+    /// The caps and guards the page hit.
+    pub limits: Vec<String>,
 }
 
 /// Reads a JSONL output: every line must parse and the file must end with a newline
@@ -89,6 +91,10 @@ pub fn read_jsonl(path: &Path) -> Vec<Rec> {
                 wire_bytes: v["wire_bytes"].as_u64().unwrap_or(0),
                 content_type: v["content_type"].as_str().map(String::from),
                 skipped: v["skipped"].as_str().map(String::from),
+                limits: v["limits"]
+                    .as_array()
+                    .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect()

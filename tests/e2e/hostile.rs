@@ -155,11 +155,17 @@ async fn traps_end_with_no_flags() {
     let base = site.site().bases()[0].clone();
     let dir = workdir();
     let d = dir.path();
-    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
-    let seeds: Vec<String> = ["/bad/calendar/2026/1", "/bad/deep/a/", "/bad/session?PHPSESSID=1"]
-        .iter()
-        .map(|p| format!("{base}{p}"))
-        .collect();
+    let (out, state, stats) = (arg(d, "out.jsonl"), arg(d, "state"), arg(d, "stats.json"));
+    let seeds: Vec<String> = [
+        "/bad/calendar/2026/1",
+        "/bad/deep/a/",
+        "/bad/session?PHPSESSID=1",
+        "/bad/facets?color=1",
+        "/bad/mirror/a/b/",
+    ]
+    .iter()
+    .map(|p| format!("{base}{p}"))
+    .collect();
     // No --budget, no --max-depth: only politeness lifted, for speed (and a time limit,
     // so that a guard that fails ends the test as a failure instead of running on).
     let mut args = vec!["crawl"];
@@ -175,6 +181,8 @@ async fn traps_end_with_no_flags() {
         "8",
         "--max-time",
         "60s",
+        "--stats-json",
+        &stats,
         "-q",
     ]);
     let r = run(bin(), d, &args).await;
@@ -192,5 +200,69 @@ async fn traps_end_with_no_flags() {
         "{} session requests",
         under("/bad/session")
     );
+    // The facets walk a four-dimensional lattice (depth alone would allow some
+    // 300,000 pages): the query-variant guard admits 500 of the one path.
+    let facets = under("/bad/facets");
+    assert!((400..=501).contains(&facets), "{facets} facet requests");
+    let guarded: Vec<&Rec> = recs
+        .iter()
+        .filter(|r| r.limits.iter().any(|x| x.starts_with("query-variants: ")))
+        .collect();
+    assert!(!guarded.is_empty(), "the pages whose links were cut say so");
+    assert!(guarded.iter().all(|r| r.url.contains("/bad/facets")));
+    let mirror = under("/bad/mirror/");
+    assert!((2..=4).contains(&mirror), "{mirror} mirror requests");
+    assert!(
+        recs.iter()
+            .any(|r| r.limits.iter().any(|x| x.starts_with("repeated-segments: 1 "))),
+        "the repeated-segment refusal is on the record"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("stats.json")).unwrap()).unwrap();
+    let guarded = stats["stats"]["links_guarded"].as_u64().unwrap_or(0);
+    assert!(guarded > 100, "{guarded} links guarded");
     assert!(requests.len() < 1_000, "{} requests in all", requests.len());
+
+    // Each guard lifts or tightens with its flag.
+    let dir2 = workdir();
+    let d2 = dir2.path();
+    let (out2, state2) = (arg(d2, "out.jsonl"), arg(d2, "state"));
+    let before = site.requests().len();
+    let facet_seed = format!("{base}/bad/facets?color=1");
+    let mirror_seed = format!("{base}/bad/mirror/a/b/");
+    let r = run(
+        bin(),
+        d2,
+        &[
+            "crawl",
+            &facet_seed,
+            &mirror_seed,
+            "-o",
+            &out2,
+            "--state",
+            &state2,
+            "--rate",
+            "0",
+            "--max-query-variants",
+            "20",
+            "--max-repeated-segments",
+            "5",
+            "--max-time",
+            "60s",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "completed: {}", r.stderr);
+    let later = &site.requests()[before..];
+    let facets = later.iter().filter(|q| q.url.contains("/bad/facets")).count();
+    assert!(
+        (15..=21).contains(&facets),
+        "{facets} facet requests with 20 variants (and the seed)"
+    );
+    let mirror = later.iter().filter(|q| q.url.contains("/bad/mirror/")).count();
+    assert!(
+        mirror > 2 && mirror <= 6,
+        "{mirror} mirror requests with 5 repeats"
+    );
 }

@@ -136,6 +136,20 @@ pub struct TuneArgs {
     #[arg(long, value_name = "N|none", value_parser = parse_depth)]
     #[serde(default, deserialize_with = "depth_from_file")]
     pub max_depth: Option<MaxDepth>,
+    /// Trap guard: distinct queries followed per path of a host, or `none`
+    /// [default: 500].
+    #[arg(long, value_name = "N|none", value_parser = parse_guard)]
+    #[serde(default, deserialize_with = "guard_from_file")]
+    pub max_query_variants: Option<Guard>,
+    /// Trap guard: path segments of a URL followed, or `none` [default: 32].
+    #[arg(long, value_name = "N|none", value_parser = parse_guard)]
+    #[serde(default, deserialize_with = "guard_from_file")]
+    pub max_path_segments: Option<Guard>,
+    /// Trap guard: times one path segment may occur in a URL followed, or `none`
+    /// [default: 3].
+    #[arg(long, value_name = "N|none", value_parser = parse_guard)]
+    #[serde(default, deserialize_with = "guard_from_file")]
+    pub max_repeated_segments: Option<Guard>,
     /// Records written in total.
     #[arg(long, value_name = "N")]
     pub max_pages: Option<u64>,
@@ -304,6 +318,37 @@ fn depth_from_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MaxD
     }
 }
 
+/// A trap guard's limit (`--max-query-variants` and the like): a number, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard(pub Option<u32>);
+
+/// Parses a trap guard's limit: a positive number or `none`.
+pub fn parse_guard(s: &str) -> Result<Guard, String> {
+    match s.trim() {
+        "none" | "unlimited" => Ok(Guard(None)),
+        t => match t.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Guard(Some(n))),
+            _ => Err(format!("invalid limit {s:?} (a positive number, or none)")),
+        },
+    }
+}
+
+/// A trap guard in the TOML file: a number, or the string `"none"`.
+fn guard_from_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Guard>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Count(u32),
+        Word(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Count(n) => parse_guard(&n.to_string())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Raw::Word(w) => parse_guard(&w).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Parses a size: bytes, or with a suffix K, M, G (powers of 1024; `KiB`, `MB` and
 /// the like are read the same way).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -368,6 +413,10 @@ mod tests {
         let f: FileConfig = toml::from_str("max-depth = \"none\"\n").expect("toml");
         assert_eq!(f.tune.max_depth, Some(MaxDepth(None)));
         assert_eq!(parse_depth("none"), Ok(MaxDepth(None)));
+        assert_eq!(parse_guard("none"), Ok(Guard(None)));
+        assert_eq!(parse_guard("20"), Ok(Guard(Some(20))));
+        assert!(parse_guard("0").is_err());
+        assert!(parse_guard("-1").is_err());
         assert!(parse_depth("deep").is_err());
         assert!(
             toml::from_str::<FileConfig>("rat = 2").is_err(),

@@ -125,6 +125,9 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
         burst: flags.burst.or(file.burst),
         ignore_crawl_delay: flags.ignore_crawl_delay || file.ignore_crawl_delay,
         max_depth: flags.max_depth.or(file.max_depth),
+        max_query_variants: flags.max_query_variants.or(file.max_query_variants),
+        max_path_segments: flags.max_path_segments.or(file.max_path_segments),
+        max_repeated_segments: flags.max_repeated_segments.or(file.max_repeated_segments),
         max_pages: flags.max_pages.or(file.max_pages),
         max_bytes: flags.max_bytes.or(file.max_bytes),
         max_time: flags.max_time.or(file.max_time),
@@ -203,6 +206,15 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     let l = &mut cfg.limits;
     if let Some(d) = t.max_depth {
         l.max_depth = d.0;
+    }
+    if let Some(g) = t.max_query_variants {
+        l.max_query_variants = g.0;
+    }
+    if let Some(g) = t.max_path_segments {
+        l.max_path_segments = g.0.map(|n| n as usize);
+    }
+    if let Some(g) = t.max_repeated_segments {
+        l.max_repeated_segments = g.0.map(|n| n as usize);
     }
     if let Some(n) = t.max_pages {
         l.max_pages = Some(n);

@@ -76,6 +76,15 @@ pub struct PathBudget {
 /// page), and sites are built for people to reach pages in a few clicks; Heritrix's default is 20 hops.
 pub const DEFAULT_MAX_DEPTH: u16 = 50;
 
+/// The default [`Limits::max_query_variants`]: a guard against pages that link
+/// endless near-identical variants of one path (facets, sort orders, filters, session
+/// and calendar parameters in the query).
+pub const DEFAULT_MAX_QUERY_VARIANTS: u32 = 500;
+/// The default [`Limits::max_path_segments`].
+pub const DEFAULT_MAX_PATH_SEGMENTS: usize = 32;
+/// The default [`Limits::max_repeated_segments`].
+pub const DEFAULT_MAX_REPEATED_SEGMENTS: usize = 3;
+
 /// When the crawl stops. Every limit counts over the whole crawl, across resumes.
 /// Reaching one ends the crawl cleanly and resumably; raising it on resume goes on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +107,29 @@ pub struct Limits {
     pub max_pages_per_host: Option<u64>,
     /// Path-prefix budgets.
     pub budgets: Vec<PathBudget>,
+    /// Trap guard: distinct queries followed per path of a host (`/search?q=…`,
+    /// `/list?sort=…&page=…`); links to further variants are not followed, and the
+    /// record of the page they were on says so. Counted per run: a resumed crawl may
+    /// follow that many again. `None` for no limit. By default,
+    /// [`DEFAULT_MAX_QUERY_VARIANTS`].
+    pub max_query_variants: Option<u32>,
+    /// Trap guard: path segments of a URL followed. `None` for no limit. By default,
+    /// [`DEFAULT_MAX_PATH_SEGMENTS`].
+    pub max_path_segments: Option<usize>,
+    /// Trap guard: how often one path segment may occur in a URL followed
+    /// (`/a/b/a/b/a/b/…`). `None` for no limit. By default,
+    /// [`DEFAULT_MAX_REPEATED_SEGMENTS`].
+    pub max_repeated_segments: Option<usize>,
+}
+
+impl Limits {
+    /// The parse options these limits give: the canonicalization trap guards.
+    pub fn parse_options(&self) -> trawl_parser::ParseOptions {
+        let mut o = trawl_parser::ParseOptions::default();
+        o.canon.max_path_segments = self.max_path_segments.unwrap_or(usize::MAX);
+        o.canon.max_repeated_segments = self.max_repeated_segments.unwrap_or(usize::MAX);
+        o
+    }
 }
 
 impl Default for Limits {
@@ -109,6 +141,9 @@ impl Default for Limits {
             max_time_secs: None,
             max_pages_per_host: None,
             budgets: Vec::new(),
+            max_query_variants: Some(DEFAULT_MAX_QUERY_VARIANTS),
+            max_path_segments: Some(DEFAULT_MAX_PATH_SEGMENTS),
+            max_repeated_segments: Some(DEFAULT_MAX_REPEATED_SEGMENTS),
         }
     }
 }

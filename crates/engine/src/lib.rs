@@ -64,7 +64,8 @@ mod stats;
 mod validate;
 
 pub use config::{
-    CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
+    CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PATH_SEGMENTS, DEFAULT_MAX_QUERY_VARIANTS,
+    DEFAULT_MAX_REPEATED_SEGMENTS, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
     PolitenessConfig, ScopeConfig, StateConfig,
 };
 pub use crawl::{

@@ -24,6 +24,7 @@ pub struct Stats {
     pub(crate) beyond_depth: AtomicU64,
     pub(crate) over_budget: AtomicU64,
     pub(crate) links_dropped: AtomicU64,
+    pub(crate) links_guarded: AtomicU64,
     pub(crate) pages_over_caps: AtomicU64,
     pub(crate) bodies_skipped: AtomicU64,
     pub(crate) in_flight: AtomicU64,
@@ -102,6 +103,11 @@ pub struct StatsSnapshot {
     /// Links dropped past the per-page link cap.
     #[serde(default)]
     pub links_dropped: u64,
+    /// Links not followed because a trap guard refused them (path segments, repeated
+    /// segments, query parameters, URL length, query variants of one path): the
+    /// records of the pages they were on say which guard (`limits`).
+    #[serde(default)]
+    pub links_guarded: u64,
     /// Pages that hit a parse cap (links, nesting depth, input size): their records
     /// say which (`limits`).
     #[serde(default)]
@@ -156,6 +162,7 @@ impl Stats {
             beyond_depth: AtomicU64::new(0),
             over_budget: AtomicU64::new(0),
             links_dropped: AtomicU64::new(0),
+            links_guarded: AtomicU64::new(0),
             pages_over_caps: AtomicU64::new(0),
             bodies_skipped: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
@@ -255,6 +262,7 @@ impl Stats {
             beyond_depth: self.beyond_depth.load(Relaxed),
             over_budget: self.over_budget.load(Relaxed),
             links_dropped: self.links_dropped.load(Relaxed),
+            links_guarded: self.links_guarded.load(Relaxed),
             pages_over_caps: self.pages_over_caps.load(Relaxed),
             bodies_skipped: self.bodies_skipped.load(Relaxed),
             status: self
@@ -310,6 +318,12 @@ impl StatsSnapshot {
             s.push_str(&format!(
                 "caps: {} pages hit a parse cap (see their records' limits); {} links past the per-page link cap\n",
                 self.pages_over_caps, self.links_dropped
+            ));
+        }
+        if self.links_guarded > 0 {
+            s.push_str(&format!(
+                "guards: {} links refused by a trap guard (see their pages' records' limits; README lists how to lift each)\n",
+                self.links_guarded
             ));
         }
         if self.bodies_skipped > 0 {

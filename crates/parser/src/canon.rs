@@ -124,6 +124,21 @@ pub enum CanonError {
     TooManyParams(usize),
 }
 
+impl CanonError {
+    /// The name of the trap guard that refused the URL, for a refusal by a limit
+    /// (`url-length`, `path-segments`, `repeated-segments`, `query-params`); `None`
+    /// for a URL that is not crawlable at all.
+    pub fn guard(&self) -> Option<&'static str> {
+        match self {
+            CanonError::TooLong(_) => Some("url-length"),
+            CanonError::TooManySegments(_) => Some("path-segments"),
+            CanonError::RepeatedSegments(_) => Some("repeated-segments"),
+            CanonError::TooManyParams(_) => Some("query-params"),
+            _ => None,
+        }
+    }
+}
+
 /// The byte offset of `needle` (ASCII) in `hay`, ignoring ASCII case.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
     if !hay.contains(';') {

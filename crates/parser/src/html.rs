@@ -83,7 +83,7 @@ impl RobotsMeta {
 }
 
 /// Which limits a page hit. A page that hits one yields what it safely can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LimitsHit {
     /// The input was longer than `max_input_bytes` and was cut.
     pub input: bool,
@@ -94,6 +94,9 @@ pub struct LimitsHit {
     pub links: bool,
     /// How many distinct links were dropped past `max_links`.
     pub links_dropped: u64,
+    /// Links refused by a trap guard of [`CanonOptions`], by the guard's name
+    /// ([`crate::CanonError::guard`]).
+    pub guarded: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Limits and options of [`parse_html`].
@@ -728,7 +731,12 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
                     nofollow,
                 });
             }
-            Err(_) => page.refused_links += 1,
+            Err(e) => {
+                page.refused_links += 1;
+                if let Some(guard) = e.guard() {
+                    *page.limits_hit.guarded.entry(guard).or_default() += 1;
+                }
+            }
         }
     }
     page.text = text;

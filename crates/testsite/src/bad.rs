@@ -34,6 +34,16 @@ pub const ENDPOINTS: &[BadEndpoint] = &[
         expect: "links to itself with a new session id every time; canonicalization that strips session ids makes it one URL",
     },
     BadEndpoint {
+        path: "/bad/facets?color=1",
+        kind: "trap-query-variants",
+        expect: "a faceted listing: every page links four near-identical variants (one facet changed or added) without end; a per-path limit on query variants stops it",
+    },
+    BadEndpoint {
+        path: "/bad/mirror/a/b/",
+        kind: "trap-repeated-segments",
+        expect: "relative links that repeat a path pattern (/a/b/a/b/…) with a fresh segment each time; a repeated-segment limit stops it",
+    },
+    BadEndpoint {
         path: "/bad/deep/a/",
         kind: "trap-deep",
         expect: "links one path segment deeper forever; depth or path-segment limits stop it",
@@ -276,6 +286,31 @@ pub(crate) fn respond(path: &str, query: &str, nth: u64) -> Reply {
                     format!("/bad/calendar/{}/{}", next / 12, next % 12 + 1),
                 ],
             ))
+        }
+        "/facets" => {
+            const FACETS: [&str; 4] = ["color", "size", "sort", "page"];
+            let mut values: Vec<u64> = FACETS.iter().map(|f| param(query, f).unwrap_or(0)).collect();
+            let title = format!("Listing {values:?}");
+            let links: Vec<String> = (0..FACETS.len())
+                .map(|i| {
+                    values[i] += 1;
+                    let q: Vec<String> = FACETS
+                        .iter()
+                        .zip(&values)
+                        .filter(|(_, v)| **v > 0)
+                        .map(|(f, v)| format!("{f}={v}"))
+                        .collect();
+                    values[i] -= 1;
+                    format!("/bad/facets?{}", q.join("&"))
+                })
+                .collect();
+            html(page(&title, links))
+        }
+        _ if rest.starts_with("/mirror/") => {
+            // `a/b/` relative to /bad/mirror/…/ repeats the pattern one level deeper,
+            // with a new segment, so no two URLs are alike.
+            let n = rest.matches('/').count();
+            html(page("Mirror", [format!("a/b/x{n}/")]))
         }
         "/session" | "/session/" => {
             let n = param(query, "PHPSESSID").unwrap_or(0);

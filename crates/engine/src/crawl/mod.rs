@@ -27,6 +27,7 @@
 mod commit;
 mod fault;
 mod fetch;
+mod guard;
 mod parse;
 mod progress;
 mod record;
@@ -179,6 +180,8 @@ pub(crate) struct Shared {
     pub(crate) sitemap_lane: Arc<tokio::sync::Semaphore>,
     /// HTML being parsed ([`PARSE_BYTES`]).
     pub(crate) parse_budget: ByteBudget,
+    /// The query-variant trap guard.
+    pub(crate) variants: guard::QueryVariants,
     /// URLs accepted under each path budget (`host prefix`), over the whole crawl.
     /// Every way a URL enters (links, redirects, sitemaps) goes through it; the commit
     /// stage stores it with every ack.
@@ -409,7 +412,7 @@ impl Crawler {
         let mut queued = Vec::new();
         let mut sitemap_hosts = HashSet::new();
         for url in &seeds {
-            let canon = trawl_parser::canonicalize(url.as_str(), None, &ParseOptions::default().canon)
+            let canon = trawl_parser::canonicalize(url.as_str(), None, &cfg.limits.parse_options().canon)
                 .unwrap_or_else(|_| url.to_string());
             queued.push(NewUrl {
                 url: canon,
@@ -471,7 +474,8 @@ impl Crawler {
             fetcher,
             scope,
             stats,
-            parse_opts: ParseOptions::default(),
+            parse_opts: cfg.limits.parse_options(),
+            variants: guard::QueryVariants::new(cfg.limits.max_query_variants),
             wake: schedule::Wake::default(),
             acked: schedule::Wake::default(),
             stop: CancellationToken::new(),

@@ -104,17 +104,30 @@ fn path_of(url: &str) -> &str {
     if end == 0 { "/" } else { &rest[..end] }
 }
 
-/// Checks a discovered URL (canonical) against scope, depth and the path budgets;
-/// `None` when it is not followed (and counted as refused, beyond depth or over
-/// budget).
-fn follow(sh: &Shared, url: String, depth: u16) -> Option<String> {
+/// Why [`follow`] did not follow a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Scope,
+    Depth,
+    Variants,
+    Budget,
+}
+
+/// Checks a discovered URL (canonical) against scope, depth, the query-variant guard
+/// and the path budgets; the reason when it is not followed (each counted: refused,
+/// beyond depth, guarded, over budget).
+fn follow(sh: &Shared, url: String, depth: u16) -> Result<String, Refused> {
     if sh.scope.check_str(&url).is_err() {
         sh.stats.refused.fetch_add(1, Relaxed);
-        return None;
+        return Err(Refused::Scope);
     }
     if sh.cfg.limits.max_depth.is_some_and(|m| depth > m) {
         sh.stats.beyond_depth.fetch_add(1, Relaxed);
-        return None;
+        return Err(Refused::Depth);
+    }
+    if !sh.variants.admit(&url) {
+        sh.stats.links_guarded.fetch_add(1, Relaxed);
+        return Err(Refused::Variants);
     }
     let budgets = &sh.cfg.limits.budgets;
     if !budgets.is_empty() {
@@ -125,12 +138,22 @@ fn follow(sh: &Shared, url: String, depth: u16) -> Option<String> {
             let n = used.entry(key).or_default();
             if *n >= b.max {
                 sh.stats.over_budget.fetch_add(1, Relaxed);
-                return None;
+                return Err(Refused::Budget);
             }
             *n += 1;
         }
     }
-    Some(url)
+    Ok(url)
+}
+
+/// The setting that lifts a canonicalization trap guard.
+fn guard_flag(guard: &str) -> &'static str {
+    match guard {
+        "path-segments" => "--max-path-segments",
+        "repeated-segments" => "--max-repeated-segments",
+        "query-params" => "at most 32 query parameters",
+        _ => "at most 2,048 bytes per URL",
+    }
 }
 
 fn failure(kind: &str, message: String) -> Option<FailureInfo> {
@@ -160,7 +183,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         let Ok(c) = trawl_parser::canonicalize(sm.trim(), None, &sh.parse_opts.canon) else {
             continue;
         };
-        if let Some(u) = follow(sh, c, 0) {
+        if let Ok(u) = follow(sh, c, 0) {
             discovered.push(NewUrl {
                 url: u,
                 depth: 0,
@@ -292,7 +315,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         record.redirect_to = Some(target.to_string());
         match trawl_parser::canonicalize(target.as_str(), None, &sh.parse_opts.canon) {
             Ok(c) => {
-                if let Some(u) = follow(sh, c, child_depth) {
+                if let Ok(u) = follow(sh, c, child_depth) {
                     discovered.push(NewUrl {
                         url: u,
                         depth: child_depth,
@@ -365,6 +388,13 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                 sh.parse_opts.max_input_bytes
             ));
         }
+        for (guard, n) in &hit.guarded {
+            record.limits.push(format!(
+                "{guard}: {n} links refused by this trap guard ({})",
+                guard_flag(guard)
+            ));
+            sh.stats.links_guarded.fetch_add(*n, Relaxed);
+        }
         if hit != Default::default() {
             sh.stats.pages_over_caps.fetch_add(1, Relaxed);
         }
@@ -374,8 +404,13 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         };
         sh.stats.links.fetch_add(page.links.len() as u64, Relaxed);
         if !page.robots.nofollow {
+            let mut variants_refused = 0u64;
             for link in page.links {
-                if let Some(u) = follow(sh, link.url, child_depth) {
+                let followed = follow(sh, link.url, child_depth);
+                if let Err(Refused::Variants) = followed {
+                    variants_refused += 1;
+                }
+                if let Ok(u) = followed {
                     discovered.push(NewUrl {
                         url: u,
                         depth: child_depth,
@@ -383,6 +418,12 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                         data: encode_data(Discovery::Link, Some(&lease.url)),
                     });
                 }
+            }
+            if variants_refused > 0 {
+                record.limits.push(format!(
+                    "query-variants: {variants_refused} links not followed: their paths had {} distinct queries already (--max-query-variants)",
+                    sh.cfg.limits.max_query_variants.unwrap_or_default()
+                ));
             }
         }
     }
@@ -434,7 +475,7 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
             SitemapKind::Index => (Priority::Sitemap, lease.depth),
             _ => (Priority::Page, child_depth),
         };
-        if let Some(u) = follow(sh, c, depth) {
+        if let Ok(u) = follow(sh, c, depth) {
             discovered.push(NewUrl {
                 url: u,
                 depth,
