@@ -172,6 +172,12 @@ pub struct TuneArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     #[serde(rename = "ca-cert")]
     pub ca_certs: Vec<PathBuf>,
+    /// Send requests for HOST on PORT to ADDR instead of what DNS says, as curl's
+    /// --resolve (ADDR may list several, comma-separated; IPv6 in brackets);
+    /// repeatable. localhost and *.localhost are always loopback.
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR")]
+    #[serde(rename = "resolve")]
+    pub resolves: Vec<String>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,

@@ -139,6 +139,7 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
             .into_iter()
             .map(|p| absolute(&p))
             .collect(),
+        resolves: or_file(flags.resolves, file.resolves),
         cache_capacity: flags.cache_capacity.or(file.cache_capacity),
         grace: flags.grace.or(file.grace),
         fsync: flags.fsync || file.fsync,
@@ -226,6 +227,9 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     }
     if !t.ca_certs.is_empty() {
         cfg.fetch.ca_certs = t.ca_certs.clone();
+    }
+    if !t.resolves.is_empty() {
+        cfg.fetch.resolve = t.resolves.clone();
     }
     if let Some(s) = &t.cache_capacity {
         cfg.state.cache_capacity = size("cache-capacity", s)?;

@@ -189,6 +189,13 @@ pub struct FetchConfig {
     /// Extra CA certificates (PEM files) to trust for HTTPS, besides the built-in
     /// roots, as curl's `--cacert`. By default, none.
     pub ca_certs: Vec<PathBuf>,
+    /// Address overrides, `HOST:PORT:ADDR` as curl's `--resolve`: requests for `HOST`
+    /// on `PORT` go to `ADDR` (several, comma-separated, are tried in order; IPv6 in
+    /// brackets), whatever DNS says; the URL, `Host` and TLS still name `HOST`. The
+    /// user named these addresses, so the special-purpose address guard lets them
+    /// through. `localhost` and `*.localhost` are loopback without any (RFC 6761).
+    /// By default, none.
+    pub resolve: Vec<String>,
 }
 
 impl Default for FetchConfig {
@@ -200,6 +207,7 @@ impl Default for FetchConfig {
             total_timeout_secs: 60.0,
             max_attempts: 3,
             ca_certs: Vec::new(),
+            resolve: Vec::new(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! [`CrawlConfig::validate`]: the one place where a configuration is checked. What it
 //! returns, a [`ValidConfig`], is the only thing a crawl starts from.
 
+use std::net::IpAddr;
+
 use url::Url;
 
 use crate::config::CrawlConfig;
@@ -16,6 +18,52 @@ pub struct ValidConfig {
     pub(crate) scope: Scope,
     /// The contents of [`FetchConfig::ca_certs`](crate::FetchConfig::ca_certs).
     pub(crate) ca_pems: Vec<Vec<u8>>,
+    /// [`FetchConfig::resolve`](crate::FetchConfig::resolve), parsed.
+    pub(crate) resolves: Vec<Resolve>,
+}
+
+/// One `HOST:PORT:ADDR` of [`FetchConfig::resolve`](crate::FetchConfig::resolve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolve {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) addrs: Vec<IpAddr>,
+}
+
+/// Parses `HOST:PORT:ADDR[,ADDR...]` (an IPv6 host or address in brackets), or says
+/// what is wrong.
+pub(crate) fn parse_resolve(s: &str) -> Result<Resolve, String> {
+    let shape = || format!("{s:?}: expected HOST:PORT:ADDR, like example.com:443:127.0.0.1");
+    let (host, rest) = match s.strip_prefix('[') {
+        Some(v6) => {
+            let (h, rest) = v6.split_once("]:").ok_or_else(shape)?;
+            (h, rest)
+        }
+        None => s.split_once(':').ok_or_else(shape)?,
+    };
+    let (port, addrs) = rest.split_once(':').ok_or_else(shape)?;
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return Err(format!("{s:?}: {host:?} is not a host name"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{s:?}: {port:?} is not a port (1 to 65535)"))?;
+    let addrs = addrs
+        .split(',')
+        .map(|a| {
+            let a = a.trim();
+            let bare = a.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(a);
+            bare.parse::<IpAddr>()
+                .map_err(|_| format!("{s:?}: {a:?} is not an IP address"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Resolve {
+        host: host.to_ascii_lowercase(),
+        port,
+        addrs,
+    })
 }
 
 impl ValidConfig {
@@ -67,7 +115,8 @@ impl CrawlConfig {
     /// [`Error::Config`] for the first invalid setting: no seed, a seed that is not an
     /// absolute http(s) URL with a host, a pattern that is not a regular expression, a
     /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
-    /// User-Agent, a budget prefix that does not start with `/`.
+    /// User-Agent, a budget prefix that does not start with `/`, a `resolve` entry
+    /// that is not `HOST:PORT:ADDR`.
     pub fn validate(self) -> Result<ValidConfig, Error> {
         if self.seeds.is_empty() {
             return Err(Error::Config {
@@ -151,12 +200,19 @@ impl CrawlConfig {
             }
             ca_pems.push(pem);
         }
+        let resolves = self
+            .fetch
+            .resolve
+            .iter()
+            .map(|r| parse_resolve(r).map_err(|m| invalid("resolve", m)))
+            .collect::<Result<Vec<_>, _>>()?;
         let scope = Scope::new(&self, &seeds)?;
         Ok(ValidConfig {
             config: self,
             seeds,
             scope,
             ca_pems,
+            resolves,
         })
     }
 }
@@ -196,9 +252,43 @@ mod tests {
         let mut c = base();
         c.scope.exclude = vec!["[".into()];
         assert_eq!(setting(c), Some("exclude"));
+        for bad in [
+            "example.com",
+            "example.com:443",
+            "example.com:x:127.0.0.1",
+            "example.com:0:127.0.0.1",
+            ":80:127.0.0.1",
+            "example.com:80:localhost",
+            "example.com:80:",
+        ] {
+            let mut c = base();
+            c.fetch.resolve = vec![bad.into()];
+            assert_eq!(setting(c), Some("resolve"), "{bad}");
+        }
         assert_eq!(setting(CrawlConfig::new(Vec::<String>::new())), None);
         assert_eq!(setting(CrawlConfig::new(["ftp://example.com/"])), None);
         let v = base().validate().expect("valid");
         assert_eq!(v.seeds()[0].as_str(), "https://example.com/");
+        let mut c = base();
+        c.fetch.resolve = vec![
+            "Staging.Example.com:8443:10.0.0.5,[::1]".into(),
+            "[::1]:80:127.0.0.1".into(),
+        ];
+        let v = c.validate().expect("valid");
+        assert_eq!(
+            v.resolves,
+            [
+                Resolve {
+                    host: "staging.example.com".into(),
+                    port: 8443,
+                    addrs: vec!["10.0.0.5".parse().expect("ip"), "::1".parse().expect("ip")],
+                },
+                Resolve {
+                    host: "::1".into(),
+                    port: 80,
+                    addrs: vec!["127.0.0.1".parse().expect("ip")],
+                },
+            ]
+        );
     }
 }

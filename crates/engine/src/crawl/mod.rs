@@ -325,6 +325,7 @@ impl Crawler {
             seeds,
             scope,
             ca_pems,
+            resolves,
         } = valid;
         let dir = state.dir.clone();
         cfg.state.dir = dir.clone();
@@ -389,7 +390,7 @@ impl Crawler {
         }
         frontier.enqueue(queued).map_err(|e| Error::state(&dir, e))?;
 
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, &frontier)?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, &resolves, &frontier)?;
         if fresh {
             preflight(&fetcher, &seeds).await?;
         }
@@ -582,6 +583,7 @@ fn build_fetcher(
     cfg: &CrawlConfig,
     scope: &Scope,
     ca_pems: Vec<Vec<u8>>,
+    resolves: &[crate::validate::Resolve],
     frontier: &Arc<Frontier>,
 ) -> Result<Fetcher, Error> {
     let p = &cfg.politeness;
@@ -609,6 +611,11 @@ fn build_fetcher(
         .robots_store(Arc::new(FrontierRobots(frontier.clone())));
     for h in scope.named_hosts() {
         builder = builder.allow_host(h);
+    }
+    for r in resolves {
+        for addr in &r.addrs {
+            builder = builder.resolve(r.host.clone(), r.port, *addr);
+        }
     }
     for pem in ca_pems {
         builder = builder.ca_cert(pem);
