@@ -1,6 +1,7 @@
 //! End-to-end tests of the `trawl` program against trawl-testsite on 127.0.0.1, one
 //! module per area. Every test runs the real binary as a process.
 
+mod broad;
 mod cli;
 mod crash;
 mod crawl;

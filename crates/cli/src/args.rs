@@ -178,6 +178,11 @@ pub struct TuneArgs {
     #[arg(long = "resolve", value_name = "HOST:PORT:ADDR")]
     #[serde(rename = "resolve")]
     pub resolves: Vec<String>,
+    /// Idle hosts whose politeness gates and robots.txt verdicts stay in memory; the
+    /// rest are dropped when at rest and read again from the state directory
+    /// [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub host_cache: Option<usize>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,

@@ -196,6 +196,11 @@ pub struct FetchConfig {
     /// through. `localhost` and `*.localhost` are loopback without any (RFC 6761).
     /// By default, none.
     pub resolve: Vec<String>,
+    /// Idle hosts whose politeness gates and robots.txt verdicts are kept in memory
+    /// (the fetcher's `host_cache_capacity`): past it, gates of hosts at rest are
+    /// dropped (never one that still holds its host back) and verdicts are read
+    /// again from the state directory. By default, 4,096.
+    pub host_cache: usize,
 }
 
 impl Default for FetchConfig {
@@ -208,6 +213,7 @@ impl Default for FetchConfig {
             max_attempts: 3,
             ca_certs: Vec::new(),
             resolve: Vec::new(),
+            host_cache: trawl_fetcher::DEFAULT_HOST_CACHE,
         }
     }
 }

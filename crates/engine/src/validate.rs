@@ -116,7 +116,7 @@ impl CrawlConfig {
     /// absolute http(s) URL with a host, a pattern that is not a regular expression, a
     /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
     /// User-Agent, a budget prefix that does not start with `/`, a `resolve` entry
-    /// that is not `HOST:PORT:ADDR`.
+    /// that is not `HOST:PORT:ADDR`, a zero host cache.
     pub fn validate(self) -> Result<ValidConfig, Error> {
         if self.seeds.is_empty() {
             return Err(Error::Config {
@@ -167,6 +167,9 @@ impl CrawlConfig {
         seconds("timeout", f.total_timeout_secs, true)?;
         if f.max_attempts == 0 {
             return Err(invalid("max-attempts", "must be at least 1"));
+        }
+        if f.host_cache == 0 {
+            return Err(invalid("host-cache", "must be at least 1"));
         }
         if let Some(t) = self.limits.max_time_secs {
             seconds("max-time", t, false)?;
@@ -252,6 +255,9 @@ mod tests {
         let mut c = base();
         c.scope.exclude = vec!["[".into()];
         assert_eq!(setting(c), Some("exclude"));
+        let mut c = base();
+        c.fetch.host_cache = 0;
+        assert_eq!(setting(c), Some("host-cache"));
         for bad in [
             "example.com",
             "example.com:443",

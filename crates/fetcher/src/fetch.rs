@@ -1,7 +1,7 @@
 //! [`Fetcher`]: polite, pooled fetching on reqwest, with the rule sets of this crate
 //! around every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -714,29 +714,42 @@ struct Inner {
     robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The per-host gates, bounded by [`FetcherBuilder::host_cache_capacity`]: when the
-/// map reaches `sweep_at`, the gates at rest that nobody holds are dropped (dropping
-/// one loses nothing: a new gate for the host behaves the same, see
-/// [`HostGate::is_at_rest`]), and `sweep_at` moves to twice what is left, so the
-/// sweeps cost O(1) per new gate.
+/// The per-host gates, bounded by [`FetcherBuilder::host_cache_capacity`]. Past it,
+/// every new gate looks at the [`GATE_EVICT_STEP`] oldest in `order`: one at rest
+/// that nobody holds is dropped (that loses nothing: a new gate for the host
+/// behaves the same, see [`HostGate::is_at_rest`]), the others go to the back. So
+/// eviction keeps pace with new hosts at O(1) per gate, and never takes a gate that
+/// still holds its host back.
 #[derive(Default)]
 struct Gates {
     map: HashMap<String, Arc<HostGate>>,
-    sweep_at: usize,
+    /// The keys of `map`, oldest (or longest since looked at) first.
+    order: VecDeque<String>,
 }
 
+/// Gates looked at per new gate once the map is full.
+const GATE_EVICT_STEP: usize = 4;
+
 impl Gates {
-    fn sweep(&mut self, capacity: usize) {
-        let held = |g: &Arc<HostGate>| Arc::strong_count(g) > 1;
-        // The map's clone is the only one, so no one can start a request through it
-        // meanwhile: clones come only from the map, under this lock.
-        self.map.retain(|_, g| held(g) || !g.rests(false));
-        if self.map.len() >= capacity {
-            // Still full of hosts with a backoff level: let them go too (their rate,
-            // crawl delay and cool-down are over; only the level is forgotten).
-            self.map.retain(|_, g| held(g) || !g.rests(true));
+    fn evict_some(&mut self, capacity: usize) {
+        // Twice over: let gates with a backoff level go too (their rate, crawl delay
+        // and cool-down are over; only the level is forgotten).
+        let ignore_backoff = self.map.len() >= capacity.saturating_mul(2);
+        for _ in 0..GATE_EVICT_STEP {
+            if self.map.len() < capacity {
+                break;
+            }
+            let Some(key) = self.order.pop_front() else { break };
+            // The map's clone is the only one, so no one can start a request through
+            // it meanwhile: clones come only from the map, under this lock.
+            match self.map.get(&key) {
+                Some(g) if Arc::strong_count(g) == 1 && g.rests(ignore_backoff) => {
+                    self.map.remove(&key);
+                }
+                Some(_) => self.order.push_back(key),
+                None => {}
+            }
         }
-        self.sweep_at = capacity.max(self.map.len() * 2);
     }
 }
 
@@ -866,19 +879,16 @@ impl Fetcher {
             .unwrap_or_else(|e| e.into_inner())
             .crawl_delay(&key);
         let mut gates = self.lock_gates();
-        let capacity = self.inner.cfg.host_cache;
-        if gates.map.len() >= gates.sweep_at.max(capacity) && !gates.map.contains_key(&key) {
-            gates.sweep(capacity);
+        if let Some(g) = gates.map.get(&key) {
+            return g.clone();
         }
-        gates
-            .map
-            .entry(key)
-            .or_insert_with(|| {
-                let gate = HostGate::new(self.inner.cfg.policy);
-                gate.set_crawl_delay(crawl_delay);
-                Arc::new(gate)
-            })
-            .clone()
+        gates.evict_some(self.inner.cfg.host_cache);
+        let gate = HostGate::new(self.inner.cfg.policy);
+        gate.set_crawl_delay(crawl_delay);
+        let gate = Arc::new(gate);
+        gates.order.push_back(key.clone());
+        gates.map.insert(key, gate.clone());
+        gate
     }
 
     fn lock_gates(&self) -> std::sync::MutexGuard<'_, Gates> {

@@ -133,6 +133,9 @@ pub(crate) struct Shared {
     pub(crate) parse_opts: ParseOptions,
     /// Wakes the scheduler thread: a slot freed, a batch acked, a stop.
     pub(crate) wake: schedule::Wake,
+    /// The hosts of jobs that finished (their permits dropped) since the scheduler
+    /// last looked, one entry per job: at most `concurrency` entries.
+    pub(crate) finished: Mutex<Vec<trawl_frontier::HostId>>,
     /// Wakes the sitemap thread when a batch was acked (the queue may have shrunk).
     pub(crate) acked: schedule::Wake,
     /// Stop leasing (a stop request or a limit).
@@ -434,6 +437,7 @@ impl Crawler {
             stats,
             parse_opts: ParseOptions::default(),
             wake: schedule::Wake::default(),
+            finished: Mutex::new(Vec::new()),
             acked: schedule::Wake::default(),
             stop: CancellationToken::new(),
             outcome: Mutex::new(None),
@@ -608,7 +612,8 @@ fn build_fetcher(
         .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs))
         .read_timeout(Duration::from_secs_f64(cfg.fetch.read_timeout_secs))
         .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs))
-        .robots_store(Arc::new(FrontierRobots(frontier.clone())));
+        .robots_store(Arc::new(FrontierRobots(frontier.clone())))
+        .host_cache_capacity(cfg.fetch.host_cache);
     for h in scope.named_hosts() {
         builder = builder.allow_host(h);
     }
