@@ -2,6 +2,7 @@
 //! module per area. Every test runs the real binary as a process.
 
 mod accept;
+mod broad;
 mod cli;
 mod crash;
 mod crawl;

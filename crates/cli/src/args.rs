@@ -192,6 +192,17 @@ pub struct TuneArgs {
     #[arg(long = "accept-type", value_name = "TYPE")]
     #[serde(rename = "accept-type")]
     pub accept_types: Vec<String>,
+    /// Send requests for HOST on PORT to ADDR instead of what DNS says, as curl's
+    /// --resolve (ADDR may list several, comma-separated; IPv6 in brackets);
+    /// repeatable. localhost and *.localhost are always loopback.
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR")]
+    #[serde(rename = "resolve")]
+    pub resolves: Vec<String>,
+    /// Idle hosts whose politeness gates and robots.txt verdicts stay in memory; the
+    /// rest are dropped when at rest and read again from the state directory
+    /// [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub host_cache: Option<usize>,
     /// sled's page cache: the main term of memory [default: 16MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,

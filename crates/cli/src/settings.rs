@@ -143,6 +143,8 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
             .map(|p| absolute(&p))
             .collect(),
         accept_types: or_file(flags.accept_types, file.accept_types),
+        resolves: or_file(flags.resolves, file.resolves),
+        host_cache: flags.host_cache.or(file.host_cache),
         cache_capacity: flags.cache_capacity.or(file.cache_capacity),
         grace: flags.grace.or(file.grace),
         fsync: flags.fsync || file.fsync,
@@ -242,6 +244,12 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     }
     if !t.accept_types.is_empty() {
         cfg.fetch.accept_types = t.accept_types.clone();
+    }
+    if !t.resolves.is_empty() {
+        cfg.fetch.resolve = t.resolves.clone();
+    }
+    if let Some(n) = t.host_cache {
+        cfg.fetch.host_cache = n;
     }
     if let Some(s) = &t.cache_capacity {
         cfg.state.cache_capacity = size("cache-capacity", s)?;

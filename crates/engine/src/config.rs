@@ -232,6 +232,18 @@ pub struct FetchConfig {
     /// types sitemaps use, and with WARC output every body is kept (the archive needs
     /// it). By default, none: HTML (`text/html`, `application/xhtml+xml`) only.
     pub accept_types: Vec<String>,
+    /// Address overrides, `HOST:PORT:ADDR` as curl's `--resolve`: requests for `HOST`
+    /// on `PORT` go to `ADDR` (several, comma-separated, are tried in order; IPv6 in
+    /// brackets), whatever DNS says; the URL, `Host` and TLS still name `HOST`. The
+    /// user named these addresses, so the special-purpose address guard lets them
+    /// through. `localhost` and `*.localhost` are loopback without any (RFC 6761).
+    /// By default, none.
+    pub resolve: Vec<String>,
+    /// Idle hosts whose politeness gates and robots.txt verdicts are kept in memory
+    /// (the fetcher's `host_cache_capacity`): past it, gates of hosts at rest are
+    /// dropped (never one that still holds its host back) and verdicts are read
+    /// again from the state directory. By default, 4,096.
+    pub host_cache: usize,
 }
 
 impl Default for FetchConfig {
@@ -244,6 +256,8 @@ impl Default for FetchConfig {
             max_attempts: 3,
             ca_certs: Vec::new(),
             accept_types: Vec::new(),
+            resolve: Vec::new(),
+            host_cache: trawl_fetcher::DEFAULT_HOST_CACHE,
         }
     }
 }

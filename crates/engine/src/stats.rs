@@ -37,7 +37,52 @@ pub struct Stats {
     pub(crate) failed_total: AtomicU64,
     status: Mutex<BTreeMap<u16, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
-    hosts: Mutex<HashMap<String, HostCounters>>,
+    hosts: Mutex<HostTable>,
+}
+
+/// The most hosts whose counters are kept. Past it the half with the fewest pages
+/// is dropped: the busiest hosts (what `top_hosts` shows) stay, and a broad crawl's
+/// counters stay small. Hosts seen are counted apart, one bit each.
+pub const STATS_HOSTS: usize = 4_096;
+
+/// Per-host counters, bounded by [`STATS_HOSTS`].
+#[derive(Debug, Default)]
+struct HostTable {
+    counters: HashMap<String, HostCounters>,
+    /// One bit per frontier host number: seen in this run.
+    seen: Vec<u64>,
+    seen_count: u64,
+}
+
+impl HostTable {
+    fn note(&mut self, id: u32) {
+        let (i, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if self.seen.len() <= i {
+            self.seen.resize(i + 1, 0);
+        }
+        if self.seen[i] & bit == 0 {
+            self.seen[i] |= bit;
+            self.seen_count += 1;
+        }
+    }
+
+    /// Makes room for `host` if it is new and the table is full.
+    fn make_room(&mut self, host: &str) {
+        if !self.counters.contains_key(host) && self.counters.len() >= STATS_HOSTS {
+            let mut pages: Vec<u64> = self.counters.values().map(|c| c.pages).collect();
+            let mid = pages.len() / 2;
+            let median = *pages.select_nth_unstable(mid).1;
+            self.counters.retain(|_, c| c.pages > median);
+            if self.counters.len() >= STATS_HOSTS {
+                // All alike: drop any half.
+                let mut k = 0;
+                self.counters.retain(|_, _| {
+                    k += 1;
+                    k % 2 == 0
+                });
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -175,12 +220,12 @@ impl Stats {
             failed_total: AtomicU64::new(0),
             status: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
-            hosts: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HostTable::default()),
         }
     }
 
-    /// Counts one written record.
-    pub(crate) fn record(&self, host: &str, status: Option<u16>, error: Option<&str>) {
+    /// Counts one written record of host `host` (frontier host number `host_id`).
+    pub(crate) fn record(&self, host_id: u32, host: &str, status: Option<u16>, error: Option<&str>) {
         self.pages.fetch_add(1, Relaxed);
         if let Some(s) = status {
             *self
@@ -205,19 +250,23 @@ impl Stats {
                 .or_default() += 1;
         }
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.note(host_id);
+        hosts.make_room(host);
         // Looked up before inserting: no allocation per record once the host is known.
-        let h = match hosts.get_mut(host) {
+        let h = match hosts.counters.get_mut(host) {
             Some(h) => h,
-            None => hosts.entry(host.to_string()).or_default(),
+            None => hosts.counters.entry(host.to_string()).or_default(),
         };
         h.pages += 1;
         h.failures += u64::from(error.is_some());
     }
 
-    /// The failure rate of a host in this run (0 when unknown).
+    /// The failure rate of a host in this run (0 when unknown; the counters of the
+    /// least busy hosts are dropped past [`STATS_HOSTS`]).
     pub fn host_failure_rate(&self, host: &str) -> f64 {
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
+            .counters
             .get(host)
             .map_or(0.0, |h| h.failures as f64 / h.pages.max(1) as f64)
     }
@@ -233,6 +282,7 @@ impl Stats {
         let pages = self.pages.load(Relaxed);
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         let mut top: Vec<HostSnapshot> = hosts
+            .counters
             .iter()
             .map(|(h, c)| HostSnapshot {
                 host: h.clone(),
@@ -274,7 +324,7 @@ impl Stats {
                 .collect(),
             errors: self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             top_hosts: top,
-            hosts: hosts.len() as u64,
+            hosts: hosts.seen_count,
             queued: self.queued.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             done: self.done_total.load(Relaxed),
@@ -356,5 +406,35 @@ impl StatsSnapshot {
             self.stages.commit_ms / 1000.0
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_counters_stay_bounded_and_keep_the_busiest() {
+        let stats = Stats::new();
+        for k in 0..20_000u32 {
+            stats.record(k + 1, &format!("h{k}.localhost"), Some(200), None);
+            if k % 100 == 0 {
+                for _ in 0..5 {
+                    stats.record(0, "busy.localhost", Some(503), Some("http-status"));
+                }
+            }
+        }
+        // Hosts seen again are not counted twice.
+        stats.record(7, "h6.localhost", Some(200), None);
+        let snap = stats.snapshot();
+        assert_eq!(snap.hosts, 20_001);
+        assert_eq!(snap.pages, 20_000 + 1_000 + 1);
+        assert!(stats.hosts.lock().expect("lock").counters.len() <= STATS_HOSTS);
+        let top = &snap.top_hosts[0];
+        assert_eq!(
+            (top.host.as_str(), top.pages, top.failures),
+            ("busy.localhost", 1_000, 1_000)
+        );
+        assert_eq!(stats.host_failure_rate("busy.localhost"), 1.0);
     }
 }

@@ -1,6 +1,8 @@
 //! [`CrawlConfig::validate`]: the one place where a configuration is checked. What it
 //! returns, a [`ValidConfig`], is the only thing a crawl starts from.
 
+use std::net::IpAddr;
+
 use trawl_fetcher::{AcceptTypes, MediaRange};
 use url::Url;
 
@@ -21,6 +23,52 @@ pub struct ValidConfig {
     /// [`FetchConfig::accept_types`](crate::FetchConfig::accept_types), or every one
     /// with WARC output.
     pub(crate) accept: AcceptTypes,
+    /// [`FetchConfig::resolve`](crate::FetchConfig::resolve), parsed.
+    pub(crate) resolves: Vec<Resolve>,
+}
+
+/// One `HOST:PORT:ADDR` of [`FetchConfig::resolve`](crate::FetchConfig::resolve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolve {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) addrs: Vec<IpAddr>,
+}
+
+/// Parses `HOST:PORT:ADDR[,ADDR...]` (an IPv6 host or address in brackets), or says
+/// what is wrong.
+pub(crate) fn parse_resolve(s: &str) -> Result<Resolve, String> {
+    let shape = || format!("{s:?}: expected HOST:PORT:ADDR, like example.com:443:127.0.0.1");
+    let (host, rest) = match s.strip_prefix('[') {
+        Some(v6) => {
+            let (h, rest) = v6.split_once("]:").ok_or_else(shape)?;
+            (h, rest)
+        }
+        None => s.split_once(':').ok_or_else(shape)?,
+    };
+    let (port, addrs) = rest.split_once(':').ok_or_else(shape)?;
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return Err(format!("{s:?}: {host:?} is not a host name"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{s:?}: {port:?} is not a port (1 to 65535)"))?;
+    let addrs = addrs
+        .split(',')
+        .map(|a| {
+            let a = a.trim();
+            let bare = a.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(a);
+            bare.parse::<IpAddr>()
+                .map_err(|_| format!("{s:?}: {a:?} is not an IP address"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Resolve {
+        host: host.to_ascii_lowercase(),
+        port,
+        addrs,
+    })
 }
 
 impl ValidConfig {
@@ -79,7 +127,8 @@ impl CrawlConfig {
     /// absolute http(s) URL with a host, a pattern that is not a regular expression, a
     /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
     /// User-Agent, a budget prefix that does not start with `/`, an accept type that is
-    /// not a media range.
+    /// not a media range, a `resolve` entry that is not `HOST:PORT:ADDR`, a zero host
+    /// cache.
     pub fn validate(self) -> Result<ValidConfig, Error> {
         if self.seeds.is_empty() {
             return Err(Error::Config {
@@ -131,6 +180,9 @@ impl CrawlConfig {
         if f.max_attempts == 0 {
             return Err(invalid("max-attempts", "must be at least 1"));
         }
+        if f.host_cache == 0 {
+            return Err(invalid("host-cache", "must be at least 1"));
+        }
         if let Some(t) = self.limits.max_time_secs {
             seconds("max-time", t, false)?;
         }
@@ -178,6 +230,12 @@ impl CrawlConfig {
             }
             ca_pems.push(pem);
         }
+        let resolves = self
+            .fetch
+            .resolve
+            .iter()
+            .map(|r| parse_resolve(r).map_err(|m| invalid("resolve", m)))
+            .collect::<Result<Vec<_>, _>>()?;
         let scope = Scope::new(&self, &seeds)?;
         Ok(ValidConfig {
             config: self,
@@ -185,6 +243,7 @@ impl CrawlConfig {
             scope,
             ca_pems,
             accept,
+            resolves,
         })
     }
 }
@@ -229,6 +288,22 @@ mod tests {
             c.fetch.accept_types = vec!["image/*".into(), bad.into()];
             assert_eq!(setting(c), Some("accept-type"), "{bad:?}");
         }
+        let mut c = base();
+        c.fetch.host_cache = 0;
+        assert_eq!(setting(c), Some("host-cache"));
+        for bad in [
+            "example.com",
+            "example.com:443",
+            "example.com:x:127.0.0.1",
+            "example.com:0:127.0.0.1",
+            ":80:127.0.0.1",
+            "example.com:80:localhost",
+            "example.com:80:",
+        ] {
+            let mut c = base();
+            c.fetch.resolve = vec![bad.into()];
+            assert_eq!(setting(c), Some("resolve"), "{bad}");
+        }
         assert_eq!(setting(CrawlConfig::new(Vec::<String>::new())), None);
         assert_eq!(setting(CrawlConfig::new(["ftp://example.com/"])), None);
         let v = base().validate().expect("valid");
@@ -244,5 +319,26 @@ mod tests {
         c.output.warc = Some("out.warc.gz".into());
         let v = c.validate().expect("valid");
         assert_eq!(v.accept(), &AcceptTypes::any(), "WARC keeps every body");
+        let mut c = base();
+        c.fetch.resolve = vec![
+            "Staging.Example.com:8443:10.0.0.5,[::1]".into(),
+            "[::1]:80:127.0.0.1".into(),
+        ];
+        let v = c.validate().expect("valid");
+        assert_eq!(
+            v.resolves,
+            [
+                Resolve {
+                    host: "staging.example.com".into(),
+                    port: 8443,
+                    addrs: vec!["10.0.0.5".parse().expect("ip"), "::1".parse().expect("ip")],
+                },
+                Resolve {
+                    host: "::1".into(),
+                    port: 80,
+                    addrs: vec!["127.0.0.1".parse().expect("ip")],
+                },
+            ]
+        );
     }
 }

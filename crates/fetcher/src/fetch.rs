@@ -1,7 +1,7 @@
 //! [`Fetcher`]: polite, pooled fetching on reqwest, with the rule sets of this crate
 //! around every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -408,6 +408,11 @@ pub struct FetcherBuilder {
     dns_ttl: Duration,
     /// Extra trusted CA certificates, PEM, as given to [`FetcherBuilder::ca_cert`].
     ca_certs: Vec<Vec<u8>>,
+    /// Addresses given with [`FetcherBuilder::resolve`]: `(host, port)` and its
+    /// addresses, in the order given.
+    resolves: Vec<((String, u16), Vec<IpAddr>)>,
+    /// [`FetcherBuilder::host_cache_capacity`].
+    host_cache: usize,
 }
 
 /// A robots.txt answer as fetched: what a [`RobotsStore`] keeps.
@@ -465,9 +470,14 @@ impl Default for FetcherBuilder {
             follow_redirects: 0,
             dns_ttl: Duration::from_secs(300),
             ca_certs: Vec::new(),
+            resolves: Vec::new(),
+            host_cache: DEFAULT_HOST_CACHE,
         }
     }
 }
+
+/// The default of [`FetcherBuilder::host_cache_capacity`].
+pub const DEFAULT_HOST_CACHE: usize = 4_096;
 
 impl FetcherBuilder {
     /// The User-Agent; its product token is the robots.txt agent. Required: `build`
@@ -613,6 +623,40 @@ impl FetcherBuilder {
         self.ca_certs.push(pem.into());
         self
     }
+    /// Sends requests for `host` on `port` to `addr` instead of the addresses DNS
+    /// gives, like curl's `--resolve host:port:addr`: the URL, the `Host` header and
+    /// TLS (SNI and the certificate check) still name `host`. Other ports of `host`
+    /// resolve as usual. Call it again for more addresses of the same `host` and
+    /// `port` (tried in order) or for other hosts. The addresses are used as given:
+    /// the special-purpose address check does not apply to them, since they were
+    /// named by the user, as with [`FetcherBuilder::allow_host`]. A `host` that is
+    /// an IP literal is never resolved, so an entry for one has no effect. By
+    /// default, none.
+    ///
+    /// `localhost` and names under it (`h1.localhost`) always resolve to loopback
+    /// (127.0.0.1, then ::1) without DNS, as RFC 6761 asks; the address check applies
+    /// to them as to any name.
+    pub fn resolve(mut self, host: impl Into<String>, port: u16, addr: IpAddr) -> Self {
+        let key = (host.into().trim_end_matches('.').to_ascii_lowercase(), port);
+        match self.resolves.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, addrs)) => addrs.push(addr),
+            None => self.resolves.push((key, vec![addr])),
+        }
+        self
+    }
+    /// How many hosts' idle state is kept in memory: their politeness gates (see
+    /// [`Fetcher::gate`]) and their robots.txt verdicts. Past it, the gates of hosts
+    /// at rest (no request in flight, no cool-down, crawl delay or rate spacing
+    /// pending, and no one holding the gate) are dropped, and the robots.txt
+    /// verdicts used least recently, which are asked of the [`RobotsStore`] (or
+    /// fetched) again when next needed. A gate that is not at rest is never dropped,
+    /// so no host is ever fetched faster than its rules allow; a gate with a backoff
+    /// level is dropped only when nothing else can be, and forgets that level. By
+    /// default, 4,096.
+    pub fn host_cache_capacity(mut self, hosts: usize) -> Self {
+        self.host_cache = hosts.max(1);
+        self
+    }
     /// Whether to ask for gzip, br, zstd and deflate. By default, on.
     pub fn compression(mut self, on: bool) -> Self {
         self.compression = on;
@@ -645,36 +689,63 @@ impl FetcherBuilder {
         }
         let dns = Arc::new(DnsCache::new(self.dns_ttl));
         let tls = tls_config(&self.ca_certs)?;
-        let mut client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .cookie_store(self.cookies)
-            .user_agent(self.user_agent.clone())
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .timeout(self.total_timeout)
-            .pool_max_idle_per_host(self.policy.concurrency.max(1))
-            .dns_resolver(FilteringResolver {
-                allow_private: self.allow_private_ips,
-                allowed: self.allowed_hosts.clone(),
-                cache: dns.clone(),
-            });
-        if let Some(proxy) = &self.proxy {
-            let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| Error::Config(format!("invalid proxy {proxy:?}: {e}")))?;
-            client = client.proxy(proxy);
+        // reqwest's resolver sees a name without its port, so one client can send a
+        // name to one set of addresses only. Client 0 resolves as usual; each
+        // `(host, port)` given to `resolve` is served by the first further client
+        // that has no other addresses for that host.
+        let mut plans: Vec<HashMap<String, Arc<[SocketAddr]>>> = vec![HashMap::new()];
+        let mut routes = HashMap::new();
+        for ((host, port), ips) in &self.resolves {
+            let addrs: Arc<[SocketAddr]> = ips.iter().map(|ip| SocketAddr::new(*ip, *port)).collect();
+            let fits = |plan: &HashMap<String, Arc<[SocketAddr]>>| {
+                plan.get(host)
+                    .is_none_or(|a| a.iter().map(SocketAddr::ip).eq(ips.iter().copied()))
+            };
+            let k = match (1..plans.len()).find(|k| fits(&plans[*k])) {
+                Some(k) => k,
+                None => {
+                    plans.push(HashMap::new());
+                    plans.len() - 1
+                }
+            };
+            plans[k].insert(host.clone(), addrs);
+            routes.insert((host.clone(), *port), k);
         }
-        let client = client.build().map_err(|e| Error::Config(e.to_string()))?;
+        let mut clients = Vec::with_capacity(plans.len());
+        for overrides in plans {
+            let mut client = reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
+                .cookie_store(self.cookies)
+                .user_agent(self.user_agent.clone())
+                .default_headers(headers.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(self.connect_timeout)
+                .read_timeout(self.read_timeout)
+                .timeout(self.total_timeout)
+                .pool_max_idle_per_host(self.policy.concurrency.max(1))
+                .dns_resolver(FilteringResolver {
+                    allow_private: self.allow_private_ips,
+                    allowed: self.allowed_hosts.clone(),
+                    cache: dns.clone(),
+                    overrides,
+                });
+            if let Some(proxy) = &self.proxy {
+                let proxy = reqwest::Proxy::all(proxy.as_str())
+                    .map_err(|e| Error::Config(format!("invalid proxy {proxy:?}: {e}")))?;
+                client = client.proxy(proxy);
+            }
+            clients.push(client.build().map_err(|e| Error::Config(e.to_string()))?);
+        }
         Ok(Fetcher {
             inner: Arc::new(Inner {
-                client,
+                clients,
+                routes,
                 cfg: self,
                 dns,
-                gates: Mutex::new(HashMap::new()),
+                gates: Mutex::new(Gates::default()),
                 memory,
-                robots: Mutex::new(HashMap::new()),
+                robots: Mutex::new(RobotsCache::default()),
                 robots_flights: Mutex::new(HashMap::new()),
             }),
         })
@@ -710,13 +781,113 @@ struct RobotsOutcome {
 }
 
 struct Inner {
-    client: reqwest::Client,
+    /// Client 0 resolves names as usual; the others serve the `(host, port)`s given
+    /// to [`FetcherBuilder::resolve`] (see `routes`). They share the DNS cache.
+    clients: Vec<reqwest::Client>,
+    /// Which client sends requests for a `(host, port)` given to `resolve`.
+    routes: HashMap<(String, u16), usize>,
     cfg: FetcherBuilder,
     dns: Arc<DnsCache>,
-    gates: Mutex<HashMap<String, Arc<HostGate>>>,
+    gates: Mutex<Gates>,
     memory: Option<Arc<BodyMemory>>,
-    robots: Mutex<HashMap<String, (Instant, Duration, RobotsVerdict)>>,
+    robots: Mutex<RobotsCache>,
     robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The per-host gates, bounded by [`FetcherBuilder::host_cache_capacity`]. Past it,
+/// every new gate looks at the [`GATE_EVICT_STEP`] oldest in `order`: one at rest
+/// that nobody holds is dropped (that loses nothing: a new gate for the host
+/// behaves the same, see [`HostGate::is_at_rest`]), the others go to the back. So
+/// eviction keeps pace with new hosts at O(1) per gate, and never takes a gate that
+/// still holds its host back.
+#[derive(Default)]
+struct Gates {
+    map: HashMap<String, Arc<HostGate>>,
+    /// The keys of `map`, oldest (or longest since looked at) first.
+    order: VecDeque<String>,
+}
+
+/// Gates looked at per new gate once the map is full.
+const GATE_EVICT_STEP: usize = 4;
+
+impl Gates {
+    fn evict_some(&mut self, capacity: usize) {
+        // Twice over: let gates with a backoff level go too (their rate, crawl delay
+        // and cool-down are over; only the level is forgotten).
+        let ignore_backoff = self.map.len() >= capacity.saturating_mul(2);
+        for _ in 0..GATE_EVICT_STEP {
+            if self.map.len() < capacity {
+                break;
+            }
+            let Some(key) = self.order.pop_front() else { break };
+            // The map's clone is the only one, so no one can start a request through
+            // it meanwhile: clones come only from the map, under this lock.
+            match self.map.get(&key) {
+                Some(g) if Arc::strong_count(g) == 1 && g.rests(ignore_backoff) => {
+                    self.map.remove(&key);
+                }
+                Some(_) => self.order.push_back(key),
+                None => {}
+            }
+        }
+    }
+}
+
+/// A cached robots.txt verdict: when it was read, how long it holds, the verdict,
+/// and when it was last used (a tick of [`RobotsCache::tick`]).
+struct RobotsSlot {
+    at: Instant,
+    ttl: Duration,
+    verdict: RobotsVerdict,
+    used: u64,
+}
+
+/// The robots.txt verdicts in memory, bounded by
+/// [`FetcherBuilder::host_cache_capacity`]: past it, expired verdicts and then the
+/// half used least recently are dropped (a [`RobotsStore`] answers for them again).
+#[derive(Default)]
+struct RobotsCache {
+    map: HashMap<String, RobotsSlot>,
+    tick: u64,
+}
+
+impl RobotsCache {
+    fn get(&mut self, key: &str) -> Option<RobotsVerdict> {
+        self.tick += 1;
+        let tick = self.tick;
+        let slot = self.map.get_mut(key)?;
+        slot.used = tick;
+        (slot.at.elapsed() < slot.ttl).then(|| slot.verdict.clone())
+    }
+
+    /// The Crawl-delay of a cached verdict, without counting a use.
+    fn crawl_delay(&self, key: &str) -> Option<f64> {
+        match &self.map.get(key)?.verdict {
+            RobotsVerdict::Rules(r) => r.crawl_delay(),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, key: String, ttl: Duration, verdict: RobotsVerdict, capacity: usize) {
+        if self.map.len() >= capacity && !self.map.contains_key(&key) {
+            self.map.retain(|_, s| s.at.elapsed() < s.ttl);
+            if self.map.len() >= capacity {
+                let mut ticks: Vec<u64> = self.map.values().map(|s| s.used).collect();
+                let mid = ticks.len() / 2;
+                let (_, median, _) = ticks.select_nth_unstable(mid);
+                let median = *median;
+                self.map.retain(|_, s| s.used > median);
+            }
+        }
+        self.tick += 1;
+        let slot = RobotsSlot {
+            at: Instant::now(),
+            ttl,
+            verdict,
+            used: self.tick,
+        };
+        self.map.insert(key, slot);
+    }
 }
 
 /// A polite HTTP fetcher. Cheap to clone: clones share one connection pool, the
@@ -776,13 +947,83 @@ impl Fetcher {
         self.inner.dns.lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The politeness gate of the host of `url`.
+    /// The politeness gate of the host of `url`. One gate per origin while it is
+    /// in use: a gate is dropped from memory only when it is at rest (see
+    /// [`FetcherBuilder::host_cache_capacity`]) and no one holds it, and a new one
+    /// takes the Crawl-delay of the host's cached robots.txt, so a host's rules hold
+    /// across its gates.
     pub fn gate(&self, url: &Url) -> Arc<HostGate> {
-        let mut gates = self.inner.gates.lock().unwrap_or_else(|e| e.into_inner());
-        gates
-            .entry(origin(url))
-            .or_insert_with(|| Arc::new(HostGate::new(self.inner.cfg.policy)))
-            .clone()
+        let key = origin(url);
+        if let Some(g) = self.lock_gates().map.get(&key) {
+            return g.clone();
+        }
+        // Read before the gates' lock is taken again: never both locks at once.
+        let crawl_delay = self
+            .inner
+            .robots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .crawl_delay(&key);
+        let mut gates = self.lock_gates();
+        if let Some(g) = gates.map.get(&key) {
+            return g.clone();
+        }
+        gates.evict_some(self.inner.cfg.host_cache);
+        let gate = HostGate::new(self.inner.cfg.policy);
+        gate.set_crawl_delay(crawl_delay);
+        let gate = Arc::new(gate);
+        gates.order.push_back(key.clone());
+        gates.map.insert(key, gate.clone());
+        gate
+    }
+
+    fn lock_gates(&self) -> std::sync::MutexGuard<'_, Gates> {
+        self.inner.gates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many hosts' gates are in memory (see
+    /// [`FetcherBuilder::host_cache_capacity`]).
+    pub fn gates_in_memory(&self) -> usize {
+        self.lock_gates().map.len()
+    }
+
+    /// How many hosts' robots.txt verdicts are in memory (see
+    /// [`FetcherBuilder::host_cache_capacity`]).
+    pub fn robots_in_memory(&self) -> usize {
+        self.inner
+            .robots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+
+    /// The client that sends requests for `url`: the one holding its `(host, port)`
+    /// override, if it has one.
+    fn client(&self, url: &Url) -> &reqwest::Client {
+        let k = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) if !self.inner.routes.is_empty() => {
+                self.inner.routes.get(&(h.to_string(), p)).copied().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        &self.inner.clients[k]
+    }
+
+    /// Whether the user vouched for the address `url` reaches: its host is one that
+    /// [`FetcherBuilder::allow_host`] names, or its `(host, port)` was given to
+    /// [`FetcherBuilder::resolve`].
+    fn vouched(&self, url: &Url) -> bool {
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let with_port = format!("{host}:{port}");
+        self.inner.routes.contains_key(&(host.clone(), port))
+            || self
+                .inner
+                .cfg
+                .allowed_hosts
+                .iter()
+                .any(|a| *a == host || *a == with_port)
     }
 
     fn check_address(&self, url: &Url) -> Result<(), Error> {
@@ -863,7 +1104,7 @@ impl Fetcher {
         self.check_address(&url)?;
         if !self.inner.cfg.robots {
             self.gate(&url).acquire_start().await;
-            return match self.inner.client.head(url.clone()).send().await {
+            return match self.client(&url).head(url.clone()).send().await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(classify_send_error(url, e)),
             };
@@ -887,10 +1128,8 @@ impl Fetcher {
     }
 
     fn cached_robots(&self, key: &str) -> Option<RobotsVerdict> {
-        let cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .and_then(|(at, ttl, v)| (at.elapsed() < *ttl).then(|| v.clone()))
+        let mut cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(key)
     }
 
     /// The robots.txt verdict for `url`'s origin: from the memory cache, the store,
@@ -974,7 +1213,7 @@ impl Fetcher {
             self.gate(url).set_crawl_delay(r.crawl_delay());
         }
         let mut cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(key.clone(), (Instant::now(), ttl, verdict.clone()));
+        cache.insert(key.clone(), ttl, verdict.clone(), self.inner.cfg.host_cache);
         drop(cache);
         self.inner
             .robots_flights
@@ -1004,7 +1243,7 @@ impl Fetcher {
         for _ in 0..=ROBOTS_REDIRECTS {
             self.check_address(&url)?;
             self.gate(&url).acquire_start().await;
-            let resp = match self.inner.client.get(url.clone()).send().await {
+            let resp = match self.client(&url).get(url.clone()).send().await {
                 Ok(resp) => resp,
                 Err(e) => return Err(classify_send_error(url, e)),
             };
@@ -1330,7 +1569,7 @@ impl Fetcher {
             };
             let queued = queued_at.elapsed();
             let sent_at = Instant::now();
-            let mut request = self.inner.client.get(url.clone());
+            let mut request = self.client(&url).get(url.clone());
             if let Some(etag) = &validators.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);
             }
@@ -1366,6 +1605,7 @@ impl Fetcher {
                 self.check_address(&url)?;
                 if !self.inner.cfg.allow_private_ips
                     && url.host_str().is_some_and(|h| h.parse::<IpAddr>().is_err())
+                    && !self.vouched(&url)
                 {
                     return Err(Error::Forbidden { url });
                 }
@@ -1493,6 +1733,7 @@ impl Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::NotReady;
 
     #[test]
     fn retry_after_forms() {
@@ -1510,6 +1751,171 @@ mod tests {
         assert_eq!(parse_retry_after("soon"), None);
     }
 
+    /// A fetcher with a small host cache and the given per-host rate, for eviction.
+    fn small(capacity: usize, rate: Option<f64>) -> Fetcher {
+        Fetcher::builder()
+            .user_agent("t/1")
+            .politeness(GatePolicy {
+                rate,
+                concurrency: 2,
+                ..GatePolicy::default()
+            })
+            .host_cache_capacity(capacity)
+            .build()
+            .expect("fetcher")
+    }
+
+    fn host(k: usize) -> Url {
+        Url::parse(&format!("http://h{k}.example.test/")).expect("url")
+    }
+
+    /// Creates gates for `n` other hosts, which pushes the map past its capacity.
+    fn churn(f: &Fetcher, from: usize, n: usize) {
+        for k in from..from + n {
+            drop(f.gate(&host(k)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gates_stay_bounded_and_one_holding_its_host_back_is_kept() {
+        let f = small(8, Some(1.0));
+        let a = host(0);
+        let gate = f.gate(&a);
+        drop(gate.try_acquire().expect("the first start"));
+        let first = Arc::downgrade(&gate);
+        drop(gate);
+        churn(&f, 1, 1_000);
+        assert!(
+            f.gates_in_memory() <= 16,
+            "{} gates in memory",
+            f.gates_in_memory()
+        );
+        let again = f.gate(&a);
+        assert!(
+            first.upgrade().is_some_and(|g| Arc::ptr_eq(&g, &again)),
+            "a gate in its rate spacing is kept"
+        );
+        assert_eq!(
+            again.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(1)))
+        );
+        drop(again);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        churn(&f, 1_000, 1_000);
+        assert!(first.upgrade().is_none(), "a gate at rest is dropped");
+        let later = f.gate(&a);
+        assert!(later.try_acquire().is_ok());
+    }
+
+    /// Tries to claim starts of one host at random steps of 100 ms of paused time
+    /// (one step in three), with enough other hosts in between that its gate is
+    /// dropped whenever it may be; returns the times of the starts and how many
+    /// gates served them.
+    async fn starts_under_churn(f: &Fetcher, steps: usize) -> (Vec<Duration>, usize) {
+        let t0 = tokio::time::Instant::now();
+        let a = host(0);
+        let mut starts = Vec::new();
+        let mut gates = 0;
+        // The last gate, weakly: it is dead once the map dropped it. (Addresses are
+        // no identity: a new gate may reuse the old one's.)
+        let mut last: std::sync::Weak<HostGate> = std::sync::Weak::new();
+        for step in 0..steps {
+            let gate = f.gate(&a);
+            if last.upgrade().is_none() {
+                gates += 1;
+                last = Arc::downgrade(&gate);
+            }
+            let r = (step as u64 ^ 0x5DEE_CE66).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+            if r.is_multiple_of(3)
+                && let Ok(p) = gate.try_acquire()
+            {
+                starts.push(t0.elapsed());
+                drop(p);
+            }
+            drop(gate);
+            churn(f, 1 + step * 40, 40);
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        (starts, gates)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_and_recreated_gate_never_lets_a_host_exceed_its_rate() {
+        let f = small(16, Some(0.5));
+        let (starts, gates) = starts_under_churn(&f, 300).await;
+        assert!(gates > 3, "the gate was dropped and made again ({gates} gates)");
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_secs(2), "{starts:?}");
+        }
+        // Not much slower than the rate either: 30 s at one start per 2 s at most.
+        assert!(starts.len() >= 8, "{starts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recreated_gate_keeps_the_crawl_delay_of_the_cached_robots() {
+        let f = small(16, None);
+        let robots = Robots::parse(b"User-agent: *\nCrawl-delay: 3\n", "t");
+        f.inner.robots.lock().expect("lock").insert(
+            origin(&host(0)),
+            Duration::from_secs(3_600),
+            RobotsVerdict::Rules(Arc::new(robots)),
+            16,
+        );
+        let (starts, gates) = starts_under_churn(&f, 200).await;
+        assert!(gates > 3, "the gate was dropped and made again ({gates} gates)");
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_secs(3), "{starts:?}");
+        }
+        assert!(starts.len() >= 4, "{starts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cool_down_survives_the_churn_of_other_hosts() {
+        let f = small(8, None);
+        let a = host(0);
+        f.gate(&a).cool_down(Some(Duration::from_secs(10)));
+        for s in 0..10 {
+            churn(&f, 1 + s * 100, 100);
+            tokio::time::advance(Duration::from_millis(900)).await;
+            assert!(
+                matches!(f.gate(&a).try_acquire(), Err(NotReady::Wait(_))),
+                "a start {} s into a 10 s cool-down",
+                (s + 1) as f64 * 0.9
+            );
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(f.gate(&a).try_acquire().is_ok(), "the cool-down is over");
+        // The backoff level after a failure keeps a gate too, unless nothing else
+        // can go.
+        let b = host(5_000);
+        f.gate(&b).cool_down(None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        churn(&f, 6_000, 4);
+        assert_eq!(f.gate(&b).backoff_level(), 1);
+        assert!(f.gates_in_memory() <= 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn robots_verdicts_are_bounded_and_the_recent_ones_stay() {
+        let f = small(100, None);
+        for k in 0..1_000 {
+            let mut cache = f.inner.robots.lock().expect("lock");
+            cache.insert(
+                origin(&host(k)),
+                Duration::from_secs(60),
+                RobotsVerdict::AllowAll,
+                100,
+            );
+            // Host 0 is used all along.
+            assert!(
+                k == 0 || cache.get(&origin(&host(0))).is_some(),
+                "host 0 dropped at {k}"
+            );
+        }
+        assert!(f.robots_in_memory() <= 100, "{}", f.robots_in_memory());
+        assert!(f.cached_robots(&origin(&host(999))).is_some());
+    }
+
     #[test]
     fn a_user_agent_is_required() {
         assert!(matches!(Fetcher::builder().build(), Err(Error::Config(_))));
@@ -1521,9 +1927,7 @@ mod tests {
         let fetcher = Fetcher::builder().user_agent("t/1").build().expect("fetcher");
         let request = Error::Request {
             url: url.clone(),
-            source: fetcher
-                .inner
-                .client
+            source: fetcher.inner.clients[0]
                 .get("not a url")
                 .build()
                 .expect_err("invalid url"),

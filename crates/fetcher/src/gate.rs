@@ -339,6 +339,28 @@ impl HostGate {
     pub fn backoff_level(&self) -> u32 {
         self.state().backoff_level
     }
+
+    /// Whether a new gate with the same policy and Crawl-delay would behave exactly
+    /// as this one from now on: no request in flight, no cool-down left, the crawl
+    /// delay since the last start over, the rate's full burst available again, and
+    /// no backoff level. Such a gate can be dropped and made again without letting
+    /// the host be fetched sooner than its rules allow.
+    pub fn is_at_rest(&self) -> bool {
+        self.rests(false)
+    }
+
+    /// [`HostGate::is_at_rest`], or with `ignore_backoff` the same but for the
+    /// backoff level.
+    pub(crate) fn rests(&self, ignore_backoff: bool) -> bool {
+        if self.slots.available_permits() < self.policy.concurrency.max(1) {
+            return false;
+        }
+        let now = self.clock.now();
+        let st = self.state();
+        st.time_rules_wait(now).is_zero()
+            && (self.rate.is_none() || st.rate_tat <= now)
+            && (ignore_backoff || st.backoff_level == 0)
+    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,14 @@
 //! engine does in its frontier), give the builder a [`RobotsStore`] and use
 //! [`HostGate::snapshot`] / [`HostGate::restore`].
 //!
+//! # Many hosts
+//! Per-host state stays bounded however many hosts are fetched: the gates of hosts at
+//! rest and the robots.txt verdicts used least recently are dropped past
+//! [`FetcherBuilder::host_cache_capacity`] (a gate that still holds a host back never
+//! is). [`FetcherBuilder::resolve`] sends a `host:port` to given addresses, as curl's
+//! `--resolve`, and `localhost` and `*.localhost` resolve to loopback without DNS
+//! (RFC 6761).
+//!
 //! Also: a DNS cache ([`FetcherBuilder::dns_cache_ttl`]), cookies when enabled
 //! ([`FetcherBuilder::cookies`]), conditional GET ([`Fetcher::fetch_conditional`] with
 //! [`Validators`]), custom headers, a proxy when configured, and a convenience mode
@@ -92,8 +100,8 @@ mod ssrf;
 pub use accept::{AcceptTypes, MediaRange};
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
 pub use fetch::{
-    Error, Fetched, Fetcher, FetcherBuilder, RequestOptions, RobotsStore, StoredRobots, Timings, Validators,
-    parse_retry_after,
+    DEFAULT_HOST_CACHE, Error, Fetched, Fetcher, FetcherBuilder, RequestOptions, RobotsStore, StoredRobots,
+    Timings, Validators, parse_retry_after,
 };
 pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit, NotReady};
 pub use memory::MemoryReservation;

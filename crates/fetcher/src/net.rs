@@ -208,18 +208,47 @@ pub(crate) fn cause_in_chain<'a, T: std::error::Error + 'static>(
     None
 }
 
+/// Whether `name` is `localhost` or a name under it, which RFC 6761 (section 6.3)
+/// reserves for loopback: resolved without DNS.
+pub(crate) fn is_localhost(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.eq_ignore_ascii_case("localhost")
+        || name.len() > 10 && name[name.len() - 10..].eq_ignore_ascii_case(".localhost")
+}
+
+/// The loopback addresses a `*.localhost` name resolves to, IPv4 first (port 0: the
+/// URL's port is used).
+fn loopback() -> Arc<[SocketAddr]> {
+    Arc::new([
+        SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+    ])
+}
+
 /// A DNS resolver that drops special-purpose addresses (unless allowed), with a cache.
+/// `localhost` and `*.localhost` are loopback without a lookup (then filtered like
+/// any answer), and the names in `overrides` resolve to the addresses the user gave,
+/// unfiltered.
 pub(crate) struct FilteringResolver {
     /// Keep special-purpose addresses of every name (`allow_private_ips`).
     pub(crate) allow_private: bool,
     /// Names (`host` or `host:port`) whose special-purpose addresses are kept.
     pub(crate) allowed: Vec<String>,
     pub(crate) cache: Arc<DnsCache>,
+    /// Names this client resolves to given addresses (`FetcherBuilder::resolve`). A
+    /// client serves one address set per name; the fetcher keeps a client per
+    /// combination of `(host, port)` overrides it needs.
+    pub(crate) overrides: HashMap<String, Arc<[SocketAddr]>>,
 }
 
 impl reqwest::dns::Resolve for FilteringResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
+        let host = name.as_str().to_ascii_lowercase();
+        if let Some(addrs) = self.overrides.get(&host) {
+            // The user named these addresses for this host: used as given.
+            let addrs: Vec<SocketAddr> = addrs.to_vec();
+            return Box::pin(async move { Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs) });
+        }
         let allow = self.allow_private
             || self
                 .allowed
@@ -227,7 +256,11 @@ impl reqwest::dns::Resolve for FilteringResolver {
                 .any(|a| a == &host || a.split(':').next() == Some(&host));
         let cache = self.cache.clone();
         Box::pin(async move {
-            let addrs = cache.resolve(&host).await?;
+            let addrs = if is_localhost(&host) {
+                loopback()
+            } else {
+                cache.resolve(&host).await?
+            };
             let kept: Vec<SocketAddr> = addrs
                 .iter()
                 .copied()
@@ -289,6 +322,45 @@ impl std::fmt::Display for DisplayChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn dns_answers_are_cached_for_their_ttl() {
+        // `localhost` through the system's resolver (/etc/hosts): the resolver never
+        // asks for it, but the cache is below that rule.
+        let cache = DnsCache::new(Duration::from_secs(300));
+        let first = cache.resolve("localhost").await.expect("localhost resolves");
+        assert!(first.iter().any(|a| a.ip().is_loopback()), "{first:?}");
+        let again = futures_util::future::join_all((0..8).map(|_| cache.resolve("localhost"))).await;
+        assert!(again.iter().all(|r| r.is_ok()));
+        assert_eq!(cache.lookups.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let uncached = DnsCache::new(Duration::ZERO);
+        for _ in 0..3 {
+            uncached.resolve("localhost").await.expect("localhost resolves");
+        }
+        assert_eq!(uncached.lookups.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn localhost_names_are_recognised() {
+        for name in [
+            "localhost",
+            "LOCALHOST",
+            "h1.localhost",
+            "a.b.localhost",
+            "h1.localhost.",
+        ] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in [
+            "localhost.example.com",
+            "mylocalhost",
+            "xlocalhost",
+            "example.com",
+            "",
+        ] {
+            assert!(!is_localhost(name), "{name}");
+        }
+    }
 
     #[test]
     fn causes_are_found_by_type_through_io_errors() {

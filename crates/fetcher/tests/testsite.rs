@@ -551,29 +551,22 @@ async fn the_following_mode_checks_every_hop_and_stops_at_the_limit() {
 }
 
 #[tokio::test]
-async fn dns_answers_are_cached() {
+async fn localhost_is_resolved_without_a_lookup_cached_or_not() {
+    // The cache itself is tested in `net.rs` (names under localhost never reach it).
     let site = TestSite::new().pages(20).start().await.expect("site");
     let port = site.addrs()[0].port();
-    let f = fetcher().robots(false).build().expect("fetcher");
     let url = |i: u64| format!("http://localhost:{port}{}", site.site().page_path(i));
-    f.fetch(&url(0)).await.expect("first");
-    assert_eq!(f.dns_lookups(), 1);
-    // Eight at once open new connections, each resolving the name: from the cache.
     let urls: Vec<String> = (0..8).map(|i| url(i * 3)).collect();
-    let all = futures_util::future::join_all(urls.iter().map(|u| f.fetch(u))).await;
-    assert!(all.iter().all(|r| r.is_ok()), "{all:?}");
-    assert_eq!(f.dns_lookups(), 1);
-
-    let uncached = fetcher()
-        .robots(false)
-        .dns_cache_ttl(Duration::ZERO)
-        .build()
-        .expect("fetcher");
-    uncached.fetch(&url(0)).await.expect("first");
-    uncached.fetch(&url(3)).await.expect("second");
-    let all = futures_util::future::join_all(urls.iter().map(|u| uncached.fetch(u))).await;
-    assert!(all.iter().all(|r| r.is_ok()));
-    assert!(uncached.dns_lookups() >= 2, "{}", uncached.dns_lookups());
+    for ttl in [Duration::from_secs(300), Duration::ZERO] {
+        let f = fetcher()
+            .robots(false)
+            .dns_cache_ttl(ttl)
+            .build()
+            .expect("fetcher");
+        let all = futures_util::future::join_all(urls.iter().map(|u| f.fetch(u))).await;
+        assert!(all.iter().all(|r| r.is_ok()), "{all:?}");
+        assert_eq!(f.dns_lookups(), 0);
+    }
 }
 
 #[tokio::test]
@@ -854,4 +847,77 @@ async fn bodies_hold_their_share_of_the_memory_budget() {
     let plain = fetcher().build().expect("fetcher");
     let page = plain.fetch(&site.site().page_url(1)).await.expect("fetch");
     assert!(page.memory.is_none());
+}
+
+/// A fetcher with politeness lifted that trusts no special-purpose address.
+fn guarded() -> trawl_fetcher::FetcherBuilder {
+    let mut policy = GatePolicy::default();
+    policy.rate = None;
+    Fetcher::builder().user_agent(UA).politeness(policy)
+}
+
+#[tokio::test]
+async fn localhost_names_reach_loopback_without_dns_and_stay_guarded() {
+    let site = TestSite::new().vhosts(20).pages(80).start().await.expect("site");
+    let s = site.site();
+    // Page 23 lives on h3.localhost; no DNS server knows these names.
+    let url = s.page_url(23);
+    assert!(url.starts_with("http://h3.localhost:"), "{url}");
+    let open = fetcher().build().expect("fetcher");
+    let page = open.fetch(&url).await.expect("h3.localhost is loopback");
+    assert_eq!(page.status, 200);
+    assert_eq!(String::from_utf8_lossy(&page.body), s.html(23));
+    assert_eq!(open.dns_lookups(), 0, "no lookup for *.localhost");
+    // Loopback is a special-purpose address: refused unless the host is vouched for.
+    let closed = guarded().build().expect("fetcher");
+    let err = closed.fetch(&url).await.expect_err("loopback refused");
+    assert!(err.is_forbidden(), "{err:?}");
+    let named = guarded().allow_host("h3.localhost").build().expect("fetcher");
+    assert_eq!(named.fetch(&url).await.expect("a named host").status, 200);
+    assert!(
+        named
+            .fetch(&s.page_url(24))
+            .await
+            .expect_err("h4 is not named")
+            .is_forbidden()
+    );
+}
+
+#[tokio::test]
+async fn resolve_sends_a_host_and_port_to_the_given_address() {
+    // Two servers on two loopback addresses; one made-up name on both ports.
+    let a = TestSite::new().pages(10).start().await.expect("site a");
+    let b = TestSite::new()
+        .pages(10)
+        .seed(2)
+        .ip("127.0.0.2".parse().expect("ip"))
+        .start()
+        .await
+        .expect("site b");
+    let (pa, pb) = (a.addrs()[0].port(), b.addrs()[0].port());
+    let f = guarded()
+        .resolve("Staging.Example.TEST", pa, "127.0.0.1".parse().expect("ip"))
+        .resolve("staging.example.test", pb, "127.0.0.2".parse().expect("ip"))
+        .build()
+        .expect("fetcher");
+    let on = |port: u16| format!("http://staging.example.test:{port}/page/3");
+    let from_a = f.fetch(&on(pa)).await.expect("port a");
+    assert_eq!(String::from_utf8_lossy(&from_a.body), a.site().html(3));
+    assert_eq!(
+        from_a.remote_addr.map(|r| r.ip().to_string()).as_deref(),
+        Some("127.0.0.1")
+    );
+    let from_b = f.fetch(&on(pb)).await.expect("port b");
+    assert_eq!(String::from_utf8_lossy(&from_b.body), b.site().html(3));
+    assert_ne!(
+        from_a.body, from_b.body,
+        "two sites, told apart by the port alone"
+    );
+    assert_eq!(a.hits(&format!("{}/page/3", a.site().bases()[0])), 1);
+    assert_eq!(b.hits(&format!("{}/page/3", b.site().bases()[0])), 1);
+    // Another port of the same name is not overridden: `.test` never resolves.
+    let other = pa.wrapping_add(1).max(1);
+    let err = f.fetch(&on(other)).await.expect_err("no override for this port");
+    assert!(!err.is_forbidden(), "{err:?}");
+    assert_eq!(f.dns_lookups(), 1);
 }

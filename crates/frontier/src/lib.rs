@@ -83,5 +83,5 @@ pub use error::{Error, Result};
 pub use store::{Frontier, OpenReport, Options, SCHEMA_VERSION, host_of};
 pub use types::{
     Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, Priority,
-    RobotsEntry, UrlRecord, UrlState,
+    ReadyScan, RobotsEntry, UrlRecord, UrlState,
 };

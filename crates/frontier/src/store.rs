@@ -10,7 +10,7 @@
 //! A background thread seals full memtables into run files and merges runs (see
 //! `seen` and `runs`); it takes the mutex only to register a finished file.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,7 +20,7 @@ use crate::runs::{self, Run, RunWriter};
 use crate::seen::{FINISHED, SeenCache, SeenSet};
 use crate::tails::Tails;
 use crate::types::{
-    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness,
+    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, ReadyScan,
     RobotsEntry, UrlRecord, UrlState,
 };
 use crate::{Error, Result};
@@ -170,6 +170,66 @@ struct HostMem {
     key: String,
     counts: Counts,
     politeness: Politeness,
+    /// Where the host is in [`ReadyIndex`]: `None` (no queued URL), `Some(0)` (in
+    /// `open`) or `Some(t)` (in `timed` at `t`).
+    ready_at: Option<u64>,
+}
+
+/// The hosts with queued URLs, so that finding hosts to lease from costs what is
+/// asked for, not a pass over every host. Hosts whose persisted politeness names no
+/// time (or one that has passed, once a scan has seen it pass) are in `open`, the
+/// others in `timed` by that time. Derived from the host counts and politeness: never
+/// stored, rebuilt on open, kept up to date by every batch and `set_politeness`.
+#[derive(Debug, Default)]
+struct ReadyIndex {
+    open: BTreeSet<u32>,
+    timed: BTreeSet<(u64, u32)>,
+}
+
+impl ReadyIndex {
+    /// Puts host `h` where its counts and politeness say.
+    fn place(&mut self, hosts: &mut [HostMem], h: u32) {
+        let Some(host) = hosts.get_mut(h as usize) else {
+            return;
+        };
+        let want = (host.counts.queued > 0).then(|| host.politeness.earliest_ms());
+        if host.ready_at == want {
+            return;
+        }
+        match host.ready_at {
+            Some(0) => {
+                self.open.remove(&h);
+            }
+            Some(t) => {
+                self.timed.remove(&(t, h));
+            }
+            None => {}
+        }
+        match want {
+            Some(0) => {
+                self.open.insert(h);
+            }
+            Some(t) => {
+                self.timed.insert((t, h));
+            }
+            None => {}
+        }
+        host.ready_at = want;
+    }
+
+    /// Moves the hosts whose time has come (at `now_ms`) to `open`.
+    fn advance(&mut self, hosts: &mut [HostMem], now_ms: u64) {
+        while let Some(&(t, h)) = self.timed.first() {
+            if t > now_ms {
+                break;
+            }
+            self.timed.pop_first();
+            self.open.insert(h);
+            if let Some(host) = hosts.get_mut(h as usize) {
+                host.ready_at = Some(0);
+            }
+        }
+    }
 }
 
 impl HostKeys for Vec<HostMem> {
@@ -191,6 +251,8 @@ struct SealJob {
 struct State {
     counters: Counters,
     hosts: Vec<HostMem>,
+    /// The hosts with queued URLs.
+    ready: ReadyIndex,
     host_ids: HashMap<String, HostId>,
     cache: SeenCache,
     seen: SeenSet,
@@ -481,6 +543,7 @@ impl Frontier {
                 key,
                 counts: Counts::default(),
                 politeness,
+                ready_at: None,
             });
         }
         if hosts.len() as u64 != u64::from(counters.next_host) {
@@ -508,6 +571,7 @@ impl Frontier {
             state: Mutex::new(State {
                 counters,
                 hosts,
+                ready: ReadyIndex::default(),
                 host_ids,
                 cache: SeenCache::new(opts.seen_cache_slots),
                 seen,
@@ -919,6 +983,9 @@ impl Shared {
                 st.seen.mark(r.fp, FINISHED | s);
             }
         }
+        for h in 0..st.hosts.len() as u32 {
+            st.ready.place(&mut st.hosts, h);
+        }
         let mut total = Counts::default();
         for h in &st.hosts {
             total.queued += h.counts.queued;
@@ -1090,6 +1157,7 @@ impl Shared {
                 ch.journal.counts(*h, &host.counts);
                 st.dirty.insert(*h);
             }
+            st.ready.place(&mut st.hosts, *h);
         }
         if !ch.journal.bytes.is_empty() {
             let seq = st.counters.next_seq;
@@ -1464,6 +1532,7 @@ impl Shared {
                         key: host_name.to_string(),
                         counts: Counts::default(),
                         politeness: p,
+                        ready_at: None,
                     });
                     id
                 }
@@ -1579,6 +1648,24 @@ impl Shared {
                     h.key
                 )));
             }
+            let indexed = match h.ready_at {
+                None => !st.ready.open.contains(&(i as u32)) && h.counts.queued == 0,
+                Some(0) => st.ready.open.contains(&(i as u32)) && h.counts.queued > 0,
+                Some(t) => st.ready.timed.contains(&(t, i as u32)) && h.counts.queued > 0,
+            };
+            if !indexed {
+                return Err(Error::corrupt(format!(
+                    "host {} ({} queued) is misplaced in the ready index ({:?})",
+                    h.key, h.counts.queued, h.ready_at
+                )));
+            }
+        }
+        let (open, timed) = (st.ready.open.len(), st.ready.timed.len());
+        let queued_hosts = st.hosts.iter().filter(|h| h.counts.queued > 0).count();
+        if open + timed != queued_hosts {
+            return Err(Error::corrupt(format!(
+                "the ready index holds {open} + {timed} hosts, {queued_hosts} have queued URLs"
+            )));
         }
         Ok(found)
     }
@@ -1739,15 +1826,35 @@ impl FrontierStore for Frontier {
 
     fn ready_hosts(&self) -> Vec<(HostId, u64)> {
         let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = |h: u32| st.hosts.get(h as usize).map_or(0, |h| h.politeness.earliest_ms());
         let mut out: Vec<(HostId, u64)> = st
-            .hosts
+            .ready
+            .open
             .iter()
-            .enumerate()
-            .filter(|(_, h)| h.counts.queued > 0)
-            .map(|(i, h)| (HostId(i as u32), h.politeness.earliest_ms()))
+            .map(|h| (HostId(*h), earliest(*h)))
+            .chain(st.ready.timed.iter().map(|(t, h)| (HostId(*h), *t)))
             .collect();
         out.sort_by_key(|(id, t)| (*t, *id));
         out
+    }
+
+    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> ReadyScan {
+        let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *guard;
+        st.ready.advance(&mut st.hosts, now_ms);
+        let open = &st.ready.open;
+        let from = after.map_or(0, |a| a.0.saturating_add(1));
+        let hosts = open
+            .range(from..)
+            .chain(open.range(..from))
+            .take(max)
+            .map(|h| HostId(*h))
+            .collect();
+        ReadyScan {
+            hosts,
+            ready: open.len(),
+            next_ms: st.ready.timed.first().map(|(t, _)| *t),
+        }
     }
 
     fn host(&self, id: HostId) -> Option<HostInfo> {
@@ -1776,6 +1883,8 @@ impl FrontierStore for Frontier {
             st.poisoned = true;
             return Err(e.into());
         }
+        let st = &mut *st;
+        st.ready.place(&mut st.hosts, id.0);
         Ok(())
     }
 

@@ -197,6 +197,20 @@ pub struct HostInfo {
     pub politeness: Politeness,
 }
 
+/// What [`FrontierStore::ready_scan`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadyScan {
+    /// Hosts with queued URLs that may be fetched now, in host order from where the
+    /// scan started, wrapping around.
+    pub hosts: Vec<HostId>,
+    /// How many hosts may be fetched now in all (`hosts` is at most the number
+    /// asked for): when it is no more than `hosts.len()`, the scan saw them all.
+    pub ready: usize,
+    /// The earliest time (ms since the epoch) at which a host with queued URLs that
+    /// may not be fetched yet becomes ready, if there is one.
+    pub next_ms: Option<u64>,
+}
+
 /// A cached robots.txt answer for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RobotsEntry {
@@ -249,6 +263,34 @@ pub trait FrontierStore: Send + Sync {
     /// Hosts with queued URLs, with the earliest time (ms since the epoch) each may be
     /// fetched, soonest first.
     fn ready_hosts(&self) -> Vec<(HostId, u64)>;
+    /// Up to `max` hosts with queued URLs whose persisted politeness lets them be
+    /// fetched at `now_ms`, in host order starting after `after` and wrapping around,
+    /// so that a scheduler that goes on from the last host it got serves every host
+    /// in turn. Its cost is in proportion to `max`, not to the number of hosts (the
+    /// default implementation, on [`FrontierStore::ready_hosts`], is not; the sled
+    /// frontier keeps an index).
+    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> ReadyScan {
+        let all = self.ready_hosts();
+        let next_ms = all.iter().map(|(_, t)| *t).filter(|t| *t > now_ms).min();
+        let mut open: Vec<HostId> = all
+            .iter()
+            .filter(|(_, t)| *t <= now_ms)
+            .map(|(h, _)| *h)
+            .collect();
+        open.sort();
+        let start = after.map_or(0, |a| open.partition_point(|h| *h <= a));
+        let hosts = open[start..]
+            .iter()
+            .chain(&open[..start])
+            .take(max)
+            .copied()
+            .collect();
+        ReadyScan {
+            hosts,
+            ready: open.len(),
+            next_ms,
+        }
+    }
     /// One host's details.
     fn host(&self, id: HostId) -> Option<HostInfo>;
     /// One host's persisted politeness state (a cheap read from memory).

@@ -2,8 +2,8 @@
 //! queue order, persistence across reopen, and every error case.
 
 use trawl_frontier::{
-    Ack, Error, Frontier, FrontierStore, HostId, NewUrl, Options, Outcome, Politeness, Priority, RobotsEntry,
-    UrlState,
+    Ack, Error, Frontier, FrontierStore, HostId, NewUrl, Options, Outcome, Politeness, Priority, ReadyScan,
+    RobotsEntry, UrlState,
 };
 
 fn open(dir: &tempfile::TempDir) -> Frontier {
@@ -569,4 +569,60 @@ fn a_directory_of_the_first_layout_is_refused() {
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn ready_scan_goes_round_the_hosts_and_holds_back_the_cooling_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = open(&dir);
+    let urls: Vec<NewUrl> = (0..10).map(|h| page(&format!("http://h{h}.test/"), 0)).collect();
+    f.enqueue(urls).expect("enqueue");
+    let id = |h: usize| f.host_id(&format!("http://h{h}.test")).expect("known");
+    let ids = |s: &ReadyScan| s.hosts.iter().map(|h| h.0).collect::<Vec<_>>();
+    let s = f.ready_scan(None, 1_000, 4);
+    assert_eq!((ids(&s), s.ready, s.next_ms), (vec![0, 1, 2, 3], 10, None));
+    // From the last host given, wrapping round.
+    let s = f.ready_scan(Some(id(8)), 1_000, 4);
+    assert_eq!(ids(&s), [9, 0, 1, 2]);
+    // A host in a cool-down is held back until its time, then comes back.
+    let cool = Politeness {
+        retry_after_until_ms: 5_000,
+        ..Politeness::default()
+    };
+    f.set_politeness(id(1), cool).expect("politeness");
+    let s = f.ready_scan(None, 1_000, 100);
+    assert_eq!((s.ready, s.next_ms), (9, Some(5_000)));
+    assert!(!ids(&s).contains(&id(1).0));
+    f.verify().expect("consistent");
+    let s = f.ready_scan(None, 5_000, 100);
+    assert_eq!((s.ready, s.next_ms), (10, None));
+    // A host whose last URL is leased leaves; a retry brings it back.
+    let lease = f.lease(id(2), 10).expect("lease");
+    assert_eq!(f.ready_scan(None, 5_000, 100).ready, 9);
+    f.verify().expect("consistent");
+    f.ack(
+        vec![Ack {
+            lease: lease.into_iter().next().expect("one"),
+            outcome: Outcome::Retry,
+            discovered: Vec::new(),
+        }],
+        &[],
+    )
+    .expect("ack");
+    assert_eq!(f.ready_scan(None, 5_000, 100).ready, 10);
+    f.flush().expect("flush");
+    drop(f);
+    // Rebuilt on open, cool-downs included.
+    let f = open(&dir);
+    f.set_politeness(
+        f.host_id("http://h3.test").expect("known"),
+        Politeness {
+            retry_after_until_ms: 9_000,
+            ..Politeness::default()
+        },
+    )
+    .expect("politeness");
+    let s = f.ready_scan(None, 6_000, 100);
+    assert_eq!((s.ready, s.next_ms), (9, Some(9_000)));
+    f.verify().expect("consistent");
 }

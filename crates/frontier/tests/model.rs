@@ -244,6 +244,20 @@ proptest! {
             prop_assert_eq!(c.leased, model.count(UrlState::Leased));
             prop_assert_eq!(c.done, model.count(UrlState::Done));
             prop_assert_eq!(c.failed, model.count(UrlState::Failed));
+            // The ready index holds exactly the hosts with queued URLs.
+            let mut want: Vec<String> = model
+                .urls
+                .iter()
+                .filter(|(_, r)| r.state == UrlState::Queued)
+                .filter_map(|(u, _)| trawl_frontier::host_of(u).map(String::from))
+                .collect();
+            want.sort();
+            want.dedup();
+            let scan = f.ready_scan(None, u64::MAX, usize::MAX);
+            prop_assert_eq!(scan.ready, want.len());
+            let mut got: Vec<String> = scan.hosts.iter().filter_map(|h| f.host(*h).map(|i| i.key)).collect();
+            got.sort();
+            prop_assert_eq!(got, want);
         }
         prop_assert_eq!(f.verify().expect("consistent").total(), model.urls.len() as u64);
         let listed: HashMap<String, UrlState> = f

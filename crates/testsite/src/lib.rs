@@ -7,6 +7,8 @@
 //! - [`TestSite`] configures and starts a server in-process, on ephemeral ports, over
 //!   plain HTTP/1.1 or, with [`TestSite::tls`], over TLS with HTTP/2 and HTTP/1.1
 //!   under a CA made at start ([`RunningSite::ca_pem`]).
+//! - [`TestSite::vhosts`] serves many virtual hosts (`h0.localhost`, …) on one port,
+//!   chosen by the `Host` header, for broad crawls.
 //! - [`RunningSite`] is the handle: addresses, the ground truth ([`Site`],
 //!   [`CrawlTruth`], [`ENDPOINTS`], [`RobotsVariant`]) and the request log.
 //!
@@ -52,7 +54,7 @@ pub use bad::{BINARY_BYTES, BINARY_CHUNK, BadEndpoint, ENDPOINTS, ODD_URLS, SSRF
 pub use body::StreamReport;
 pub use robots::RobotsVariant;
 pub use server::{ETAG, LAST_MODIFIED};
-pub use site::{CrawlTruth, Site, SiteLink, Target};
+pub use site::{CrawlTruth, Site, SiteLink, Target, vhost_name};
 pub use static_dir::{ServedDir, serve_dir};
 
 use server::{HostKind, Options, Shared};
@@ -100,6 +102,7 @@ pub struct TestSite {
     ip: IpAddr,
     port: u16,
     tls: bool,
+    vhosts: Option<usize>,
 }
 
 impl Default for TestSite {
@@ -125,6 +128,7 @@ impl TestSite {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             tls: false,
+            vhosts: None,
         }
     }
 
@@ -208,6 +212,18 @@ impl TestSite {
         self
     }
 
+    /// Serves `hosts` virtual hosts on one port instead of one port per host: the
+    /// `Host` header chooses among `h0.localhost` to `h{hosts-1}.localhost`, laid out
+    /// as [`Site::virtual_hosts`] says, and bare `localhost` serves a portal page
+    /// linking to `h0` ([`RunningSite::portal_url`]). A client resolves the names to
+    /// the listener's address (RFC 6761 puts `*.localhost` on loopback; trawl does so
+    /// without DNS, curl with `--resolve`). The pages are shared out as with
+    /// [`TestSite::hosts`], which this replaces. Plain HTTP only. By default, off.
+    pub fn vhosts(mut self, hosts: usize) -> TestSite {
+        self.vhosts = Some(hosts.max(1));
+        self
+    }
+
     /// Binds the listeners and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -219,25 +235,37 @@ impl TestSite {
                 "trawl-testsite listens on loopback addresses only",
             ));
         }
-        if self.pages < self.hosts as u64 {
+        if self.vhosts.is_some() && self.tls {
+            return Err(std::io::Error::other(
+                "virtual hosts are served over plain http only (the certificate names localhost alone)",
+            ));
+        }
+        let hosts = self.vhosts.unwrap_or(self.hosts);
+        if self.pages < hosts as u64 {
             return Err(std::io::Error::other("a site needs at least one page per host"));
         }
+        // Listeners for the regular hosts: one per host, or one for every virtual host.
+        let host_listeners = if self.vhosts.is_some() { 1 } else { hosts };
         let variants: &[RobotsVariant] = if self.robots_variants {
             RobotsVariant::ALL
         } else {
             &[]
         };
         let tls = if self.tls { Some(tls::make()?) } else { None };
-        let listeners = server::bind(self.ip, self.port, self.hosts + variants.len()).await?;
+        let listeners = server::bind(self.ip, self.port, host_listeners + variants.len()).await?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_of = |a: &SocketAddr| format!("{scheme}://{a}");
-        let bases: Vec<String> = listeners[..self.hosts].iter().map(|(_, a)| base_of(a)).collect();
         let variant_bases: Vec<(RobotsVariant, String)> = variants
             .iter()
-            .zip(&listeners[self.hosts..])
+            .zip(&listeners[host_listeners..])
             .map(|(v, (_, a))| (*v, base_of(a)))
             .collect();
-        let site = Site::new(self.seed, self.pages, bases);
+        let site = if self.vhosts.is_some() {
+            Site::virtual_hosts(self.seed, self.pages, hosts, listeners[0].1.port())
+        } else {
+            let bases = listeners[..hosts].iter().map(|(_, a)| base_of(a)).collect();
+            Site::new(self.seed, self.pages, bases)
+        };
         let page_hits = if self.track {
             (0..self.pages).map(|_| AtomicU32::new(0)).collect()
         } else {
@@ -263,16 +291,25 @@ impl TestSite {
         let stop = CancellationToken::new();
         let mut addrs = Vec::with_capacity(listeners.len());
         for (k, (listener, addr)) in listeners.into_iter().enumerate() {
-            let kind = if k < self.hosts {
-                HostKind::Site(k)
+            let kind = if k >= host_listeners {
+                HostKind::Robots(variants[k - host_listeners])
+            } else if self.vhosts.is_some() {
+                HostKind::VHosts
             } else {
-                HostKind::Robots(variants[k - self.hosts])
+                HostKind::Site(k)
             };
             addrs.push(addr);
+            // The virtual hosts' listener is named by its portal; each request gets
+            // its own host's base.
+            let base = if self.vhosts.is_some() && k == 0 {
+                format!("http://localhost:{}", addr.port())
+            } else {
+                base_of(&addr)
+            };
             tokio::spawn(server::serve(
                 listener,
                 kind,
-                base_of(&addr),
+                base,
                 shared.clone(),
                 stop.clone(),
                 tls.as_ref().map(|t| t.acceptor.clone()),
@@ -326,8 +363,19 @@ impl RunningSite {
         self.shared.site.root_url(0)
     }
 
-    /// The socket addresses of every listener: the regular hosts first, then the robots
-    /// variants.
+    /// The portal of a site of virtual hosts ([`TestSite::vhosts`]),
+    /// `http://localhost:PORT/`: a page that links to `h0`'s root, so that a crawl
+    /// seeded here with subdomains in scope reaches every virtual host. `None` for
+    /// a site of one port per host.
+    pub fn portal_url(&self) -> Option<String> {
+        self.shared
+            .site
+            .is_virtual()
+            .then(|| format!("http://localhost:{}/", self.addrs[0].port()))
+    }
+
+    /// The socket addresses of every listener: the regular hosts first (one listener
+    /// for all virtual hosts), then the robots variants.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }

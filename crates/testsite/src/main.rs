@@ -16,6 +16,11 @@ struct Args {
     /// Number of hosts (one port each, counting up from --port).
     #[arg(long, default_value_t = 1)]
     hosts: usize,
+    /// Serve N virtual hosts on one port instead (h0.localhost ... h{N-1}.localhost,
+    /// chosen by the Host header; --pages are shared out among them); prints the
+    /// portal http://localhost:PORT/, which links to h0.
+    #[arg(long, value_name = "N", conflicts_with_all = ["hosts", "tls"])]
+    vhosts: Option<usize>,
     /// Added latency per response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -90,7 +95,11 @@ fn main() {
             (ms, false) => Latency::Fixed(Duration::from_millis(ms)),
             (ms, true) => Latency::Random(Duration::from_millis(ms)),
         };
-        let started = TestSite::new()
+        let mut site = TestSite::new();
+        if let Some(n) = args.vhosts {
+            site = site.vhosts(n);
+        }
+        let started = site
             .pages(args.pages)
             .hosts(args.hosts)
             .seed(args.seed)
@@ -127,7 +136,9 @@ fn main() {
             eprintln!("trawl-testsite: ca certificate written to {}", path.display());
         }
         // The root URL on stdout, alone on a line, so scripts can read it.
-        if args.all_roots {
+        if let Some(portal) = running.portal_url() {
+            println!("{portal}");
+        } else if args.all_roots {
             for h in 0..args.hosts {
                 println!("{}", running.site().root_url(h));
             }

@@ -25,6 +25,11 @@ use crate::{Latency, Request, html};
 pub(crate) enum HostKind {
     Site(usize),
     Robots(RobotsVariant),
+    /// Every virtual host of the site on one listener, told apart by the `Host`
+    /// header (the authority of an HTTP/2 request).
+    VHosts,
+    /// Bare `localhost` on the virtual hosts' listener: a page linking to `h0`.
+    Portal,
 }
 
 /// Settings the handler needs, fixed at start.
@@ -139,12 +144,39 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The host a request on the virtual hosts' listener is for, and its base URL; `None`
+/// for a name that is not one of them.
+fn virtual_host(shared: &Shared, base: &str, req: &HttpRequest<Incoming>) -> Option<(HostKind, String)> {
+    let authority = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    let name = authority.rsplit_once(':').map_or(authority, |(n, _)| n);
+    if name.eq_ignore_ascii_case("localhost") {
+        return Some((HostKind::Portal, base.to_string()));
+    }
+    let k = crate::site::vhost_of(authority, shared.site.hosts())?;
+    Some((HostKind::Site(k), shared.site.bases()[k].clone()))
+}
+
 async fn handle(
     shared: &Shared,
     kind: HostKind,
     base: &str,
     req: HttpRequest<Incoming>,
 ) -> Response<SiteBody> {
+    let (kind, base) = match kind {
+        HostKind::VHosts => match virtual_host(shared, base, &req) {
+            Some((kind, base)) => (kind, base),
+            None => {
+                shared.total.fetch_add(1, Ordering::Relaxed);
+                return to_response(Reply::text(404, "no such virtual host"), "", None);
+            }
+        },
+        other => (other, base.to_string()),
+    };
+    let base = base.as_str();
     let at = tokio::time::Instant::now();
     let version = format!("{:?}", req.version());
     let raw_path = req.uri().path().to_string();
@@ -181,6 +213,9 @@ async fn handle(
         HostKind::Site(_) if path.starts_with("/http/") => http_reply(&path, &query, req.headers()),
         HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth),
         HostKind::Robots(v) => variant_reply(v, base, &path),
+        HostKind::Portal => portal_reply(shared, &path),
+        // Resolved to a host above.
+        HostKind::VHosts => Reply::text(404, "no such virtual host"),
     };
     if let HostKind::Site(h) = kind
         && let Some(i) = shared.site.page_for_path(h, &path)
@@ -362,6 +397,23 @@ fn urlset(site: &Site, pages: impl Iterator<Item = u64>) -> String {
     }
     s.push_str("</urlset>\n");
     s
+}
+
+/// Bare `localhost` next to the virtual hosts: a root page linking to `h0`'s root,
+/// so that a crawl seeded here with subdomains in scope reaches every virtual host.
+/// No robots.txt (a 404 allows everything).
+fn portal_reply(shared: &Shared, path: &str) -> Reply {
+    match path {
+        "/" => Reply::html(
+            200,
+            format!(
+                "<!DOCTYPE html><html><head><title>Virtual hosts</title></head><body>\
+                 <a href=\"{}\">the first virtual host</a></body></html>\n",
+                shared.site.root_url(0)
+            ),
+        ),
+        _ => Reply::text(404, "not found"),
+    }
 }
 
 fn variant_reply(v: RobotsVariant, base: &str, path: &str) -> Reply {

@@ -30,6 +30,21 @@ pub(crate) fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The name of virtual host `k`: `h{k}.localhost`.
+pub fn vhost_name(k: usize) -> String {
+    format!("h{k}.localhost")
+}
+
+/// The virtual host a `Host` header names (`h{k}.localhost`, with or without a port,
+/// any case), if it is one of `hosts`.
+pub(crate) fn vhost_of(host_header: &str, hosts: usize) -> Option<usize> {
+    let name = host_header.rsplit_once(':').map_or(host_header, |(n, _)| n);
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let k: usize = name.strip_prefix('h')?.strip_suffix(".localhost")?.parse().ok()?;
+    // `h01` is not `h1`: one spelling per host.
+    (k < hosts && name == format!("h{k}.localhost")).then_some(k)
+}
+
 /// Where a link on a synthetic page points.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
@@ -59,7 +74,17 @@ pub struct Site {
     seed: u64,
     pages: u64,
     bases: Vec<String>,
+    /// Virtual hosts ([`Site::virtual_hosts`]): a broad crawl's shape, small sites
+    /// that mostly link within themselves.
+    vhosts: bool,
 }
+
+/// Links on a virtual host's page besides the tree links: 8 to 16, most of them to
+/// pages of the same host.
+const VHOST_LINKS: u64 = 8;
+
+/// One in this many of a virtual host's extra links goes to another host.
+const VHOST_CROSS_EVERY: u64 = 8;
 
 impl Site {
     /// Describes a site of `pages` pages spread over the hosts whose base URLs are given
@@ -73,7 +98,37 @@ impl Site {
             pages >= bases.len() as u64,
             "a site needs one page per host at least"
         );
-        Site { seed, pages, bases }
+        Site {
+            seed,
+            pages,
+            bases,
+            vhosts: false,
+        }
+    }
+
+    /// Describes `hosts` virtual hosts on one port of loopback, `h0.localhost` to
+    /// `h{hosts-1}.localhost` (names that resolve to loopback by RFC 6761), sharing
+    /// `pages` pages as [`Site::new`] does (page `i` on host `i % hosts`). The link
+    /// structure is a broad crawl's: the root of host `k` links to the roots of hosts
+    /// `8k+1` to `8k+8` (so every host is reachable from `h0`, in about log8(hosts)
+    /// hops), every page to its eight tree children, and to 8 to 16 more pages, seven
+    /// in eight of them on its own host.
+    ///
+    /// # Panics
+    /// If `hosts` is 0 or `pages` is smaller than `hosts`.
+    pub fn virtual_hosts(seed: u64, pages: u64, hosts: usize, port: u16) -> Site {
+        let bases = (0..hosts)
+            .map(|k| format!("http://{}:{port}", vhost_name(k)))
+            .collect();
+        Site {
+            vhosts: true,
+            ..Site::new(seed, pages, bases)
+        }
+    }
+
+    /// Whether the hosts are virtual hosts on one port ([`Site::virtual_hosts`]).
+    pub fn is_virtual(&self) -> bool {
+        self.vhosts
     }
 
     /// The number of regular pages.
@@ -148,15 +203,36 @@ impl Site {
     /// The links on page `i`, in document order.
     pub fn links(&self, i: u64) -> Vec<SiteLink> {
         let mut targets: Vec<Target> = Vec::with_capacity(40);
-        if i == 0 {
-            targets.extend((1..self.hosts() as u64).map(Target::Page));
-        }
-        targets.extend(self.children(i).map(Target::Page));
-        let total = 20 + self.h(i, 1) % 21;
-        let mut k = 0u64;
-        while (targets.len() as u64) < total {
-            targets.push(Target::Page(self.h(i, 100 + k) % self.pages));
-            k += 1;
+        let hosts = self.hosts() as u64;
+        if self.vhosts {
+            // A tree over the roots, so that no page links to every host.
+            if i < hosts {
+                let first = i.saturating_mul(BRANCHING).saturating_add(1);
+                targets.extend((first..first.saturating_add(BRANCHING).min(hosts)).map(Target::Page));
+            }
+            targets.extend(self.children(i).map(Target::Page));
+            // The pages of this host are `host, host + hosts, host + 2 * hosts, ...`.
+            let host = i % hosts;
+            let on_host = (self.pages - host).div_ceil(hosts);
+            for k in 0..VHOST_LINKS + self.h(i, 1) % (VHOST_LINKS + 1) {
+                let r = self.h(i, 100 + k);
+                targets.push(Target::Page(if r.is_multiple_of(VHOST_CROSS_EVERY) {
+                    (r / VHOST_CROSS_EVERY) % self.pages
+                } else {
+                    host + hosts * ((r / VHOST_CROSS_EVERY) % on_host)
+                }));
+            }
+        } else {
+            if i == 0 {
+                targets.extend((1..hosts).map(Target::Page));
+            }
+            targets.extend(self.children(i).map(Target::Page));
+            let total = 20 + self.h(i, 1) % 21;
+            let mut k = 0u64;
+            while (targets.len() as u64) < total {
+                targets.push(Target::Page(self.h(i, 100 + k) % self.pages));
+                k += 1;
+            }
         }
         if self.h(i, 2).is_multiple_of(4) {
             let n = self.h(i, 3) % self.private_pages();
@@ -346,6 +422,46 @@ mod tests {
                 .all(|u| u.starts_with("http://127.0.0.1:9000/"))
         );
         assert!(truth.out_of_scope.iter().any(|u| u.contains(":9001/")));
+    }
+
+    #[test]
+    fn every_virtual_host_is_reachable_from_h0_without_a_page_linking_to_all() {
+        let s = Site::virtual_hosts(3, 4_000, 1_000, 8080);
+        assert_eq!(s.root_url(5), "http://h5.localhost:8080/");
+        let truth = s.crawl_truth(&[0], &|_| true);
+        assert_eq!(truth.pages.len(), 4_000);
+        let mut same_host = 0;
+        let mut links = 0;
+        for i in 0..4_000 {
+            let l = s.links(i);
+            assert!(l.len() <= 40, "page {i} has {} links", l.len());
+            for link in l {
+                if let Target::Page(j) = link.target {
+                    links += 1;
+                    same_host += usize::from(s.host_of(j) == s.host_of(i));
+                }
+            }
+        }
+        assert!(
+            same_host * 4 > links,
+            "{same_host} of {links} links stay on their host"
+        );
+        // The deepest host is a few hops down the tree of roots.
+        assert!(
+            truth.pages.values().all(|d| *d <= 12),
+            "{:?}",
+            truth.pages.values().max()
+        );
+    }
+
+    #[test]
+    fn virtual_host_names_have_one_spelling() {
+        assert_eq!(vhost_of("h7.localhost:8080", 10), Some(7));
+        assert_eq!(vhost_of("H7.LOCALHOST", 10), Some(7));
+        assert_eq!(vhost_of("h07.localhost", 10), None);
+        assert_eq!(vhost_of("h10.localhost", 10), None);
+        assert_eq!(vhost_of("localhost", 10), None);
+        assert_eq!(vhost_of("h1.example.com", 10), None);
     }
 
     #[test]

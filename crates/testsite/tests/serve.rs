@@ -533,3 +533,51 @@ async fn tls_serves_h2_and_http_1_1_under_a_fresh_ca() {
     // Without the CA the handshake fails: the site's CA is its own.
     assert!(client().get(&root).send().await.is_err());
 }
+
+#[tokio::test]
+async fn virtual_hosts_are_chosen_by_the_host_header() {
+    let running = TestSite::new()
+        .vhosts(50)
+        .pages(200)
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(running.addrs().len(), 1, "one listener for every virtual host");
+    let port = running.addrs()[0].port();
+    let portal = running.portal_url().expect("a portal");
+    assert_eq!(portal, format!("http://localhost:{port}/"));
+    let site = running.site();
+    assert!(site.is_virtual());
+    assert_eq!(site.root_url(7), format!("http://h7.localhost:{port}/"));
+    // Every name on the listener's address, as a client with --resolve would.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    for name in [
+        "localhost",
+        "h0.localhost",
+        "h7.localhost",
+        "h49.localhost",
+        "h50.localhost",
+    ] {
+        b = b.resolve(name, running.addrs()[0]);
+    }
+    let c = b.build().expect("client");
+    let portal_page = get_text(&c, &portal).await;
+    assert!(portal_page.contains(&site.root_url(0)), "{portal_page}");
+    for i in [7u64, 57, 107] {
+        let url = site.page_url(i);
+        let (status, _, body) = get(&c, &url).await;
+        assert_eq!(status, 200, "{url}");
+        assert_eq!(String::from_utf8_lossy(&body), site.html(i), "{url}");
+    }
+    // Page 57 lives on h7, not on h0.
+    let wrong = format!("http://h0.localhost:{port}/page/57");
+    assert_eq!(get(&c, &wrong).await.0, 404);
+    let unknown = format!("http://h50.localhost:{port}/");
+    assert_eq!(get(&c, &unknown).await.0, 404, "h50 is not one of 50 hosts");
+    let robots = get_text(&c, &format!("http://h49.localhost:{port}/robots.txt")).await;
+    assert!(robots.contains("Disallow: /private/"), "{robots}");
+    assert!(running.requests().iter().any(|r| r.url == site.page_url(57)));
+}

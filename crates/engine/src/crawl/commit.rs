@@ -67,8 +67,12 @@ pub(crate) fn commit_loop(
                     if records == 2 {
                         fault::point("mid-sink-write");
                     }
-                    sh.stats
-                        .record(&d.host, rec.status, rec.error.as_ref().map(|e| e.kind.as_str()));
+                    sh.stats.record(
+                        d.lease.host.0,
+                        &d.host,
+                        rec.status,
+                        rec.error.as_ref().map(|e| e.kind.as_str()),
+                    );
                 }
                 bytes += d.bytes;
                 breaker(sh, &d)?;

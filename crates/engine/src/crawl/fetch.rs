@@ -131,7 +131,7 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
     sh.stats
         .fetch_us
         .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
-    sh.wake.notify();
+    let host_id = lease.host;
     let mut item = Fetched {
         lease,
         host,
@@ -149,4 +149,11 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
     }
     let _ = parse_tx.send(item).await;
     drop(permit);
+    // The host's request slot and the global permit are free: the scheduler may
+    // serve the host again.
+    sh.finished
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(host_id);
+    sh.wake.notify();
 }

@@ -171,6 +171,9 @@ pub(crate) struct Shared {
     pub(crate) parse_opts: ParseOptions,
     /// Wakes the scheduler thread: a slot freed, a batch acked, a stop.
     pub(crate) wake: schedule::Wake,
+    /// The hosts of jobs that finished (their permits dropped) since the scheduler
+    /// last looked, one entry per job: at most `concurrency` entries.
+    pub(crate) finished: Mutex<Vec<trawl_frontier::HostId>>,
     /// Wakes the sitemap thread when a batch was acked (the queue may have shrunk).
     pub(crate) acked: schedule::Wake,
     /// Stop leasing (a stop request or a limit).
@@ -368,6 +371,7 @@ impl Crawler {
             scope,
             ca_pems,
             accept,
+            resolves,
         } = valid;
         let dir = state.dir.clone();
         cfg.state.dir = dir.clone();
@@ -432,7 +436,7 @@ impl Crawler {
         }
         frontier.enqueue(queued).map_err(|e| Error::state(&dir, e))?;
 
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &frontier)?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
         if fresh {
             preflight(&fetcher, &seeds).await?;
         }
@@ -477,6 +481,7 @@ impl Crawler {
             parse_opts: cfg.limits.parse_options(),
             variants: guard::QueryVariants::new(cfg.limits.max_query_variants),
             wake: schedule::Wake::default(),
+            finished: Mutex::new(Vec::new()),
             acked: schedule::Wake::default(),
             stop: CancellationToken::new(),
             outcome: Mutex::new(None),
@@ -629,6 +634,7 @@ fn build_fetcher(
     scope: &Scope,
     ca_pems: Vec<Vec<u8>>,
     accept: AcceptTypes,
+    resolves: &[crate::validate::Resolve],
     frontier: &Arc<Frontier>,
 ) -> Result<Fetcher, Error> {
     let p = &cfg.politeness;
@@ -655,9 +661,15 @@ fn build_fetcher(
         .connect_timeout(Duration::from_secs_f64(cfg.fetch.connect_timeout_secs))
         .read_timeout(Duration::from_secs_f64(cfg.fetch.read_timeout_secs))
         .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs))
-        .robots_store(Arc::new(FrontierRobots(frontier.clone())));
+        .robots_store(Arc::new(FrontierRobots(frontier.clone())))
+        .host_cache_capacity(cfg.fetch.host_cache);
     for h in scope.named_hosts() {
         builder = builder.allow_host(h);
+    }
+    for r in resolves {
+        for addr in &r.addrs {
+            builder = builder.resolve(r.host.clone(), r.port, *addr);
+        }
     }
     for pem in ca_pems {
         builder = builder.ca_cert(pem);

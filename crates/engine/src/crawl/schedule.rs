@@ -2,11 +2,16 @@
 //! runtime: a lease is a sled batch, and sled can make a write wait for a flush in
 //! progress, which on a runtime worker stalls every fetch that shares it.
 //!
-//! - Receives: wake-ups (a fetch finished, a batch was acked) and the frontier's
-//!   ready hosts.
+//! - Receives: wake-ups (a fetch finished, with its host in `Shared::finished`; a
+//!   batch was acked) and the frontier's ready hosts, a bounded scan at a time
+//!   (`FrontierStore::ready_scan`, going on from where the last one stopped).
 //! - Sends: [`Job`]s to the fetch stage through `FETCH_CHANNEL`, each with a permit of
 //!   the global semaphore (`concurrency`) and, for a request, the host gate's permit.
-//! - Owns: a small buffer of leased URLs per host, and the global semaphore.
+//! - Owns: a slot per host it is serving (a small buffer of leased URLs, the host's
+//!   gate, its requests in flight, a timer), the runnable queue, the timers, and the
+//!   global semaphore. A host with nothing buffered, nothing in flight and no timer
+//!   has no slot, so its state is the frontier's and the fetcher's alone, and each
+//!   round costs what it serves, not the number of hosts.
 //!
 //! It keeps no politeness of its own: a host's [`HostGate`] decides when it may be
 //! fetched. A job is dispatched only once the gate has let its request start
@@ -14,10 +19,11 @@
 //! permit, and a host that is rate-limited, in a crawl delay, cooling down or at its
 //! concurrency cap never holds up another. Nothing it does waits on one host.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use trawl_fetcher::{HostGate, HostPermit, NotReady};
@@ -59,7 +65,11 @@ pub(crate) struct Job {
     pub(crate) check_sitemaps: bool,
 }
 
-/// Per-host scheduling state, owned by the scheduler.
+/// Per-host scheduling state, owned by the scheduler, for the hosts it is serving:
+/// those with leases in their buffers, requests in flight, or a wait for their gate.
+/// A host with none of these has no slot (its gate and its queue wait in the
+/// fetcher and the frontier), so the slots are bounded by the work in flight, not by
+/// the hosts of the crawl.
 struct HostSlot {
     label: String,
     gate: Arc<HostGate>,
@@ -68,7 +78,15 @@ struct HostSlot {
     /// Leased sitemaps waiting for the gate and the sitemap lane. Apart from the pages,
     /// so that pages go on while the lane is full.
     sitemaps: VecDeque<Lease>,
-    sitemaps_checked: bool,
+    /// Jobs dispatched and not yet finished (a finished one is reported through
+    /// `Shared::finished`).
+    in_flight: usize,
+    /// When the gate said a start could pass, if the host waits for that.
+    timer: Option<Instant>,
+    /// Whether it is in the runnable queue.
+    runnable: bool,
+    /// Whether it waits for the sitemap lane (only sitemaps buffered, lane full).
+    lane_wait: bool,
 }
 
 impl HostSlot {
@@ -80,11 +98,45 @@ impl HostSlot {
     fn dispatchable(&self, lane: &Semaphore) -> bool {
         !self.pages.is_empty() || (!self.sitemaps.is_empty() && lane.available_permits() > 0)
     }
+
+    /// Whether anything will bring the scheduler back to this host.
+    fn busy(&self) -> bool {
+        self.in_flight > 0 || self.timer.is_some() || self.lane_wait || self.buffered() > 0
+    }
+}
+
+/// One bit per host number.
+#[derive(Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn get(&self, h: HostId) -> bool {
+        self.0
+            .get(h.0 as usize / 64)
+            .is_some_and(|w| w & (1 << (h.0 % 64)) != 0)
+    }
+
+    fn set(&mut self, h: HostId) {
+        let i = h.0 as usize / 64;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] |= 1 << (h.0 % 64);
+    }
 }
 
 /// The most leases one host's buffers hold: leasing goes on past sitemaps that wait for
 /// the lane, to reach the pages behind them, up to this.
 const HOST_BUFFER_MAX: usize = 1024;
+
+/// Hosts asked of the frontier's ready index per call, and calls per round: a round
+/// looks at no more than this many hosts it already serves before it waits.
+const ADMIT_SCAN: usize = 256;
+const ADMIT_CALLS: usize = 8;
+
+/// How long a host whose gate is busy with no request of ours in flight (its slots
+/// held elsewhere) waits before it is looked at again.
+const BUSY_RETRY: Duration = Duration::from_millis(10);
 
 fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
@@ -131,12 +183,370 @@ fn wait(sh: &Shared, next: Option<Duration>) {
     sh.wake.wait(d);
 }
 
+/// Why serving a host stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    /// It has nothing to dispatch now (or waits for its gate, a slot or the lane).
+    Done,
+    /// The global permits ran out; it is first in line for the next one.
+    NoPermits,
+    /// The fetch stage is gone: the crawl is stopping.
+    Closed,
+}
+
+/// The scheduler's state. See the module docs.
+struct Scheduler<'a> {
+    sh: &'a Shared,
+    fetch_tx: mpsc::Sender<Job>,
+    /// One permit per fetch in flight in the whole crawl (`concurrency`).
+    global: Arc<Semaphore>,
+    slots: HashMap<HostId, HostSlot>,
+    /// Hosts to look at: a request of theirs finished, their timer fired, the lane
+    /// freed, or they are new.
+    runnable: VecDeque<HostId>,
+    /// Hosts waiting for their gate, soonest first (stale entries are skipped).
+    timers: BinaryHeap<Reverse<(Instant, HostId)>>,
+    /// Hosts whose buffers hold only sitemaps while the lane is full.
+    lane_waiters: Vec<HostId>,
+    /// Where the last scan of the frontier's ready hosts stopped.
+    cursor: Option<HostId>,
+    /// Hosts whose robots.txt `Sitemap:` lines were asked for in this run.
+    sitemaps_checked: Bits,
+    /// Hosts at `max_pages_per_host` (they stay so: the count only grows).
+    at_limit: Bits,
+    /// Leases in the buffers.
+    buffered: u64,
+    /// Ready hosts looked at since one was last taken on, and the frontier's counts
+    /// when a whole pass took none: no new pass until they change.
+    fruitless: usize,
+    swept: Option<(u64, u64, u64)>,
+}
+
+impl Scheduler<'_> {
+    fn make_runnable(&mut self, id: HostId) {
+        if let Some(slot) = self.slots.get_mut(&id)
+            && !slot.runnable
+        {
+            slot.runnable = true;
+            self.runnable.push_back(id);
+        }
+    }
+
+    /// Takes in what happened since the last round: finished requests, fired timers,
+    /// a free lane.
+    fn collect_events(&mut self) {
+        let finished = std::mem::take(&mut *self.sh.finished.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in finished {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.in_flight = slot.in_flight.saturating_sub(1);
+            }
+            self.make_runnable(id);
+        }
+        let now = Instant::now();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(slot) = self.slots.get_mut(&id)
+                && slot.timer == Some(at)
+            {
+                slot.timer = None;
+                self.make_runnable(id);
+            }
+        }
+        if self.sh.sitemap_lane.available_permits() > 0 {
+            for id in std::mem::take(&mut self.lane_waiters) {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.lane_wait = false;
+                }
+                self.make_runnable(id);
+            }
+        }
+    }
+
+    /// A slot for a host the frontier named, or `None` for a host it does not know.
+    fn open_slot(&mut self, id: HostId) -> bool {
+        let Some(info) = self.sh.frontier.host(id) else {
+            return false;
+        };
+        let Ok(url) = Url::parse(&info.key) else {
+            return false;
+        };
+        self.slots.insert(
+            id,
+            HostSlot {
+                label: host_label(&info.key),
+                gate: self.sh.fetcher.gate(&url),
+                pages: VecDeque::new(),
+                sitemaps: VecDeque::new(),
+                in_flight: 0,
+                timer: None,
+                runnable: false,
+                lane_wait: false,
+            },
+        );
+        true
+    }
+
+    fn set_timer(&mut self, id: HostId, d: Duration) {
+        let at = Instant::now() + d;
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.timer = Some(at);
+            self.timers.push(Reverse((at, id)));
+        }
+    }
+
+    /// Leases for and dispatches the requests of one host that may go now; then
+    /// drops its slot if nothing will bring the scheduler back to it.
+    fn serve(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
+        let served = self.serve_inner(id, room, progressed);
+        let lane_free = self.sh.sitemap_lane.available_permits() > 0;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return served;
+        };
+        if slot.buffered() > 0 && slot.in_flight == 0 && slot.timer.is_none() {
+            if slot.pages.is_empty() && !lane_free {
+                // Only sitemaps, and the lane is full: back when it frees.
+                if !slot.lane_wait {
+                    slot.lane_wait = true;
+                    self.lane_waiters.push(id);
+                }
+            } else if matches!(served, Ok(Served::Done)) {
+                // Its gate is busy with none of our requests in flight (its slots
+                // are held elsewhere): look again shortly.
+                let at = Instant::now() + BUSY_RETRY;
+                slot.timer = Some(at);
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+        if !slot.busy() {
+            self.slots.remove(&id);
+        }
+        served
+    }
+
+    fn serve_inner(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
+        let sh = self.sh;
+        let cfg = &sh.cfg;
+        let per_host = cfg.politeness.per_host_concurrency;
+        // A host the breaker gave up on: its URLs fail at once, no gate, no pace.
+        let dead = sh.host_dead(id);
+        let lane = &sh.sitemap_lane;
+        loop {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                return Ok(Served::Done);
+            };
+            if self.global.available_permits() == 0 {
+                return Ok(Served::NoPermits);
+            }
+            // A host is leased from only when its gate would let a request start
+            // now, so the buffers stay small however many hosts wait.
+            if !dead && !slot.dispatchable(lane) {
+                if slot.gate.free_slots() == 0 {
+                    return Ok(Served::Done);
+                }
+                let ready_in = slot.gate.ready_in();
+                if !ready_in.is_zero() {
+                    self.set_timer(id, ready_in);
+                    return Ok(Served::Done);
+                }
+            }
+            if (dead && slot.buffered() == 0) || (!dead && !slot.dispatchable(lane)) {
+                if *room == 0 || slot.buffered() >= HOST_BUFFER_MAX {
+                    return Ok(Served::Done);
+                }
+                let mut n = if dead {
+                    LEASE_BATCH
+                } else {
+                    (per_host * 2).clamp(1, LEASE_BATCH)
+                } as u64;
+                n = n.min(*room);
+                if let Some(max) = cfg.limits.max_pages_per_host
+                    && let Some(info) = sh.frontier.host(id)
+                {
+                    let used = info.counts.done + info.counts.failed + info.counts.leased;
+                    if used >= max {
+                        self.at_limit.set(id);
+                        return Ok(Served::Done);
+                    }
+                    n = n.min(max - used);
+                }
+                // A lease is one short sled batch, done inline on this thread.
+                let leases = sh.frontier.lease(id, n as usize).map_err(|e| sh.state_error(e))?;
+                if leases.is_empty() {
+                    return Ok(Served::Done);
+                }
+                *room -= leases.len() as u64;
+                self.buffered += leases.len() as u64;
+                sh.stats.in_flight.fetch_add(leases.len() as u64, Relaxed);
+                for l in leases {
+                    if l.priority == Priority::Sitemap {
+                        slot.sitemaps.push_back(l);
+                    } else {
+                        slot.pages.push_back(l);
+                    }
+                }
+                if !dead && !slot.dispatchable(lane) {
+                    // Only sitemaps, and the lane is full: lease on, up to the cap,
+                    // to reach the pages behind them.
+                    continue;
+                }
+            }
+            let Ok(permit) = self.global.clone().try_acquire_owned() else {
+                return Ok(Served::NoPermits);
+            };
+            let mut work = if dead {
+                Work::Skip(Skip::HostUnavailable)
+            } else {
+                match slot.gate.try_acquire() {
+                    Ok(p) => Work::Fetch(p),
+                    Err(NotReady::Busy) => return Ok(Served::Done),
+                    Err(NotReady::Wait(d)) => {
+                        self.set_timer(id, d);
+                        return Ok(Served::Done);
+                    }
+                }
+            };
+            // A sitemap when the lane has room (its URLs are enqueued by the
+            // sitemap thread, one or two at a time, alongside the crawl), else a page.
+            let lane_permit = if dead || slot.sitemaps.is_empty() {
+                None
+            } else {
+                lane.clone().try_acquire_owned().ok()
+            };
+            let lease = match (&lane_permit, dead) {
+                (Some(_), _) => slot.sitemaps.pop_front(),
+                (None, true) => slot.sitemaps.pop_front().or_else(|| slot.pages.pop_front()),
+                (None, false) => slot.pages.pop_front(),
+            };
+            let Some(lease) = lease else {
+                return Ok(Served::Done);
+            };
+            self.buffered -= 1;
+            if !dead && lease.attempts > MAX_LEASES {
+                // Its request slot goes unused: a crash loop is rare.
+                work = Work::Skip(Skip::TooManyAttempts);
+            }
+            let check_sitemaps =
+                matches!(work, Work::Fetch(_)) && !self.sitemaps_checked.get(id) && !cfg.scope.no_sitemaps;
+            if check_sitemaps {
+                self.sitemaps_checked.set(id);
+            }
+            slot.in_flight += 1;
+            let job = Job {
+                lease,
+                work,
+                permit,
+                lane: lane_permit,
+                gate: slot.gate.clone(),
+                host: slot.label.clone(),
+                check_sitemaps,
+            };
+            if self.fetch_tx.blocking_send(job).is_err() {
+                return Ok(Served::Closed);
+            }
+            *progressed = true;
+        }
+    }
+}
+
+/// What one round of looking for new hosts found.
+#[derive(Debug, Default)]
+struct Admitted {
+    /// Every host that may be fetched now was looked at (or none was left to).
+    saw_all: bool,
+    /// Hosts that may be fetched now but are at their page limit.
+    saw_at_limit: bool,
+    /// A host with a persisted wait (a cool-down), by the earliest one's end.
+    next_ms: Option<u64>,
+    closed: bool,
+}
+
+impl Scheduler<'_> {
+    /// Takes on hosts from the frontier's ready index that have no slot, in turn
+    /// from where the last round stopped, while global permits are free.
+    fn admit(&mut self, room: &mut u64, progressed: &mut bool) -> Result<Admitted, Error> {
+        let mut out = Admitted::default();
+        let counts = self.sh.frontier.counts();
+        let now = now_ms();
+        for _ in 0..ADMIT_CALLS {
+            let scan = self.sh.frontier.ready_scan(self.cursor, now, ADMIT_SCAN);
+            out.next_ms = scan.next_ms;
+            let version = (counts.queued, counts.total(), scan.ready as u64);
+            if self.swept == Some(version) {
+                // Nothing new since a whole pass took no host.
+                out.saw_all = true;
+                out.saw_at_limit = scan.ready > 0;
+                return Ok(out);
+            }
+            if scan.hosts.is_empty() {
+                out.saw_all = true;
+                return Ok(out);
+            }
+            for id in scan.hosts {
+                if self.global.available_permits() == 0 || *room == 0 {
+                    return Ok(out);
+                }
+                self.cursor = Some(id);
+                self.fruitless += 1;
+                if self.slots.contains_key(&id) {
+                    continue;
+                }
+                if self.at_limit.get(id) {
+                    out.saw_at_limit = true;
+                    continue;
+                }
+                if !self.open_slot(id) {
+                    continue;
+                }
+                let before = self.slots.len();
+                match self.serve(id, room, progressed)? {
+                    Served::Closed => {
+                        out.closed = true;
+                        return Ok(out);
+                    }
+                    Served::NoPermits => self.make_runnable(id),
+                    Served::Done => {}
+                }
+                if self.slots.len() == before || self.at_limit.get(id) {
+                    // It had nothing to fetch after all (or is at its limit).
+                    out.saw_at_limit |= self.at_limit.get(id);
+                } else {
+                    self.fruitless = 0;
+                }
+            }
+            if self.fruitless >= scan.ready {
+                self.fruitless = 0;
+                if !*progressed {
+                    self.swept = Some(version);
+                }
+                out.saw_all = true;
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Leases from ready hosts and dispatches to fetch tasks until the crawl is over.
 pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(), Error> {
     let cfg = &sh.cfg;
-    let global = Arc::new(Semaphore::new(cfg.politeness.concurrency));
-    let per_host = cfg.politeness.per_host_concurrency;
-    let mut slots: HashMap<HostId, HostSlot> = HashMap::new();
+    let mut sched = Scheduler {
+        sh: &sh,
+        fetch_tx,
+        global: Arc::new(Semaphore::new(cfg.politeness.concurrency)),
+        slots: HashMap::new(),
+        runnable: VecDeque::new(),
+        timers: BinaryHeap::new(),
+        lane_waiters: Vec::new(),
+        cursor: None,
+        sitemaps_checked: Bits::default(),
+        at_limit: Bits::default(),
+        buffered: 0,
+        fruitless: 0,
+        swept: None,
+    };
     loop {
         if sh.stop.is_cancelled() {
             return Ok(());
@@ -163,182 +573,100 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         {
             // Leases still in the buffers are not fetched: they go back to their
             // queues when the directory is next opened.
-            let buffered: u64 = slots.values().map(|s| s.buffered() as u64).sum();
-            if in_flight <= buffered {
+            if in_flight <= sched.buffered {
                 tracing::info!("byte limit reached");
                 sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
                 return Ok(());
             }
+            sched.collect_events();
             wait(&sh, None);
             continue;
         }
 
-        let now = now_ms();
+        sched.collect_events();
         let mut progressed = false;
-        let mut waiting = false;
-        let mut blocked = false;
-        let mut next: Option<Duration> = None;
-        let mut candidates: Vec<HostId> = Vec::new();
-        for (id, earliest) in sh.frontier.ready_hosts() {
-            if earliest > now {
-                waiting = true;
-                soonest(Duration::from_millis(earliest - now), &mut next);
-                continue;
-            }
-            candidates.push(id);
-        }
-        for (id, slot) in &slots {
-            if slot.buffered() > 0 && !candidates.contains(id) {
-                candidates.push(*id);
-            }
-        }
-        'hosts: for id in candidates {
-            if global.available_permits() == 0 {
+        // The hosts already served first: their requests finished or their time came.
+        while sched.global.available_permits() > 0 {
+            let Some(id) = sched.runnable.pop_front() else {
                 break;
+            };
+            if let Some(slot) = sched.slots.get_mut(&id) {
+                slot.runnable = false;
             }
-            if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(id) {
-                let Some(info) = sh.frontier.host(id) else {
-                    continue;
-                };
-                let Ok(url) = Url::parse(&info.key) else { continue };
-                vacant.insert(HostSlot {
-                    label: host_label(&info.key),
-                    gate: sh.fetcher.gate(&url),
-                    pages: VecDeque::new(),
-                    sitemaps: VecDeque::new(),
-                    sitemaps_checked: false,
-                });
-            }
-            let Some(slot) = slots.get_mut(&id) else { continue };
-            // A host the breaker gave up on: its URLs fail at once, no gate, no pace.
-            let dead = sh.host_dead(id);
-            loop {
-                let Ok(permit) = global.clone().try_acquire_owned() else {
-                    break 'hosts;
-                };
-                // A host is leased from only when its gate would let a request start
-                // now, so the buffers stay small however many hosts wait.
-                let lane = &sh.sitemap_lane;
-                if !dead && !slot.dispatchable(lane) {
-                    if slot.gate.free_slots() == 0 {
-                        break;
+            match sched.serve(id, &mut room, &mut progressed)? {
+                Served::Closed => return Ok(()),
+                Served::NoPermits => {
+                    // First in line when a permit frees.
+                    if let Some(slot) = sched.slots.get_mut(&id) {
+                        slot.runnable = true;
+                        sched.runnable.push_front(id);
                     }
-                    let ready_in = slot.gate.ready_in();
-                    if !ready_in.is_zero() {
-                        waiting = true;
-                        soonest(ready_in, &mut next);
-                        break;
-                    }
-                }
-                if (dead && slot.buffered() == 0) || (!dead && !slot.dispatchable(lane)) {
-                    if room == 0 || slot.buffered() >= HOST_BUFFER_MAX {
-                        break;
-                    }
-                    let mut n = if dead {
-                        LEASE_BATCH
-                    } else {
-                        (per_host * 2).clamp(1, LEASE_BATCH)
-                    } as u64;
-                    n = n.min(room);
-                    if let Some(max) = cfg.limits.max_pages_per_host
-                        && let Some(info) = sh.frontier.host(id)
-                    {
-                        let used = info.counts.done + info.counts.failed + info.counts.leased;
-                        if used >= max {
-                            blocked = true;
-                            break;
-                        }
-                        n = n.min(max - used);
-                    }
-                    // A lease is one short sled batch, done inline on this thread.
-                    let leases = sh.frontier.lease(id, n as usize).map_err(|e| sh.state_error(e))?;
-                    if leases.is_empty() {
-                        break;
-                    }
-                    room -= leases.len() as u64;
-                    sh.stats.in_flight.fetch_add(leases.len() as u64, Relaxed);
-                    for l in leases {
-                        if l.priority == Priority::Sitemap {
-                            slot.sitemaps.push_back(l);
-                        } else {
-                            slot.pages.push_back(l);
-                        }
-                    }
-                    if !dead && !slot.dispatchable(lane) {
-                        // Only sitemaps, and the lane is full: lease on next time.
-                        waiting = true;
-                        continue;
-                    }
-                }
-                let mut work = if dead {
-                    Work::Skip(Skip::HostUnavailable)
-                } else {
-                    match slot.gate.try_acquire() {
-                        Ok(p) => Work::Fetch(p),
-                        Err(NotReady::Busy) => break,
-                        Err(NotReady::Wait(d)) => {
-                            waiting = true;
-                            soonest(d, &mut next);
-                            break;
-                        }
-                    }
-                };
-                // A sitemap when the lane has room (its URLs are enqueued by the
-                // sitemap thread, one or two at a time, alongside the crawl), else a page.
-                let lane_permit = if dead || slot.sitemaps.is_empty() {
-                    None
-                } else {
-                    lane.clone().try_acquire_owned().ok()
-                };
-                let lease = match (&lane_permit, dead) {
-                    (Some(_), _) => slot.sitemaps.pop_front(),
-                    (None, true) => slot.sitemaps.pop_front().or_else(|| slot.pages.pop_front()),
-                    (None, false) => slot.pages.pop_front(),
-                };
-                let Some(lease) = lease else {
                     break;
-                };
-                if !dead && lease.attempts > MAX_LEASES {
-                    // Its request slot goes unused: a crash loop is rare.
-                    work = Work::Skip(Skip::TooManyAttempts);
                 }
-                let check_sitemaps =
-                    matches!(work, Work::Fetch(_)) && !slot.sitemaps_checked && !cfg.scope.no_sitemaps;
-                slot.sitemaps_checked |= check_sitemaps;
-                let job = Job {
-                    lease,
-                    work,
-                    permit,
-                    lane: lane_permit,
-                    gate: slot.gate.clone(),
-                    host: slot.label.clone(),
-                    check_sitemaps,
-                };
-                if fetch_tx.blocking_send(job).is_err() {
-                    return Ok(());
-                }
-                progressed = true;
+                Served::Done => {}
             }
         }
+        // Then hosts not served yet, from the frontier's ready index.
+        let admitted = if sched.global.available_permits() > 0 && room > 0 {
+            let a = sched.admit(&mut room, &mut progressed)?;
+            if a.closed {
+                return Ok(());
+            }
+            Some(a)
+        } else {
+            None
+        };
         if progressed {
             continue;
         }
-        // `in_flight` was read before `ready_hosts`: an ack enqueues its links before it
-        // lowers the count, so 0 there means no link can have arrived unseen.
+        let now = Instant::now();
+        let mut next: Option<Duration> = sched
+            .timers
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(now));
+        // A host with a persisted wait (a cool-down) comes back at its time.
+        let next_ms = match &admitted {
+            Some(a) => a.next_ms,
+            None => sh.frontier.ready_scan(None, now_ms(), 0).next_ms,
+        };
+        if let Some(t) = next_ms {
+            soonest(Duration::from_millis(t.saturating_sub(now_ms())), &mut next);
+        }
+        let waiting = next.is_some() || !sched.lane_waiters.is_empty();
+        // `in_flight` was read before the ready hosts were: an ack enqueues its links
+        // before it lowers the count, so 0 there means no link can have arrived unseen.
+        // With nothing in flight, nothing is buffered and every permit is free.
         if in_flight == 0 && !waiting {
-            let buffered: usize = slots.values().map(HostSlot::buffered).sum();
-            if buffered == 0 {
-                let outcome = if blocked {
-                    tracing::info!("every remaining URL is on a host at its page limit");
-                    CrawlOutcome::LimitReached(Limit::PagesPerHost)
-                } else if room == 0 && cfg.limits.max_pages.is_some() && sh.frontier.counts().queued > 0 {
-                    CrawlOutcome::LimitReached(Limit::Pages)
-                } else {
-                    CrawlOutcome::Completed
-                };
-                sh.end(outcome);
-                return Ok(());
+            match &admitted {
+                // Every host that may be fetched now was looked at and none was
+                // taken on: only hosts at their page limit are left, if any.
+                Some(a) if a.saw_all => {
+                    let outcome = if a.saw_at_limit {
+                        tracing::info!("every remaining URL is on a host at its page limit");
+                        CrawlOutcome::LimitReached(Limit::PagesPerHost)
+                    } else {
+                        CrawlOutcome::Completed
+                    };
+                    sh.end(outcome);
+                    return Ok(());
+                }
+                // The pass did not get round every ready host: go on at once.
+                Some(_) => continue,
+                // No room left under the page limit.
+                None => {
+                    let outcome = if cfg.limits.max_pages.is_some() && sh.frontier.counts().queued > 0 {
+                        CrawlOutcome::LimitReached(Limit::Pages)
+                    } else {
+                        CrawlOutcome::Completed
+                    };
+                    sh.end(outcome);
+                    return Ok(());
+                }
             }
+        }
+        if admitted.as_ref().is_some_and(|a| !a.saw_all) {
+            // More ready hosts to look at while permits are free.
+            continue;
         }
         wait(&sh, next);
     }
