@@ -7,6 +7,8 @@
 #   scripts/bench-crawl.sh all
 #   scripts/bench-crawl.sh ab OLD NEW  # the speed run for two trawl binaries, alternating
 #   scripts/bench-crawl.sh scale       # 100,000 then 1,000,000 pages: pages/s and RSS per tenth
+#   scripts/bench-crawl.sh broad       # 100,000 virtual hosts of 4 pages (BROAD_HOSTS, BROAD_PAGES,
+#                                      # BROAD_ARGS for extra trawl flags): pages/s, hosts, peak RSS
 #
 # Figures: wall time, pages/s, trawl's CPU (user+sys) per page, the test server's CPU,
 # peak RSS (from /usr/bin/time). Medians of RUNS runs (default 3). Nothing leaves
@@ -155,6 +157,43 @@ scale() {
   for n in 100000 1000000; do scale_run "$n"; done
 }
 
+# broad: a broad crawl of BROAD_HOSTS virtual hosts (h0.localhost ...) of BROAD_PAGES
+# pages each on one port, from testsite's portal with subdomains in scope, sitemaps
+# on, 64 fetches at once, 2 per host, no rate limit (BROAD_ARGS to change: with a
+# rate, each host's first page waits 1/rate after its robots.txt while holding a
+# fetch slot, so a broad crawl takes on about concurrency x rate hosts a second).
+# Samples RSS every 5 s; prints pages/s, hosts crawled and peak RSS.
+broad() {
+  local hosts=${BROAD_HOSTS:-100000} per=${BROAD_PAGES:-4} dir="$WORK/broad"
+  rm -rf "$dir"; mkdir -p "$dir"
+  start_site --vhosts "$hosts" --pages "$((hosts * per))"
+  # shellcheck disable=SC2086
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/time" "$TRAWL" crawl $ROOTS --subdomains --allow-private-ips \
+    --state "$dir/state" -o "$dir/out.jsonl" -q --concurrency 64 --stats-json "$dir/stats.json" \
+    ${BROAD_ARGS:---rate 0} 2>"$dir/stderr" &
+  local tpid=$! pid=""
+  for _ in $(seq 50); do pid=$(pgrep -P "$tpid" | head -1); [ -n "$pid" ] && break; sleep 0.1; done
+  local t=0
+  while kill -0 "$tpid" 2>/dev/null; do
+    sleep 5; t=$((t + 5))
+    local rss; rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    echo "  ${t} s: $(wc -l <"$dir/out.jsonl" 2>/dev/null || echo 0) records, RSS $(( ${rss:-0} / 1024 )) MiB"
+  done
+  wait "$tpid" || true
+  stop_site
+  python3 - "$dir" "$hosts" "$per" <<'PY'
+import json, sys
+d, hosts, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+wall, user, sysc, peak = open(f"{d}/time").read().split()[-4:]
+total = sum(1 for _ in open(f"{d}/out.jsonl"))
+st = json.load(open(f"{d}/stats.json"))
+s = st["stats"]
+print(f"broad {hosts} hosts x {per} pages: {total} records ({s['ok']} ok) in {float(wall):.1f} s = "
+      f"{total/float(wall):.0f} pages/s; {s['hosts']} hosts; trawl CPU {1000*(float(user)+float(sysc))/max(total,1):.3f} ms/page; "
+      f"peak RSS {int(peak)/1024:.1f} MiB; outcome {st['outcome']}; worst stall {s['max_stall_ms']:.1f} ms")
+PY
+}
+
 # ab OLD NEW: the speed benchmark (100,000 pages, sitemaps on) for two builds, runs
 # alternating so that drift of a shared machine hits both alike.
 ab() {
@@ -184,5 +223,6 @@ case "${1:-all}" in
   ab) ab "$2" "$3" ;;
   scale) scale ;;
   scale-one) scale_run "$2" ;;
-  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW|scale|scale-one N]" >&2; exit 2 ;;
+  broad) broad ;;
+  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW|scale|scale-one N|broad]" >&2; exit 2 ;;
 esac

@@ -662,7 +662,14 @@ fn build_fetcher(
         .read_timeout(Duration::from_secs_f64(cfg.fetch.read_timeout_secs))
         .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs))
         .robots_store(Arc::new(FrontierRobots(frontier.clone())))
-        .host_cache_capacity(cfg.fetch.host_cache);
+        .host_cache_capacity(cfg.fetch.host_cache)
+        // Long enough to reuse a host's connection at its rate, short enough that a
+        // broad crawl does not keep one per host it ever fetched.
+        .pool_idle_timeout(if p.rate > 0.0 {
+            Duration::from_secs_f64((2.0 / p.rate).clamp(2.0, 30.0))
+        } else {
+            Duration::from_secs(2)
+        });
     for h in scope.named_hosts() {
         builder = builder.allow_host(h);
     }
