@@ -70,7 +70,8 @@ pub struct MemoryReservation {
 }
 
 impl MemoryReservation {
-    /// The bytes reserved.
+    /// The bytes this reservation covers: its share of the budget, plus what the body
+    /// overdrew when the budget was full (that part is not held, and returns nothing).
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
