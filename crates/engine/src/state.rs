@@ -227,20 +227,42 @@ pub(crate) fn describe_outputs(o: &OutputConfig) -> String {
 
 /// Keeps robots.txt answers in the frontier, so a resumed crawl does not fetch them
 /// again and they live in the one state directory.
+///
+/// The fetcher calls it from its async tasks, and both calls take the frontier's lock,
+/// which an ack or a lease can hold for a while (a write waits while the seen set's
+/// memtable is being sealed): each one runs as blocking work
+/// ([`tokio::task::block_in_place`]), so the runtime hands that worker's other tasks to
+/// another thread instead of stalling them. A broad crawl makes one of each per host.
 pub(crate) struct FrontierRobots(pub(crate) Arc<Frontier>);
+
+/// Runs `f`, as blocking work when on a multi-threaded runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 
 impl RobotsStore for FrontierRobots {
     fn load(&self, origin: &str) -> Option<StoredRobots> {
-        let id = self.0.host_id(origin)?;
-        let e = self.0.robots(id).ok()??;
-        Some(StoredRobots {
-            status: e.status,
-            fetched_at: UNIX_EPOCH + Duration::from_millis(e.fetched_at_ms),
-            body: e.body,
+        blocking(|| {
+            let id = self.0.host_id(origin)?;
+            let e = self.0.robots(id).ok()??;
+            Some(StoredRobots {
+                status: e.status,
+                fetched_at: UNIX_EPOCH + Duration::from_millis(e.fetched_at_ms),
+                body: e.body,
+            })
         })
     }
 
     fn save(&self, origin: &str, answer: &StoredRobots) {
+        blocking(|| self.save_now(origin, answer));
+    }
+}
+
+impl FrontierRobots {
+    fn save_now(&self, origin: &str, answer: &StoredRobots) {
         if let Some(id) = self.0.host_id(origin) {
             let entry = RobotsEntry {
                 status: answer.status,

@@ -73,6 +73,7 @@
 
 mod codec;
 mod error;
+mod hostnames;
 mod runs;
 mod seen;
 mod store;

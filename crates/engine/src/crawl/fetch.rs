@@ -93,6 +93,10 @@ pub(crate) async fn fetch_stage(
     }
 }
 
+/// A sitemap body up to this size gives back its lane permit as soon as it is
+/// downloaded (see `fetch_task`).
+const SMALL_SITEMAP: u64 = 64 << 10;
+
 async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) {
     let Job {
         lease,
@@ -146,6 +150,15 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         && let Ok(f) = r.as_mut()
     {
         item.budget = f.memory.take();
+        if item.lane.is_some() && f.body_bytes <= SMALL_SITEMAP {
+            // A small sitemap gives its lane permit back once it is downloaded: the
+            // lane bounds the large ones (read and enqueued slowly, holding their
+            // bodies), and a broad crawl, one small sitemap per host, would otherwise
+            // wait on two downloads at a time. It still waits for the sitemap thread
+            // in `SITEMAP_CHANNEL`, holding its fetch permit, so few are held.
+            item.lane = None;
+            sh.wake.notify();
+        }
     }
     let _ = parse_tx.send(item).await;
     drop(permit);

@@ -75,8 +75,9 @@ struct HostSlot {
     gate: Arc<HostGate>,
     /// Leased pages waiting for the gate.
     pages: VecDeque<Lease>,
-    /// Leased sitemaps waiting for the gate and the sitemap lane. Apart from the pages,
-    /// so that pages go on while the lane is full.
+    /// Leased sitemaps waiting for the gate, with the sitemap lane free. Apart from the
+    /// pages, so that pages go on; while the lane is full they wait in the scheduler's
+    /// `lane_queue` instead, out of any slot.
     sitemaps: VecDeque<Lease>,
     /// Jobs dispatched and not yet finished (a finished one is reported through
     /// `Shared::finished`).
@@ -85,8 +86,6 @@ struct HostSlot {
     timer: Option<Instant>,
     /// Whether it is in the runnable queue.
     runnable: bool,
-    /// Whether it waits for the sitemap lane (only sitemaps buffered, lane full).
-    lane_wait: bool,
 }
 
 impl HostSlot {
@@ -101,7 +100,7 @@ impl HostSlot {
 
     /// Whether anything will bring the scheduler back to this host.
     fn busy(&self) -> bool {
-        self.in_flight > 0 || self.timer.is_some() || self.lane_wait || self.buffered() > 0
+        self.in_flight > 0 || self.timer.is_some() || self.buffered() > 0
     }
 }
 
@@ -206,8 +205,14 @@ struct Scheduler<'a> {
     runnable: VecDeque<HostId>,
     /// Hosts waiting for their gate, soonest first (stale entries are skipped).
     timers: BinaryHeap<Reverse<(Instant, HostId)>>,
-    /// Hosts whose buffers hold only sitemaps while the lane is full.
-    lane_waiters: Vec<HostId>,
+    /// Leased sitemaps waiting for the sitemap lane, oldest first. They wait here, not
+    /// in their hosts' slots: in a broad crawl every host's robots.txt names a sitemap,
+    /// and a slot (with its gate and buffers) kept per waiting sitemap grew with the
+    /// hosts. A lease here costs its URL.
+    lane_queue: VecDeque<Lease>,
+    /// Sitemaps in slots' `sitemaps` buffers (taken from `lane_queue` or leased while
+    /// the lane had room), which the lane's free permits are meant for.
+    held_sitemaps: usize,
     /// Where the last scan of the frontier's ready hosts stopped.
     cursor: Option<HostId>,
     /// Hosts whose robots.txt `Sitemap:` lines were asked for in this run.
@@ -234,7 +239,7 @@ impl Scheduler<'_> {
 
     /// Takes in what happened since the last round: finished requests, fired timers,
     /// a free lane.
-    fn collect_events(&mut self) {
+    fn collect_events(&mut self) -> Result<(), Error> {
         let finished = std::mem::take(&mut *self.sh.finished.lock().unwrap_or_else(|e| e.into_inner()));
         for id in finished {
             if let Some(slot) = self.slots.get_mut(&id) {
@@ -255,14 +260,28 @@ impl Scheduler<'_> {
                 self.make_runnable(id);
             }
         }
-        if self.sh.sitemap_lane.available_permits() > 0 {
-            for id in std::mem::take(&mut self.lane_waiters) {
-                if let Some(slot) = self.slots.get_mut(&id) {
-                    slot.lane_wait = false;
-                }
-                self.make_runnable(id);
+        // The lane has room: the oldest waiting sitemaps go back to their hosts' slots.
+        while self.held_sitemaps < self.sh.sitemap_lane.available_permits() {
+            let Some(lease) = self.lane_queue.pop_front() else {
+                break;
+            };
+            let id = lease.host;
+            if !self.slots.contains_key(&id) && !self.open_slot(id) {
+                // The frontier named the host of this lease, so this cannot happen.
+                // Put back, it would come round again; dropped, the crawl would never
+                // see it finish.
+                return Err(Error::Internal(format!(
+                    "a leased sitemap names an unknown host: {}",
+                    lease.url
+                )));
             }
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.sitemaps.push_back(lease);
+                self.held_sitemaps += 1;
+            }
+            self.make_runnable(id);
         }
+        Ok(())
     }
 
     /// A slot for a host the frontier named, or `None` for a host it does not know.
@@ -283,7 +302,6 @@ impl Scheduler<'_> {
                 in_flight: 0,
                 timer: None,
                 runnable: false,
-                lane_wait: false,
             },
         );
         true
@@ -302,23 +320,28 @@ impl Scheduler<'_> {
     fn serve(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
         let served = self.serve_inner(id, room, progressed);
         let lane_free = self.sh.sitemap_lane.available_permits() > 0;
+        let dead = self.sh.host_dead(id);
         let Some(slot) = self.slots.get_mut(&id) else {
             return served;
         };
-        if slot.buffered() > 0 && slot.in_flight == 0 && slot.timer.is_none() {
-            if slot.pages.is_empty() && !lane_free {
-                // Only sitemaps, and the lane is full: back when it frees.
-                if !slot.lane_wait {
-                    slot.lane_wait = true;
-                    self.lane_waiters.push(id);
-                }
-            } else if matches!(served, Ok(Served::Done)) {
-                // Its gate is busy with none of our requests in flight (its slots
-                // are held elsewhere): look again shortly.
-                let at = Instant::now() + BUSY_RETRY;
-                slot.timer = Some(at);
-                self.timers.push(Reverse((at, id)));
+        if !lane_free && !dead && !slot.sitemaps.is_empty() {
+            // The lane is full: its sitemaps wait in the lane's queue, not in the slot,
+            // first in line (they may have come from there).
+            self.held_sitemaps -= slot.sitemaps.len();
+            while let Some(l) = slot.sitemaps.pop_back() {
+                self.lane_queue.push_front(l);
             }
+        }
+        if slot.buffered() > 0
+            && slot.in_flight == 0
+            && slot.timer.is_none()
+            && matches!(served, Ok(Served::Done))
+        {
+            // Its gate is busy with none of our requests in flight (its slots are held
+            // elsewhere): look again shortly.
+            let at = Instant::now() + BUSY_RETRY;
+            slot.timer = Some(at);
+            self.timers.push(Reverse((at, id)));
         }
         if !slot.busy() {
             self.slots.remove(&id);
@@ -381,8 +404,12 @@ impl Scheduler<'_> {
                 self.buffered += leases.len() as u64;
                 sh.stats.in_flight.fetch_add(leases.len() as u64, Relaxed);
                 for l in leases {
-                    if l.priority == Priority::Sitemap {
+                    if l.priority == Priority::Sitemap && !dead && !self.lane_queue.is_empty() {
+                        // Others wait for the lane already: behind them.
+                        self.lane_queue.push_back(l);
+                    } else if l.priority == Priority::Sitemap {
                         slot.sitemaps.push_back(l);
+                        self.held_sitemaps += 1;
                     } else {
                         slot.pages.push_back(l);
                     }
@@ -423,6 +450,9 @@ impl Scheduler<'_> {
             let Some(lease) = lease else {
                 return Ok(Served::Done);
             };
+            if lease.priority == Priority::Sitemap {
+                self.held_sitemaps -= 1;
+            }
             self.buffered -= 1;
             if !dead && lease.attempts > MAX_LEASES {
                 // Its request slot goes unused: a crash loop is rare.
@@ -539,7 +569,8 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         slots: HashMap::new(),
         runnable: VecDeque::new(),
         timers: BinaryHeap::new(),
-        lane_waiters: Vec::new(),
+        lane_queue: VecDeque::new(),
+        held_sitemaps: 0,
         cursor: None,
         sitemaps_checked: Bits::default(),
         at_limit: Bits::default(),
@@ -578,12 +609,12 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
                 sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
                 return Ok(());
             }
-            sched.collect_events();
+            sched.collect_events()?;
             wait(&sh, None);
             continue;
         }
 
-        sched.collect_events();
+        sched.collect_events()?;
         let mut progressed = false;
         // The hosts already served first: their requests finished or their time came.
         while sched.global.available_permits() > 0 {
@@ -632,7 +663,7 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         if let Some(t) = next_ms {
             soonest(Duration::from_millis(t.saturating_sub(now_ms())), &mut next);
         }
-        let waiting = next.is_some() || !sched.lane_waiters.is_empty();
+        let waiting = next.is_some() || !sched.lane_queue.is_empty();
         // `in_flight` was read before the ready hosts were: an ack enqueues its links
         // before it lowers the count, so 0 there means no link can have arrived unseen.
         // With nothing in flight, nothing is buffered and every permit is free.

@@ -10,8 +10,11 @@
 //! in the parse stage, they filled its threads for a minute on a million-URL site while
 //! no page was parsed. Here they go through a bounded path alongside the crawl: at most
 //! [`SITEMAP_LANE`] are fetched or read at once (the scheduler holds back the rest,
-//! and goes on with the host's pages meanwhile), and their URLs are enqueued in
-//! batches of 1,024 between the crawl's own frontier writes.
+//! out of their hosts' slots, and goes on with the hosts' pages meanwhile), and their
+//! URLs are enqueued in batches of 1,024 between the crawl's own frontier writes. A
+//! small sitemap (64 KiB or less) leaves the lane once downloaded, so a broad crawl's
+//! one small sitemap per host is not held to two downloads at a time; it waits for
+//! this thread in `SITEMAP_CHANNEL` like a page for the parse stage.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
