@@ -128,6 +128,10 @@ impl Bits {
 /// the lane, to reach the pages behind them, up to this.
 const HOST_BUFFER_MAX: usize = 1024;
 
+/// Leased sitemaps waiting for the lane past which no new host is taken on (the hosts
+/// already served go on).
+const LANE_QUEUE_MAX: usize = 4096;
+
 /// Hosts asked of the frontier's ready index per call, and calls per round: a round
 /// looks at no more than this many hosts it already serves before it waits.
 const ADMIT_SCAN: usize = 256;
@@ -637,16 +641,20 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
                 Served::Done => {}
             }
         }
-        // Then hosts not served yet, from the frontier's ready index.
-        let admitted = if sched.global.available_permits() > 0 && room > 0 {
-            let a = sched.admit(&mut room, &mut progressed)?;
-            if a.closed {
-                return Ok(());
-            }
-            Some(a)
-        } else {
-            None
-        };
+        // Then hosts not served yet, from the frontier's ready index, unless sitemaps
+        // have piled up waiting for the lane: every new host brings its own (a broad
+        // crawl), so taking on hosts faster than the lane reads them only moves them
+        // from the frontier's queues on disk into memory.
+        let admitted =
+            if sched.global.available_permits() > 0 && room > 0 && sched.lane_queue.len() < LANE_QUEUE_MAX {
+                let a = sched.admit(&mut room, &mut progressed)?;
+                if a.closed {
+                    return Ok(());
+                }
+                Some(a)
+            } else {
+                None
+            };
         if progressed {
             continue;
         }
