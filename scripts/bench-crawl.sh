@@ -9,6 +9,9 @@
 #   scripts/bench-crawl.sh scale       # 100,000 then 1,000,000 pages: pages/s and RSS per tenth
 #   scripts/bench-crawl.sh broad       # 100,000 virtual hosts of 4 pages (BROAD_HOSTS, BROAD_PAGES,
 #                                      # BROAD_ARGS for extra trawl flags): pages/s, hosts, peak RSS
+#   scripts/bench-crawl.sh recrawl     # a crawl of RECRAWL_PAGES (100,000) unchanged pages with
+#                                      # validators and WARC output, then RUNS recrawls (all 304s):
+#                                      # pages/s, bytes written per page, peak RSS
 #
 # Figures: wall time, pages/s, trawl's CPU (user+sys) per page, the test server's CPU,
 # peak RSS (from /usr/bin/time). Medians of RUNS runs (default 3). Nothing leaves
@@ -215,6 +218,38 @@ ab() {
   done
 }
 
+recrawl() {
+  local n=${RECRAWL_PAGES:-100000}
+  start_site --pages "$n" --hosts 1 --all-validators
+  local dir="$WORK/recrawl" fast=(--rate 0 --concurrency 64 --per-host-concurrency 64 -q)
+  rm -rf "$dir"; mkdir -p "$dir"
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/time0" "$TRAWL" crawl $ROOTS --state "$dir/state" \
+    -o "$dir/out.jsonl" --warc "$dir/out.warc.gz" "${fast[@]}" || true
+  local pages0; pages0=$(wc -l <"$dir/out.jsonl")
+  local bytes0; bytes0=$(cat "$dir/out.jsonl" "$dir/out.warc.gz" "$dir/out.cdxj" "$dir/state/history.jsonl" | wc -c)
+  read -r wall0 _ _ _ < <(tail -n 1 "$dir/time0")
+  echo "recrawl: the crawl: $pages0 pages in $wall0 s; outputs and history $(echo "$bytes0 / $pages0" | bc) bytes/page"
+  : >"$WORK/recrawl-runs"
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %U %S %M" -o "$dir/time$i" "$TRAWL" recrawl "$dir/state" "${fast[@]}" || true
+    local out="$dir/out-recrawl-$i"
+    local pages; pages=$(wc -l <"$out.jsonl")
+    local nm; nm=$(grep -c '"recrawl":"not-modified"' "$out.jsonl" || true)
+    local outb; outb=$(cat "$out.jsonl" "$out.warc.gz" "$out.cdxj" "$dir/state/recrawl/$i/history.jsonl" | wc -c)
+    local warcb; warcb=$(wc -c <"$out.warc.gz")
+    local stateb; stateb=$(du -sb "$dir/state/recrawl/$i" | cut -f1)
+    read -r wall user sys rss < <(tail -n 1 "$dir/time$i")
+    echo "$pages $wall $(echo "$user + $sys" | bc -l) $rss $nm $outb $warcb $stateb" >>"$WORK/recrawl-runs"
+  done
+  stop_site
+  awk '{printf "recrawl run %d: %d pages (%d not-modified) in %.2f s = %.0f pages/s; trawl CPU %.3f ms/page; written %.0f bytes/page (WARC %.0f), state dir %.0f bytes/page; peak RSS %.1f MiB\n",
+          NR, $1, $5, $2, $1/$2, 1000*$3/$1, $6/$1, $7/$1, $8/$1, $4/1024}' "$WORK/recrawl-runs"
+  echo "recrawl median: $(awk '{print $1/$2}' "$WORK/recrawl-runs" | median | xargs printf '%.0f') pages/s," \
+    "$(awk '{print $6/$1}' "$WORK/recrawl-runs" | median | xargs printf '%.0f') bytes written/page (outputs and history)," \
+    "$(awk '{print $8/$1}' "$WORK/recrawl-runs" | median | xargs printf '%.0f') bytes/page in the state dir," \
+    "$(awk '{print $4/1024}' "$WORK/recrawl-runs" | median | xargs printf '%.1f') MiB peak RSS"
+}
+
 case "${1:-all}" in
   speed) speed ;;
   memory) memory ;;
@@ -224,5 +259,6 @@ case "${1:-all}" in
   scale) scale ;;
   scale-one) scale_run "$2" ;;
   broad) broad ;;
-  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW|scale|scale-one N|broad]" >&2; exit 2 ;;
+  recrawl) recrawl ;;
+  *) echo "usage: $0 [speed|memory|latency|all|ab OLD NEW|scale|scale-one N|broad|recrawl]" >&2; exit 2 ;;
 esac

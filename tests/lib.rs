@@ -66,6 +66,10 @@ pub struct Rec {
     pub skipped: Option<String>,
     /// The caps and guards the page hit.
     pub limits: Vec<String>,
+    /// The protocol the response came over (`http/1.1`, `h2`).
+    pub protocol: Option<String>,
+    /// What a recrawl found (`not-modified`, `unchanged`, `changed`, `gone`, `new`).
+    pub recrawl: Option<String>,
 }
 
 /// Reads a JSONL output: every line must parse and the file must end with a newline
@@ -95,9 +99,73 @@ pub fn read_jsonl(path: &Path) -> Vec<Rec> {
                     .as_array()
                     .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                     .unwrap_or_default(),
+                protocol: v["protocol"].as_str().map(String::from),
+                recrawl: v["recrawl"].as_str().map(String::from),
             }
         })
         .collect()
+}
+
+/// One WARC record: its named headers, in order, and its block.
+#[derive(Debug, Clone)]
+pub struct WarcRecord {
+    /// The headers as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// The block (`Content-Length` bytes).
+    pub block: Vec<u8>,
+}
+
+impl WarcRecord {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads every record of a gzipped WARC file, checking the framing as it goes (a
+/// `WARC/1.1` line, a `Content-Length` that the block fills, the `\r\n\r\n` after it).
+pub fn read_warc(path: &Path) -> Vec<WarcRecord> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut all = Vec::new();
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .read_to_end(&mut all)
+        .expect("a valid gzip file");
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < all.len() {
+        let rest = &all[at..];
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{}: a record head without its end", path.display()));
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        assert_eq!(
+            lines.next(),
+            Some("WARC/1.1"),
+            "{}: record at {at}",
+            path.display()
+        );
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("a Content-Length");
+        let start = end + 4;
+        let block = rest[start..start + len].to_vec();
+        assert_eq!(&rest[start + len..start + len + 4], b"\r\n\r\n");
+        at += start + len + 4;
+        out.push(WarcRecord { headers, block });
+    }
+    out
 }
 
 /// How many times each URL appears.
@@ -171,4 +239,110 @@ pub fn one_line(stderr: &str) -> &str {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line expected: {stderr}");
     lines[0]
+}
+
+/// A Python tool of the archive world, found through its environment variable (set
+/// by `.ci/run`) or in the worktree's `.ci/venv`. Under CI it must exist; elsewhere
+/// `None` with a printed reason, and the caller skips that check.
+pub fn python_tool(env: &str, name: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.ci/venv/bin")
+        .join(name);
+    if venv.exists() {
+        return Some(venv);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide {name} (bash .ci/run installs it and sets {env})"
+    );
+    eprintln!("{env} is not set and .ci/venv has no {name}: skipping its check (bash .ci/run installs it)");
+    None
+}
+
+/// Checks the CDXJ index `index` against the WARC files it names in `dir`: one line
+/// per response and revisit record, each locating (offset, length) a gzip member that
+/// holds a record of that type, URI and date, no record indexed twice; and, when
+/// `cdxj-indexer` is there, the same lines as it builds from those files (ignoring
+/// order). Returns the number of lines.
+pub fn check_cdxj(dir: &Path, index: &Path) -> usize {
+    use std::io::Read;
+    let text = std::fs::read_to_string(index).unwrap_or_else(|e| panic!("{}: {e}", index.display()));
+    assert!(text.is_empty() || text.ends_with('\n'), "torn last line");
+    let mut seen = HashSet::new();
+    let mut files = std::collections::BTreeSet::new();
+    let mut ours = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (key, ts, json) = (
+            parts.next().expect("key"),
+            parts.next().expect("timestamp"),
+            parts.next().expect("json"),
+        );
+        let v: serde_json::Value = serde_json::from_str(json).expect("CDXJ JSON");
+        let field = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {line}"))
+                .to_string()
+        };
+        let (file, offset, length) = (
+            field("filename"),
+            field("offset").parse::<usize>().expect("offset"),
+            field("length").parse::<usize>().expect("length"),
+        );
+        assert!(seen.insert((file.clone(), offset)), "indexed twice: {line}");
+        let raw = std::fs::read(dir.join(&file)).expect("the WARC file it names");
+        let mut rec = Vec::new();
+        flate2::read::GzDecoder::new(&raw[offset..offset + length])
+            .read_to_end(&mut rec)
+            .expect("one gzip member at offset");
+        let rec = String::from_utf8_lossy(&rec);
+        let want_type = if v["mime"] == "warc/revisit" {
+            "revisit"
+        } else {
+            "response"
+        };
+        assert!(rec.contains(&format!("WARC-Type: {want_type}\r\n")), "{line}");
+        assert!(
+            rec.contains(&format!("WARC-Target-URI: {}\r\n", field("url"))),
+            "{line}"
+        );
+        assert_eq!(ts.len(), 14, "{line}");
+        files.insert(file);
+        ours.insert(cdxj_fields(key, ts, &v));
+    }
+    if let Some(indexer) = python_tool("TRAWL_CDXJ_INDEXER", "cdxj-indexer") {
+        let out = std::process::Command::new(&indexer)
+            .args(files.iter().map(|f| dir.join(f)))
+            .output()
+            .expect("cdxj-indexer runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let theirs: std::collections::BTreeSet<_> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let mut p = l.splitn(3, ' ');
+                let (k, t) = (p.next().expect("key"), p.next().expect("ts"));
+                let v: serde_json::Value = serde_json::from_str(p.next().expect("json")).expect("json");
+                cdxj_fields(k, t, &v)
+            })
+            .collect();
+        let a: Vec<_> = ours.difference(&theirs).take(3).collect();
+        let b: Vec<_> = theirs.difference(&ours).take(3).collect();
+        assert!(
+            a.is_empty() && b.is_empty(),
+            "CDXJ differs from cdxj-indexer's: only trawl {a:?}, only cdxj-indexer {b:?}"
+        );
+    }
+    seen.len()
+}
+
+/// A CDXJ line as the fields trawl writes, for comparing with cdxj-indexer's.
+fn cdxj_fields(key: &str, ts: &str, v: &serde_json::Value) -> String {
+    let mut s = format!("{key} {ts}");
+    for k in ["url", "mime", "status", "digest", "length", "offset", "filename"] {
+        s.push_str(&format!(" {k}={}", v[k]));
+    }
+    s
 }

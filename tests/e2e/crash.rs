@@ -86,6 +86,22 @@ fn check_warc(d: &Path, recs: &[Rec]) {
     let unique: HashSet<&str> = targets.iter().map(String::as_str).collect();
     assert_eq!(targets.len(), unique.len(), "a response record written twice");
     assert_eq!(unique, fetched);
+    // Every response says which protocol fetched it (testsite here is plain HTTP/1.1),
+    // and so does every JSONL record with a response.
+    let records = trawl_e2e::read_warc(&warc);
+    for r in records
+        .iter()
+        .filter(|r| r.header("WARC-Type") == Some("response"))
+    {
+        assert_eq!(r.header("WARC-Protocol"), Some("http/1.1"), "{:?}", r.headers);
+    }
+    for r in recs.iter().filter(|r| r.status.is_some()) {
+        assert_eq!(r.protocol.as_deref(), Some("http/1.1"), "{}", r.url);
+    }
+    // The CDXJ index next to it, cut back with it at every crash: exactly one line
+    // per response record, each pointing at it, and what cdxj-indexer finds.
+    let indexed = trawl_e2e::check_cdxj(d, &d.join("out.cdxj"));
+    assert_eq!(indexed, targets.len(), "one CDXJ line per response record");
     match std::env::var("TRAWL_WARCIO") {
         Ok(warcio) => {
             let out = std::process::Command::new(&warcio)
@@ -551,4 +567,99 @@ async fn a_full_disk_stops_cleanly_and_resumes() {
     let truth = site.site().crawl_truth(&[0], &|_| true);
     let ok = recs.iter().filter(|r| r.error.is_none()).count();
     assert_eq!(ok, truth.pages.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_recrawl_loses_nothing_and_writes_nothing_twice() {
+    let rounds = env_u64("TRAWL_CRASH_ROUNDS", 8);
+    let seed = env_u64("TRAWL_CRASH_SEED", fastrand::u64(..));
+    eprintln!("kill -9 during a recrawl: {rounds} rounds, seed {seed} (replay with TRAWL_CRASH_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let site = TestSite::new()
+        .pages(800)
+        .hosts(2)
+        .latency(Latency::Fixed(Duration::from_millis(25)))
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, warc, state) = (arg(d, "out.jsonl"), arg(d, "out.warc.gz"), arg(d, "state"));
+    let seeds: Vec<String> = (0..2).map(|h| site.site().root_url(h)).collect();
+    let r = run(bin(), d, &crawl_args(&seeds, &out, &warc, &state)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let truth = site.site().crawl_truth(&[0, 1], &|_| true);
+    site.set_generation(1);
+    let generation = d.join("state/recrawl/1");
+    let generation = generation.to_string_lossy().into_owned();
+    let tune = ["--rate", "0", "--per-host-concurrency", "4", "-q"];
+    // `trawl recrawl` until the recrawl's outputs exist (its configuration is stored
+    // by then), then `trawl resume` of its directory, as after any crash.
+    let args_now = |started: bool| -> Vec<String> {
+        let mut v: Vec<String> = if started {
+            vec!["resume".into(), generation.clone()]
+        } else {
+            vec!["recrawl".into(), state.clone()]
+        };
+        v.extend(tune.iter().map(|s| s.to_string()));
+        v
+    };
+    let recrawl_out = d.join("out-recrawl-1.jsonl");
+    let mut kills = 0u64;
+    let mut completed = false;
+    while kills < rounds {
+        let args = args_now(recrawl_out.exists());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = command(bin(), d, &args).spawn().expect("spawn");
+        tokio::time::sleep(Duration::from_millis(rng.u64(30..400))).await;
+        if child.try_wait().expect("poll").is_some() {
+            completed = true;
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        kills += 1;
+        let recs = read_jsonl(&recrawl_out);
+        assert!(
+            duplicates(&recs).is_empty(),
+            "round {kills}: {:?}",
+            duplicates(&recs)
+        );
+    }
+    if !completed {
+        let args = args_now(recrawl_out.exists());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(bin(), d, &args).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    eprintln!("kill -9 during a recrawl: {kills} kills");
+    assert!(
+        kills >= rounds.min(4),
+        "only {kills} kills before the recrawl ended"
+    );
+    let recs = read_jsonl(&recrawl_out);
+    let t = site.site().recrawl_truth(&truth.pages, 0, 1);
+    crate::recrawl::check_outcomes(&recs, &t);
+    let w1 = d.join("out-recrawl-1.warc.gz");
+    crate::recrawl::check_revisits(&w1, &recs, &[&d.join("out.warc.gz")]);
+    let records = trawl_e2e::read_warc(&w1);
+    let indexed = records
+        .iter()
+        .filter(|r| matches!(r.header("WARC-Type"), Some("response" | "revisit")))
+        .count();
+    assert_eq!(trawl_e2e::check_cdxj(d, &d.join("out-recrawl-1.cdxj")), indexed);
+    // The history the next recrawl reads holds each URL once.
+    let history = std::fs::read_to_string(d.join("state/recrawl/1/history.jsonl")).expect("history");
+    let urls: Vec<&str> = history
+        .lines()
+        .map(|l| {
+            l.split("\"url\":\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+        })
+        .collect();
+    let unique: HashSet<&str> = urls.iter().copied().collect();
+    assert_eq!(urls.len(), unique.len(), "a URL twice in the history");
 }

@@ -140,6 +140,7 @@ async fn https_with_a_private_ca_negotiates_http2() {
     let ca = d.join("ca.pem");
     site.write_ca(&ca).expect("write the CA");
     let (out, state, ca_arg) = (arg(d, "out.jsonl"), arg(d, "state"), arg(d, "ca.pem"));
+    let warc = arg(d, "out.warc.gz");
     let root = site.root_url();
     assert!(root.starts_with("https://"), "{root}");
 
@@ -160,6 +161,8 @@ async fn https_with_a_private_ca_negotiates_http2() {
         &ca_arg,
         "-o",
         &out,
+        "--warc",
+        &warc,
         "--state",
         &state,
     ];
@@ -175,4 +178,17 @@ async fn https_with_a_private_ca_negotiates_http2() {
     assert!(!requests.is_empty());
     let h2 = requests.iter().filter(|q| q.version == "HTTP/2.0").count();
     assert_eq!(h2, requests.len(), "every request over HTTP/2");
+    // The protocol is recorded: in every JSONL record with a response and on every
+    // WARC response record.
+    for r in records.iter().filter(|r| r.status.is_some()) {
+        assert_eq!(r.protocol.as_deref(), Some("h2"), "{}", r.url);
+    }
+    let responses: Vec<_> = trawl_e2e::read_warc(&d.join("out.warc.gz"))
+        .into_iter()
+        .filter(|r| r.header("WARC-Type") == Some("response"))
+        .collect();
+    assert_eq!(responses.len(), ok.len());
+    for r in &responses {
+        assert_eq!(r.header("WARC-Protocol"), Some("h2"), "{:?}", r.headers);
+    }
 }

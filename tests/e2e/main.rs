@@ -2,6 +2,7 @@
 //! module per area. Every test runs the real binary as a process.
 
 mod accept;
+mod archive;
 mod broad;
 mod cli;
 mod crash;
@@ -9,6 +10,7 @@ mod crawl;
 mod hostile;
 mod limits;
 mod politeness;
+mod recrawl;
 mod resume;
 
 /// The `trawl` program built for these tests.

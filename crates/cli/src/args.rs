@@ -40,6 +40,9 @@ pub enum Command {
     Crawl(CrawlArgs),
     /// Continue a stopped or crashed crawl with its stored settings.
     Resume(ResumeArgs),
+    /// Revisit a crawl with conditional GETs and record what changed (resumes a
+    /// recrawl that did not run to its end).
+    Recrawl(RecrawlArgs),
     /// Show a crawl's state: counts, busiest hosts, recent errors, outputs.
     Status(StatusArgs),
     /// Write the URLs or the per-URL outcomes of a crawl.
@@ -131,6 +134,11 @@ pub struct TuneArgs {
     /// Ignore robots.txt Crawl-delay.
     #[arg(long)]
     pub ignore_crawl_delay: bool,
+    /// Also fetch each HTML page's requisites (images, stylesheets, scripts, CSS
+    /// url()s), so that an archived page replays with its assets; recorded, never
+    /// followed for links.
+    #[arg(long)]
+    pub requisites: bool,
     /// Link hops from a seed (redirects and sitemap entries count as hops), or `none`
     /// for no limit [default: 50, a guard against traps].
     #[arg(long, value_name = "N|none", value_parser = parse_depth)]
@@ -228,6 +236,25 @@ pub struct ResumeArgs {
     pub tune: TuneArgs,
 }
 
+/// `trawl recrawl`.
+#[derive(Debug, Args, Default)]
+pub struct RecrawlArgs {
+    /// The crawl's state directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Write the recrawl's records to FILE (JSON Lines, or CSV for a .csv name). By
+    /// default, the crawl's output with `-recrawl-N` before its extension.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write the recrawl's WARC to FILE. By default, with a crawl that wrote a WARC,
+    /// its name with `-recrawl-N` before `.warc`.
+    #[arg(long, value_name = "FILE")]
+    pub warc: Option<PathBuf>,
+    /// Settings to change.
+    #[command(flatten)]
+    pub tune: TuneArgs,
+}
+
 /// `trawl status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -276,6 +303,10 @@ pub struct ExportArgs {
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Instead, package the crawl's WARC files (and its recrawls'), their CDXJ index
+    /// and a pages list as a WACZ 1.1.1 file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["what", "state", "output"])]
+    pub wacz: Option<PathBuf>,
 }
 
 /// The TOML configuration file: the flags of `trawl crawl` by their long names.

@@ -1,12 +1,15 @@
-//! `trawl crawl` and `trawl resume`: settle the configuration, open the state
-//! directory once, run the crawl with signals and a progress display, and turn its
-//! outcome into an exit code.
+//! `trawl crawl`, `trawl resume` and `trawl recrawl`: settle the configuration, open
+//! the state directory once, run the crawl with signals and a progress display, and
+//! turn its outcome into an exit code.
 
 use std::path::PathBuf;
 
-use trawl_engine::{CancellationToken, CrawlConfig, CrawlOutcome, Crawler, StateConfig, StateDir};
+use trawl_engine::recrawl as rc;
+use trawl_engine::{
+    CancellationToken, CrawlConfig, CrawlOutcome, Crawler, RecrawlConfig, StateConfig, StateDir, StateReader,
+};
 
-use crate::args::{CrawlArgs, ResumeArgs};
+use crate::args::{CrawlArgs, RecrawlArgs, ResumeArgs};
 use crate::failure::{self, R, usage};
 use crate::settings::{self, CrawlSettings};
 use crate::{display, exit};
@@ -74,6 +77,65 @@ pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
     cfg.state.dir = a.dir.clone();
     settings::apply_tune(&mut cfg, &a.tune)?;
     run_crawl(state, cfg, a.tune.stats_json, quiet).await
+}
+
+/// `trawl recrawl DIR`: the next recrawl generation of the crawl in `DIR`, or the
+/// latest one resumed when it did not run to its end.
+pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
+    if !a.dir.is_dir() {
+        return Err(failure::state(format!(
+            "{} does not exist; start a crawl with `trawl crawl URL --state DIR`",
+            a.dir.display()
+        )));
+    }
+    let base = StateReader::open(&a.dir)
+        .and_then(|r| r.config())
+        .map_err(failure::engine)?
+        .ok_or_else(|| failure::state(format!("{} holds no crawl to revisit", a.dir.display())))?;
+    let (generation, resuming) = match rc::generations(&a.dir).last() {
+        Some(&n) if !rc::is_complete(&rc::generation_dir(&a.dir, n)).map_err(failure::engine)? => (n, true),
+        Some(&n) => (n + 1, false),
+        None => (1, false),
+    };
+    let dir = rc::generation_dir(&a.dir, generation);
+    let state = open_state(&dir, settings::cache_capacity(&a.tune)?).await?;
+    let mut cfg = match state.stored_config().map_err(failure::engine)? {
+        Some(stored) => stored,
+        None => {
+            let mut cfg = base;
+            cfg.recrawl = Some(RecrawlConfig::new(generation, rc::source_dir(&a.dir, generation)));
+            let out = &mut cfg.output;
+            if let Some(o) = &a.output {
+                let o = settings::absolute(o);
+                let csv = o.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+                (out.jsonl, out.csv) = if csv { (None, Some(o)) } else { (Some(o), None) };
+            } else {
+                out.jsonl = out.jsonl.as_deref().map(|p| rc::generation_output(p, generation));
+                out.csv = out.csv.as_deref().map(|p| rc::generation_output(p, generation));
+            }
+            out.warc = match &a.warc {
+                Some(w) => Some(settings::absolute(w)),
+                None => out.warc.as_deref().map(|p| rc::generation_output(p, generation)),
+            };
+            cfg
+        }
+    };
+    if resuming && (a.output.is_some() || a.warc.is_some()) {
+        tracing::warn!(
+            "resuming recrawl {generation}: it keeps its outputs, --output and --warc are not used"
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "trawl: {} recrawl {generation} of {} (state {})",
+            if resuming { "resuming" } else { "starting" },
+            a.dir.display(),
+            dir.display()
+        );
+    }
+    cfg.state.dir = dir;
+    settings::apply_tune(&mut cfg, &a.tune)?;
+    run_crawl(state, cfg, a.tune.stats_json.clone(), quiet).await
 }
 
 async fn run_crawl(state: StateDir, cfg: CrawlConfig, stats_json: Option<PathBuf>, quiet: bool) -> R<u8> {

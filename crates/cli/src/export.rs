@@ -1,4 +1,5 @@
-//! `trawl export`: every known URL, or its outcome, read without changing the crawl.
+//! `trawl export`: every known URL, or its outcome, or a WACZ of the crawl's archive,
+//! read without changing the crawl.
 
 use std::io::Write;
 
@@ -9,8 +10,70 @@ use crate::exit;
 use crate::failure::{Failure, R};
 use crate::status::open_reader;
 
+/// `trawl export --wacz FILE`: the WARC files of the crawl and of every recrawl of it,
+/// each up to its last ack, with their CDXJ lines sorted and a pages list.
+fn export_wacz(a: &ExportArgs, wacz: &std::path::Path) -> R<u8> {
+    let mut input = trawl_engine::WaczInput {
+        software: format!("trawl/{}", env!("CARGO_PKG_VERSION")),
+        created: trawl_engine::rfc3339_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() * 1000),
+        )
+        .replace(".000Z", "Z"),
+        ..Default::default()
+    };
+    let mut dirs = vec![a.dir.clone()];
+    dirs.extend(
+        trawl_engine::recrawl::generations(&a.dir)
+            .into_iter()
+            .map(|n| trawl_engine::recrawl::generation_dir(&a.dir, n)),
+    );
+    for (k, dir) in dirs.iter().enumerate() {
+        let Some(reader) = open_reader(dir)? else {
+            return Err(crate::failure::state(format!(
+                "a crawl is running in {}; export it after it stops",
+                dir.display()
+            )));
+        };
+        if k == 0 {
+            let cfg = reader
+                .config()
+                .map_err(crate::failure::engine)?
+                .unwrap_or_default();
+            input.title = format!("trawl crawl of {}", cfg.seeds.join(" "));
+            input.main_page = cfg.seeds.first().cloned();
+        }
+        if let Some(files) = reader.archive().map_err(crate::failure::engine)? {
+            input.warcs.extend(files.warcs);
+            input.indexes.extend(files.index);
+        }
+    }
+    if input.warcs.is_empty() {
+        return Err(crate::failure::usage(format!(
+            "{} wrote no WARC to package; crawl with --warc FILE",
+            a.dir.display()
+        )));
+    }
+    let s = trawl_engine::write_wacz(wacz, &input).map_err(|e| Failure {
+        code: exit::OUTPUT,
+        message: format!("cannot write {}: {}", wacz.display(), crate::failure::chain(&e)),
+    })?;
+    eprintln!(
+        "trawl: {} written: {} WARC files, {} index lines, {} pages",
+        wacz.display(),
+        s.warcs,
+        s.index_lines,
+        s.pages
+    );
+    Ok(exit::OK)
+}
+
 /// `trawl export`.
 pub(crate) fn export(a: ExportArgs) -> R<u8> {
+    if let Some(wacz) = &a.wacz {
+        return export_wacz(&a, wacz);
+    }
     let Some(reader) = open_reader(&a.dir)? else {
         return Err(crate::failure::state(format!(
             "a crawl is running in {}; export it after it stops",

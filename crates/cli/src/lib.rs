@@ -109,6 +109,7 @@ fn run(cli: args::Cli) -> u8 {
     let result = match cli.command {
         args::Command::Crawl(a) => rt.block_on(crawl::crawl(a, quiet)),
         args::Command::Resume(a) => rt.block_on(crawl::resume(a, quiet)),
+        args::Command::Recrawl(a) => rt.block_on(crawl::recrawl(a, quiet)),
         args::Command::Status(a) => status::status(a),
         args::Command::Export(a) => export::export(a),
     };

@@ -33,7 +33,7 @@ pub(crate) fn default_state(seed: &url::Url) -> PathBuf {
     })
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
@@ -124,6 +124,7 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
         rate: flags.rate.or(file.rate),
         burst: flags.burst.or(file.burst),
         ignore_crawl_delay: flags.ignore_crawl_delay || file.ignore_crawl_delay,
+        requisites: flags.requisites || file.requisites,
         max_depth: flags.max_depth.or(file.max_depth),
         max_query_variants: flags.max_query_variants.or(file.max_query_variants),
         max_path_segments: flags.max_path_segments.or(file.max_path_segments),
@@ -206,6 +207,7 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
         p.robots = false;
     }
     let l = &mut cfg.limits;
+    l.requisites |= t.requisites;
     if let Some(d) = t.max_depth {
         l.max_depth = d.0;
     }

@@ -36,6 +36,28 @@ pub struct CrawlConfig {
     pub output: OutputConfig,
     /// The state directory and its memory.
     pub state: StateConfig,
+    /// Set when this crawl is a recrawl of an earlier one ([`crate::recrawl`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recrawl: Option<RecrawlConfig>,
+}
+
+/// What makes a crawl a recrawl: which generation it is and the state directory of the
+/// crawl it revisits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecrawlConfig {
+    /// 1 for the first recrawl of a crawl, 2 for the recrawl of that, and so on.
+    pub generation: u32,
+    /// The state directory of the generation before (the crawl itself for 1).
+    pub source: PathBuf,
+}
+
+impl RecrawlConfig {
+    /// The recrawl `generation` of the crawl whose previous generation is in `source`.
+    pub fn new(generation: u32, source: PathBuf) -> RecrawlConfig {
+        RecrawlConfig { generation, source }
+    }
 }
 
 /// Which URLs belong to the crawl. By default, the seeds' hosts (scheme, host and port)
@@ -120,12 +142,17 @@ pub struct Limits {
     /// (`/a/b/a/b/a/b/…`). `None` for no limit. By default,
     /// [`DEFAULT_MAX_REPEATED_SEGMENTS`].
     pub max_repeated_segments: Option<usize>,
+    /// Also fetch the requisites of every HTML page (images, stylesheets, scripts,
+    /// the `url()`s of inline CSS), so that an archived page replays with its assets;
+    /// they are recorded (`discovery: requisite`, at their page's depth) but never
+    /// parsed for links. By default, off.
+    pub requisites: bool,
 }
 
 impl Limits {
     /// The parse options these limits give: the canonicalization trap guards.
     pub fn parse_options(&self) -> trawl_parser::ParseOptions {
-        let mut o = trawl_parser::ParseOptions::default();
+        let mut o = trawl_parser::ParseOptions::default().requisites(self.requisites);
         o.canon.max_path_segments = self.max_path_segments.unwrap_or(usize::MAX);
         o.canon.max_repeated_segments = self.max_repeated_segments.unwrap_or(usize::MAX);
         o
@@ -144,6 +171,7 @@ impl Default for Limits {
             max_query_variants: Some(DEFAULT_MAX_QUERY_VARIANTS),
             max_path_segments: Some(DEFAULT_MAX_PATH_SEGMENTS),
             max_repeated_segments: Some(DEFAULT_MAX_REPEATED_SEGMENTS),
+            requisites: false,
         }
     }
 }

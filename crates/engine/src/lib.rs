@@ -58,6 +58,7 @@ mod config;
 mod crawl;
 mod error;
 mod host;
+pub mod recrawl;
 mod scope;
 mod state;
 mod stats;
@@ -66,7 +67,7 @@ mod validate;
 pub use config::{
     CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PATH_SEGMENTS, DEFAULT_MAX_QUERY_VARIANTS,
     DEFAULT_MAX_REPEATED_SEGMENTS, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
-    PolitenessConfig, ScopeConfig, StateConfig,
+    PolitenessConfig, RecrawlConfig, ScopeConfig, StateConfig,
 };
 pub use crawl::{
     COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, MAX_LEASES,
@@ -75,8 +76,9 @@ pub use crawl::{
 pub use error::Error;
 pub use host::HostKey;
 pub use scope::{Refusal, Scope};
-pub use state::{StateDir, StateReader, read_progress};
+pub use state::{ArchiveFiles, StateDir, StateReader, read_progress};
 pub use stats::{HostSnapshot, StageTimes, Stats, StatsSnapshot};
 pub use tokio_util::sync::CancellationToken;
 pub use trawl_frontier::{Counts, Error as FrontierError, HostInfo, Politeness, UrlRecord, UrlState};
+pub use trawl_sink::{WaczInput, WaczSummary, rfc3339_ms, write_wacz};
 pub use validate::ValidConfig;

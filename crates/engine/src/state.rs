@@ -10,7 +10,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use trawl_fetcher::{RobotsStore, StoredRobots};
 use trawl_frontier::{Counts, Frontier, FrontierStore, HostInfo, Options, RobotsEntry, UrlRecord};
-use trawl_sink::{Checkpoint, CsvSink, Durability, JsonlSink, Sink, WarcOptions, WarcSink};
+use trawl_sink::{
+    CDXJ_CHECKPOINT, Checkpoint, CsvSink, Durability, HISTORY_FILE, HistorySink, JsonlSink, Sink,
+    WarcOptions, WarcSink, cdxj_path,
+};
 
 use crate::config::{CrawlConfig, OutputConfig};
 use crate::crawl::{PROGRESS_FILE, Progress};
@@ -176,14 +179,30 @@ impl StateDir {
         }
         if let Some(path) = &cfg.output.warc {
             let opts = WarcOptions::default().durability(durability);
+            // The CDXJ index next to the WARC is cut back with it, to its own
+            // checkpoint (a crawl begun before trawl wrote one starts its index now).
+            let index = cdxj_path(path);
+            let index_cp = checkpoint(CDXJ_CHECKPOINT)?;
             sinks.push(match checkpoint("warc")? {
-                Some(cp) => Box::new(WarcSink::resume(path, &cp, opts)?),
+                Some(cp) => {
+                    if index_cp.is_none() {
+                        tracing::warn!(index = %index.display(), "this crawl's WARC has no CDXJ index yet: it starts now and lacks the records written before");
+                    }
+                    Box::new(WarcSink::resume(path, &cp, opts)?.with_cdxj(&index, index_cp.as_ref())?)
+                }
                 None => {
                     guard_fresh(path)?;
-                    Box::new(WarcSink::create(path, opts)?)
+                    guard_fresh(&index)?;
+                    Box::new(WarcSink::create(path, opts)?.with_cdxj(&index, None)?)
                 }
             });
         }
+        // The history a recrawl revisits from, in the state directory: always kept.
+        sinks.push(Box::new(HistorySink::open(
+            &self.dir.join(HISTORY_FILE),
+            checkpoint("history")?.as_ref(),
+            durability,
+        )?));
         Ok(sinks)
     }
 
@@ -340,6 +359,49 @@ impl StateReader {
     pub fn progress(&self) -> Option<Progress> {
         read_progress(&self.dir)
     }
+
+    /// The WARC files this crawl wrote and their CDXJ index, each with the number of
+    /// its bytes that acked records fill (a crash may have left more after them);
+    /// `None` for a crawl without WARC output.
+    ///
+    /// # Errors
+    /// [`Error::State`] when a stored checkpoint does not read.
+    pub fn archive(&self) -> Result<Option<ArchiveFiles>, Error> {
+        let Some(base) = self.config()?.and_then(|c| c.output.warc) else {
+            return Ok(None);
+        };
+        let read = |name: &str| -> Result<Option<Checkpoint>, Error> {
+            match self
+                .frontier
+                .checkpoint(name)
+                .map_err(|e| Error::state(&self.dir, e))?
+            {
+                Some(b) => Ok(Some(Checkpoint::from_bytes(&b)?)),
+                None => Ok(None),
+            }
+        };
+        let Some(cp) = read("warc")? else {
+            return Ok(Some(ArchiveFiles::default()));
+        };
+        let mut warcs = Vec::new();
+        for i in 0..cp.file {
+            let p = trawl_sink::rotated_path(&base, i);
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            warcs.push((p, len));
+        }
+        warcs.push((trawl_sink::rotated_path(&base, cp.file), cp.offset));
+        let index = read(CDXJ_CHECKPOINT)?.map(|c| (cdxj_path(&base), c.offset));
+        Ok(Some(ArchiveFiles { warcs, index }))
+    }
+}
+
+/// The archive files of a crawl ([`StateReader::archive`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveFiles {
+    /// The WARC files in order, each with its acked length.
+    pub warcs: Vec<(PathBuf, u64)>,
+    /// The CDXJ index with its acked length, when the crawl wrote one.
+    pub index: Option<(PathBuf, u64)>,
 }
 
 /// Reads the `progress.json` a crawl writes into its state directory every 2 s (the

@@ -118,6 +118,10 @@ pub struct ParseOptions {
     pub max_text: usize,
     /// URL canonicalization rules.
     pub canon: CanonOptions,
+    /// Also collect the page's requisites ([`Page::requisites`]): `<img src>` and
+    /// `srcset`, `<script src>`, `<link rel=stylesheet|icon>`, and the `url()`s of
+    /// `<style>` elements. By default, off.
+    pub requisites: bool,
 }
 
 impl Default for ParseOptions {
@@ -129,6 +133,7 @@ impl Default for ParseOptions {
             max_anchor_text: 200,
             max_text: 0,
             canon: CanonOptions::default(),
+            requisites: false,
         }
     }
 }
@@ -154,6 +159,11 @@ impl ParseOptions {
         self.max_input_bytes = n;
         self
     }
+    /// Sets [`ParseOptions::requisites`].
+    pub fn requisites(mut self, on: bool) -> ParseOptions {
+        self.requisites = on;
+        self
+    }
 }
 
 /// Everything extracted from one page, as owned data.
@@ -177,6 +187,10 @@ pub struct Page {
     pub refused_links: u32,
     /// The limits this page hit.
     pub limits_hit: LimitsHit,
+    /// The page's requisites (images, stylesheets, scripts, CSS `url()`s), distinct
+    /// and canonical, when [`ParseOptions::requisites`] asks; capped with the links by
+    /// [`ParseOptions::max_links`].
+    pub requisites: Vec<String>,
 }
 
 const VOID: &[&str] = &[
@@ -399,7 +413,7 @@ pub fn parse_page(
 /// for it that content is markup (HTML § 13.2.6.4.4, the "in head noscript" and
 /// scripting flag rules). With `all_text` off, the tree keeps only what
 /// [`parse_html`] reads (see [`LinkSink`]).
-fn parse_without_scripting(html: &str, all_text: bool) -> Html {
+fn parse_without_scripting(html: &str, all_text: bool, requisites: bool) -> Html {
     use html5ever::tendril::TendrilSink;
     let opts = html5ever::ParseOpts {
         tree_builder: html5ever::tree_builder::TreeBuilderOpts {
@@ -411,6 +425,7 @@ fn parse_without_scripting(html: &str, all_text: bool) -> Html {
     let sink = LinkSink {
         inner: scraper::HtmlTreeSink::new(Html::new_document()),
         all_text,
+        requisites,
     };
     html5ever::driver::parse_document(sink, opts).one(html)
 }
@@ -425,6 +440,9 @@ fn parse_without_scripting(html: &str, all_text: bool) -> Html {
 struct LinkSink {
     inner: scraper::HtmlTreeSink,
     all_text: bool,
+    /// Also keep what requisites are read from: the attributes of `img` and
+    /// `script`, and the text of `style`.
+    requisites: bool,
 }
 
 impl LinkSink {
@@ -437,7 +455,7 @@ impl LinkSink {
         let mut node = doc.tree.get(parent);
         while let Some(n) = node {
             if let Node::Element(e) = n.value()
-                && matches!(e.name(), "a" | "area" | "title")
+                && (matches!(e.name(), "a" | "area" | "title") || (self.requisites && e.name() == "style"))
             {
                 return true;
             }
@@ -489,7 +507,9 @@ impl TreeSink for LinkSink {
         self.inner.elem_name(target)
     }
     fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> Self::Handle {
-        let attrs = if reads_attributes(&name.local) {
+        let attrs = if reads_attributes(&name.local)
+            || (self.requisites && matches!(&*name.local, "img" | "script" | "source"))
+        {
             attrs
         } else {
             Vec::new()
@@ -588,7 +608,8 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
     if let Some(h) = x_robots_tag {
         page.robots.merge(h);
     }
-    let doc = parse_without_scripting(html, opts.max_text > 0);
+    let doc = parse_without_scripting(html, opts.max_text > 0, opts.requisites);
+    let mut requisites: Vec<String> = Vec::new();
 
     // One pass over the tree; links are resolved after it, because <base> applies to
     // the whole document wherever it stands.
@@ -626,6 +647,27 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
             el.attr("rel")
                 .is_some_and(|r| r.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case(word)))
         };
+        if opts.requisites {
+            match el.name() {
+                "img" | "source" => {
+                    requisites.extend(el.attr("src").map(String::from));
+                    if let Some(set) = el.attr("srcset") {
+                        requisites.extend(crate::requisites::srcset_urls(set).map(String::from));
+                    }
+                }
+                "script" => requisites.extend(el.attr("src").map(String::from)),
+                "link" if rel_has("stylesheet") || rel_has("icon") => {
+                    requisites.extend(el.attr("href").map(String::from));
+                }
+                "style" => {
+                    if let Some(r) = ElementRef::wrap(node) {
+                        let css: String = r.text().collect();
+                        requisites.extend(crate::requisites::css_urls(&css).into_iter().map(String::from));
+                    }
+                }
+                _ => {}
+            }
+        }
         match el.name() {
             "a" | "area" => {
                 if let Some(href) = el.attr("href") {
@@ -739,6 +781,21 @@ pub fn parse_html(html: &str, page_url: &Url, x_robots_tag: Option<&str>, opts: 
             }
         }
     }
+    let mut req_seen = HashSet::with_capacity(requisites.len());
+    for href in &requisites {
+        match canonicalize(href, Some(resolve_base), &opts.canon) {
+            Ok(url) if req_seen.insert(url.clone()) => {
+                if page.links.len() + page.requisites.len() >= opts.max_links {
+                    page.limits_hit.links = true;
+                    page.limits_hit.links_dropped += 1;
+                    continue;
+                }
+                page.requisites.push(url);
+            }
+            Ok(_) => {}
+            Err(_) => page.refused_links += 1,
+        }
+    }
     page.text = text;
     page
 }
@@ -772,8 +829,8 @@ mod tests {
             ));
         }
         html.push_str("<table><tr><td><a href=cell.html>in a cell</a></td></tr></table></body></html>");
-        let lean = parse_without_scripting(&html, false);
-        let full = parse_without_scripting(&html, true);
+        let lean = parse_without_scripting(&html, false, false);
+        let full = parse_without_scripting(&html, true, false);
         let count = |d: &Html| d.tree.root().descendants().count();
         // Two text nodes per item are outside any link: `fn` and ` item N `.
         assert_eq!(count(&full) - count(&lean), 400, "text outside links is gone");

@@ -28,6 +28,7 @@
 //! - `decode`: bytes to text.
 //! - `html`: scraper extraction and the nesting pre-scan.
 //! - `canon`: URL canonicalization.
+//! - `requisites`: page requisites (images, stylesheets, scripts, CSS `url()`).
 //! - `sitemap`: the streaming sitemap reader.
 
 #![deny(missing_docs)]
@@ -36,6 +37,7 @@
 mod canon;
 mod decode;
 mod html;
+mod requisites;
 mod sitemap;
 
 pub use canon::{CanonError, CanonOptions, DEFAULT_STRIP_PARAMS, canonicalize};
@@ -44,5 +46,6 @@ pub use html::{
     LimitsHit, Link, LinkKind, Page, ParseOptions, RobotsMeta, flatten_nesting, nesting_cut, parse_html,
     parse_page,
 };
+pub use requisites::css_urls;
 pub use sitemap::{Sitemap, SitemapError, SitemapKind, SitemapLimits, parse_sitemap};
 pub use url::Url;

@@ -72,6 +72,8 @@ fn run(kind: &str, n: usize, pages: &[String]) -> (f64, u64) {
             response_head: response,
             body: body.as_bytes(),
             ip: None,
+            protocol: "http/1.1",
+            revisit: None,
         };
         sink.write(&record, Some(&x)).expect("write");
         if i % 32 == 31 {

@@ -31,6 +31,10 @@ pub const CSV_HEADER: &[&str] = &[
     "error_message",
     "limits",
     "skipped",
+    "protocol",
+    "etag",
+    "last_modified",
+    "recrawl",
 ];
 
 /// Writes CSV (with a header row) through the `csv` crate, exactly-once across crashes.
@@ -119,6 +123,10 @@ impl Sink for CsvSink {
             r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
             r.limits.join("; "),
             opt(&r.skipped),
+            opt(&r.protocol),
+            opt(&r.etag),
+            opt(&r.last_modified),
+            opt(&r.recrawl),
         ];
         self.file.write_all(&encode_row(&fields)?)
     }
@@ -166,7 +174,10 @@ mod tests {
         assert_eq!(&rows[0][2], "404");
         assert_eq!(&rows[0][14], "comma, \"quote\"");
         assert_eq!(&rows[0][19], "http-404");
-        assert_eq!(&rows[0][CSV_HEADER.len() - 1], "", "nothing skipped");
+        let col = |name| CSV_HEADER.iter().position(|h| *h == name).expect("a column");
+        assert_eq!(&rows[0][col("skipped")], "", "nothing skipped");
+        assert_eq!(&rows[0][col("protocol")], "", "no response, no protocol");
+        assert_eq!(rows[0].len(), CSV_HEADER.len());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! - [`Sink`] is the writer interface: write records, take a [`Checkpoint`], and reopen
 //!   cut back to a checkpoint.
 //! - [`JsonlSink`] (the default format), [`CsvSink`] and [`WarcSink`] (WARC 1.1, one
-//!   gzip member per record, rotating files) implement it.
+//!   gzip member per record, rotating files, revisit records, and a CDXJ index of its
+//!   records written alongside, [`WarcSink::with_cdxj`]) implement it.
+//! - [`HistorySink`] keeps, in the state directory, what a recrawl needs of each URL:
+//!   its validators, content hash and the capture a revisit refers to.
 //!
 //! # How exactly-once works
 //! The engine writes a batch of records, calls [`Sink::checkpoint`], and stores the
@@ -54,24 +57,34 @@
 //! - `record`: [`PageRecord`] and its parts, [`Exchange`].
 //! - `file`: the buffered output file with truncation and durability.
 //! - `jsonl`, `csv_sink`, `warc`: the three writers.
+//! - `cdxj`: the CDXJ index of a WARC output, and [`surt`].
+//! - `history`: [`HistorySink`] and [`HistoryEntry`].
+//! - `wacz`: [`write_wacz`], a WACZ 1.1.1 package of WARCs and their index.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod cdxj;
 mod csv_sink;
 mod file;
+mod history;
 mod jsonl;
 mod record;
+mod wacz;
 mod warc;
 
 use std::path::{Path, PathBuf};
 
+pub use cdxj::{cdxj_path, surt};
 pub use csv_sink::{CSV_HEADER, CsvSink};
+pub use history::{HISTORY_FILE, HistoryEntry, HistorySink};
 pub use jsonl::JsonlSink;
 pub use record::{
-    Discovery, Exchange, FailureInfo, PageRecord, RobotsFlags, SKIPPED_CONTENT_TYPE, Timings, rfc3339_ms,
+    Discovery, Exchange, FailureInfo, PageRecord, RECRAWL_OUTCOMES, Revisit, RevisitProfile, RobotsFlags,
+    SKIPPED_CONTENT_TYPE, Timings, rfc3339_ms,
 };
-pub use warc::{WarcOptions, WarcSink};
+pub use wacz::{WaczInput, WaczSummary, write_wacz};
+pub use warc::{CDXJ_CHECKPOINT, WarcOptions, WarcSink, rotated_path};
 
 /// What can go wrong writing output. Each one stops the crawl cleanly: the frontier
 /// keeps the last checkpoint, and nothing already written is lost.
@@ -188,6 +201,13 @@ pub trait Sink: Send {
     /// Pushes everything written so far out (to the OS, or to disk in
     /// [`Durability::Fsync`] mode) and returns the checkpoint that covers it.
     fn checkpoint(&mut self) -> Result<Checkpoint>;
+
+    /// The checkpoints of files this sink keeps besides its main output, each stored
+    /// in the ack under its own name, as of the last [`Sink::checkpoint`] (the WARC
+    /// sink's CDXJ index, [`CDXJ_CHECKPOINT`]). By default, none.
+    fn side_checkpoints(&self) -> Vec<(&'static str, Checkpoint)> {
+        Vec::new()
+    }
 
     /// The files this sink has written to, for `trawl status`.
     fn paths(&self) -> Vec<PathBuf>;

@@ -15,6 +15,9 @@ pub enum Discovery {
     Redirect,
     /// A `<loc>` in a sitemap.
     Sitemap,
+    /// A requisite of a page (an image, stylesheet, script), fetched with
+    /// `--requisites`; its links are not followed.
+    Requisite,
 }
 
 impl Discovery {
@@ -25,6 +28,7 @@ impl Discovery {
             Discovery::Link => "link",
             Discovery::Redirect => "redirect",
             Discovery::Sitemap => "sitemap",
+            Discovery::Requisite => "requisite",
         }
     }
 }
@@ -115,6 +119,66 @@ pub struct PageRecord {
     /// read. Such a record is not a failure: `error` stays empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub skipped: Option<String>,
+    /// The protocol the response came over, by its ALPN name: `h2` or `http/1.1`
+    /// (`http/1.0` for an old server). Absent when no response arrived.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub protocol: Option<String>,
+    /// The response's `ETag`, when it sent one (a recrawl sends it back as
+    /// `If-None-Match`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub etag: Option<String>,
+    /// The response's `Last-Modified`, when it sent one (a recrawl sends it back as
+    /// `If-Modified-Since`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_modified: Option<String>,
+    /// What a recrawl found, compared with the crawl before it: [`RECRAWL_OUTCOMES`].
+    /// Absent in a first crawl, and for a URL that failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recrawl: Option<String>,
+}
+
+/// The values of [`PageRecord::recrawl`]:
+/// - `not-modified`: the server answered 304 to the validators it sent before;
+/// - `unchanged`: a 2xx or 3xx whose body (its content hash) and status are as before;
+/// - `changed`: a response whose body or status differs;
+/// - `gone`: a page that now answers 404 or 410;
+/// - `new`: a URL the crawl before did not know.
+pub const RECRAWL_OUTCOMES: [&str; 5] = ["not-modified", "unchanged", "changed", "gone", "new"];
+
+/// A WARC revisit (WARC 1.1 section 6.7): the response is written as a `revisit`
+/// record that refers to the capture holding the payload, instead of a `response`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revisit<'a> {
+    /// Why the payload is not stored again.
+    pub profile: RevisitProfile,
+    /// `WARC-Refers-To-Target-URI`: the target URI of the earlier capture (empty, with
+    /// `refers_to_date`, when none is known: the record then has no reference).
+    pub refers_to_uri: &'a str,
+    /// `WARC-Refers-To-Date`: the `WARC-Date` of the earlier capture (RFC 3339).
+    pub refers_to_date: &'a str,
+}
+
+/// The two revisit profiles of WARC 1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisitProfile {
+    /// The payload is identical to the earlier capture's (same payload digest).
+    IdenticalPayloadDigest,
+    /// The server answered `304 Not Modified` to a conditional request.
+    ServerNotModified,
+}
+
+impl RevisitProfile {
+    /// The profile's URI, the value of `WARC-Profile`.
+    pub fn uri(self) -> &'static str {
+        match self {
+            RevisitProfile::IdenticalPayloadDigest => {
+                "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+            }
+            RevisitProfile::ServerNotModified => {
+                "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+            }
+        }
+    }
 }
 
 /// [`PageRecord::skipped`] of a body left unread because of its `Content-Type`.
@@ -132,6 +196,12 @@ pub struct Exchange<'a> {
     pub body: &'a [u8],
     /// The server's IP address, when known.
     pub ip: Option<&'a str>,
+    /// The protocol the response came over (`h2`, `http/1.1`), for `WARC-Protocol`;
+    /// empty when unknown.
+    pub protocol: &'a str,
+    /// Written as a revisit of an earlier capture, instead of a response with its
+    /// payload.
+    pub revisit: Option<Revisit<'a>>,
 }
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC (`2026-11-22T10:04:05.123Z`).

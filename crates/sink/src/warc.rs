@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use sha1::{Digest, Sha1};
 
+use crate::cdxj::{CdxjEntry, CdxjWriter};
 use crate::file::OutFile;
-use crate::{Checkpoint, Durability, Error, Exchange, PageRecord, Result, Sink};
+use crate::{Checkpoint, Durability, Error, Exchange, PageRecord, Result, RevisitProfile, Sink};
 
 /// Settings of a [`WarcSink`].
 #[derive(Debug, Clone)]
@@ -70,7 +71,13 @@ pub struct WarcSink {
     file: OutFile,
     warcinfo_id: String,
     gzip: MemberWriter,
+    /// The CDXJ index written alongside ([`WarcSink::with_cdxj`]), and its offset at
+    /// the last checkpoint.
+    cdxj: Option<(CdxjWriter, u64)>,
 }
+
+/// The name the CDXJ index's checkpoint is stored under.
+pub const CDXJ_CHECKPOINT: &str = "cdxj";
 
 /// Writes one gzip member per call, reusing one deflate state: a fresh encoder per
 /// record cost a large allocation and set-up each time, twice per page.
@@ -134,7 +141,7 @@ impl MemberWriter {
 
 /// The path of file `index` of a rotating output: the first file is `base` itself,
 /// the later ones get `-00001` before `.warc.gz` (or before the extension).
-pub(crate) fn rotated_path(base: &Path, index: u32) -> PathBuf {
+pub fn rotated_path(base: &Path, index: u32) -> PathBuf {
     if index == 0 {
         return base.to_path_buf();
     }
@@ -275,7 +282,23 @@ impl WarcSink {
             file,
             warcinfo_id: String::new(),
             gzip,
+            cdxj: None,
         })
+    }
+
+    /// Also writes a CDXJ index of the response and revisit records to `path`
+    /// ([`crate::cdxj_path`] names it after the WARC), cut back to `checkpoint` (the
+    /// one stored under [`CDXJ_CHECKPOINT`]; `None` starts it empty). Its checkpoint is
+    /// taken with the WARC's and returned by [`Sink::side_checkpoints`].
+    ///
+    /// # Errors
+    /// [`Error::Behind`] when the file is shorter than the checkpoint, [`Error::Io`]
+    /// otherwise.
+    pub fn with_cdxj(mut self, path: &Path, checkpoint: Option<&Checkpoint>) -> Result<WarcSink> {
+        let cp = checkpoint.copied().unwrap_or_default();
+        let w = CdxjWriter::open(path, &cp, self.opts.durability)?;
+        self.cdxj = Some((w, cp.offset));
+        Ok(self)
     }
 
     fn gzip_member(&mut self, record: &[&[u8]]) -> Result<()> {
@@ -286,14 +309,17 @@ impl WarcSink {
         self.file.write_all(member)
     }
 
-    fn write_record(&mut self, headers: &str, block: &[&[u8]]) -> Result<()> {
+    /// Writes one record as a gzip member; returns the member's offset and length.
+    fn write_record(&mut self, headers: &str, block: &[&[u8]]) -> Result<(u64, u64)> {
+        let start = self.file.pos();
         let len: usize = block.iter().map(|b| b.len()).sum();
         let head = format!("WARC/1.1\r\n{headers}Content-Length: {len}\r\n\r\n");
         let mut parts: Vec<&[u8]> = Vec::with_capacity(block.len() + 2);
         parts.push(head.as_bytes());
         parts.extend_from_slice(block);
         parts.push(b"\r\n\r\n");
-        self.gzip_member(&parts)
+        self.gzip_member(&parts)?;
+        Ok((start, self.file.pos() - start))
     }
 
     /// Rotates when the current file is full, and starts a file with its warcinfo.
@@ -357,41 +383,126 @@ impl Sink for WarcSink {
         };
         let response_id = record_id(uri);
         let request_id = record_id(uri);
-        let ip =
+        let mut net =
             x.ip.map(|ip| format!("WARC-IP-Address: {ip}\r\n"))
                 .unwrap_or_default();
+        // WARC-Protocol (proposed for WARC 1.1, iipc/warc-specifications#42, as
+        // Browsertrix and warcprox write it): which protocol fetched the record.
+        if !x.protocol.is_empty() {
+            net.push_str(&format!("WARC-Protocol: {}\r\n", x.protocol));
+        }
 
         let head = normalize_head(x.response_head, x.body.len());
-        let block_digest = sha1_b32(&[head.as_bytes(), x.body]);
         let payload_digest = sha1_b32(&[x.body]);
-        let headers = format!(
-            "WARC-Type: response\r\nWARC-Record-ID: {response_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{ip}\
-             WARC-Warcinfo-ID: {}\r\nWARC-Block-Digest: {block_digest}\r\nWARC-Payload-Digest: {payload_digest}\r\n\
-             Content-Type: application/http;msgtype=response\r\n",
-            self.warcinfo_id
-        );
-        self.write_record(&headers, &[head.as_bytes(), x.body])?;
+        let (kind, (offset, length)) = match x.revisit {
+            None => {
+                let block_digest = sha1_b32(&[head.as_bytes(), x.body]);
+                let headers = format!(
+                    "WARC-Type: response\r\nWARC-Record-ID: {response_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{net}\
+                     WARC-Warcinfo-ID: {}\r\nWARC-Block-Digest: {block_digest}\r\nWARC-Payload-Digest: {payload_digest}\r\n\
+                     Content-Type: application/http;msgtype=response\r\n",
+                    self.warcinfo_id
+                );
+                (
+                    "response",
+                    self.write_record(&headers, &[head.as_bytes(), x.body])?,
+                )
+            }
+            Some(r) => {
+                // A revisit stores the HTTP head alone (WARC 1.1 section 6.7): the
+                // payload is the earlier capture's.
+                let block_digest = sha1_b32(&[head.as_bytes()]);
+                let payload = match r.profile {
+                    RevisitProfile::IdenticalPayloadDigest => {
+                        format!("WARC-Payload-Digest: {payload_digest}\r\n")
+                    }
+                    RevisitProfile::ServerNotModified => String::new(),
+                };
+                // No reference when no earlier capture is known (a 304 to a page
+                // whose first crawl wrote no WARC).
+                let refers = if r.refers_to_uri.is_empty() || r.refers_to_date.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "WARC-Refers-To-Target-URI: {}\r\nWARC-Refers-To-Date: {}\r\n",
+                        r.refers_to_uri, r.refers_to_date
+                    )
+                };
+                let headers = format!(
+                    "WARC-Type: revisit\r\nWARC-Record-ID: {response_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{net}\
+                     WARC-Warcinfo-ID: {}\r\nWARC-Profile: {}\r\n{refers}\
+                     WARC-Block-Digest: {block_digest}\r\n{payload}Content-Type: application/http;msgtype=response\r\n",
+                    self.warcinfo_id,
+                    r.profile.uri(),
+                );
+                ("revisit", self.write_record(&headers, &[head.as_bytes()])?)
+            }
+        };
+        if let Some((cdxj, _)) = &mut self.cdxj {
+            let filename = self
+                .file
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            cdxj.write(&CdxjEntry {
+                url: uri,
+                date: &date,
+                mime: if kind == "revisit" {
+                    Some("warc/revisit")
+                } else {
+                    record.content_type.as_deref()
+                },
+                status: record.status.unwrap_or(0),
+                // A server-not-modified revisit has no payload, so no digest.
+                digest: match x.revisit {
+                    Some(r) if r.profile == RevisitProfile::ServerNotModified => None,
+                    _ => Some(&payload_digest),
+                },
+                length,
+                offset,
+                filename: &filename,
+            })?;
+        }
 
         let request = format!("{}\r\n\r\n", x.request_head.trim_end_matches("\r\n"));
         let block_digest = sha1_b32(&[request.as_bytes()]);
         let headers = format!(
-            "WARC-Type: request\r\nWARC-Record-ID: {request_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{ip}\
+            "WARC-Type: request\r\nWARC-Record-ID: {request_id}\r\nWARC-Date: {date}\r\nWARC-Target-URI: {uri}\r\n{net}\
              WARC-Concurrent-To: {response_id}\r\nWARC-Warcinfo-ID: {}\r\nWARC-Block-Digest: {block_digest}\r\n\
              Content-Type: application/http;msgtype=request\r\n",
             self.warcinfo_id
         );
-        self.write_record(&headers, &[request.as_bytes()])
+        self.write_record(&headers, &[request.as_bytes()])?;
+        Ok(())
     }
 
+    /// Commits the WARC, then its CDXJ index (so the index never names a record the
+    /// WARC does not hold).
     fn checkpoint(&mut self) -> Result<Checkpoint> {
-        Ok(Checkpoint {
+        let cp = Checkpoint {
             file: self.index,
             offset: self.file.commit()?,
-        })
+        };
+        if let Some((cdxj, at)) = &mut self.cdxj {
+            *at = cdxj.commit()?;
+        }
+        Ok(cp)
+    }
+
+    fn side_checkpoints(&self) -> Vec<(&'static str, Checkpoint)> {
+        match &self.cdxj {
+            Some((_, at)) => vec![(CDXJ_CHECKPOINT, Checkpoint { file: 0, offset: *at })],
+            None => Vec::new(),
+        }
     }
 
     fn paths(&self) -> Vec<PathBuf> {
-        (0..=self.index).map(|i| rotated_path(&self.base, i)).collect()
+        let mut v: Vec<PathBuf> = (0..=self.index).map(|i| rotated_path(&self.base, i)).collect();
+        if let Some((cdxj, _)) = &self.cdxj {
+            v.push(cdxj.path().to_path_buf());
+        }
+        v
     }
 }
 

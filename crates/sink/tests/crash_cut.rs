@@ -44,6 +44,8 @@ fn write_with(sink: &mut dyn Sink, i: usize) {
         response_head: &resp,
         body: &b,
         ip: Some("127.0.0.1"),
+        protocol: "http/1.1",
+        revisit: None,
     };
     sink.write(&record(i), Some(&x)).expect("write");
 }

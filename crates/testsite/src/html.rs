@@ -64,8 +64,9 @@ pub(crate) fn render_page(site: &Site, i: u64, bad_index: bool) -> String {
          <title>Page {i}: the {title_word} collection</title>\n\
          <meta name=\"description\" content=\"Synthetic page {i} of the trawl test site.\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <link rel=\"stylesheet\" href=\"/static/site.css\">\n</head>\n<body>\n\
-         <header><nav class=\"top\"><span class=\"brand\">trawl testsite</span></nav></header>\n\
+         <link rel=\"stylesheet\" href=\"/static/site.css\">\n\
+         <style>.brand{{background:url(/static/brand.png) no-repeat}}</style>\n</head>\n<body>\n\
+         <header><nav class=\"top\"><img src=\"/static/logo.png\" alt=\"\"><span class=\"brand\">trawl testsite</span></nav></header>\n\
          <main>\n<article id=\"page-{i}\">\n<h1>The {title_word} collection, part {i}</h1>\n"
     );
     if bad_index && i < site.hosts() as u64 {

@@ -35,6 +35,7 @@
 
 mod bad;
 mod body;
+mod generations;
 mod html;
 mod robots;
 mod server;
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bad::{BINARY_BYTES, BINARY_CHUNK, BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
 pub use body::StreamReport;
+pub use generations::RecrawlTruth;
 pub use robots::RobotsVariant;
 pub use server::{ETAG, LAST_MODIFIED};
 pub use site::{CrawlTruth, Site, SiteLink, Target, vhost_name};
@@ -103,6 +105,7 @@ pub struct TestSite {
     port: u16,
     tls: bool,
     vhosts: Option<usize>,
+    all_validators: bool,
 }
 
 impl Default for TestSite {
@@ -129,7 +132,15 @@ impl TestSite {
             port: 0,
             tls: false,
             vhosts: None,
+            all_validators: false,
         }
+    }
+
+    /// Every regular page sends an `ETag` and a `Last-Modified` (and answers 304 to a
+    /// matching conditional GET), not one in two. By default, off.
+    pub fn all_validators(mut self, on: bool) -> TestSite {
+        self.all_validators = on;
+        self
     }
 
     /// The seed the whole site derives from. By default, 1.
@@ -266,6 +277,11 @@ impl TestSite {
             let bases = listeners[..hosts].iter().map(|(_, a)| base_of(a)).collect();
             Site::new(self.seed, self.pages, bases)
         };
+        let site = if self.all_validators {
+            site.with_validators_on_every_page()
+        } else {
+            site
+        };
         let page_hits = if self.track {
             (0..self.pages).map(|_| AtomicU32::new(0)).collect()
         } else {
@@ -286,6 +302,7 @@ impl TestSite {
             page_hits,
             private_hits: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             streams: Arc::default(),
         });
         let stop = CancellationToken::new();
@@ -335,6 +352,19 @@ pub struct RunningSite {
 }
 
 impl RunningSite {
+    /// Serves generation `g` of the site from now on (0 at start): pages change, go
+    /// and appear as [`Site::recrawl_truth`] says.
+    pub fn set_generation(&self, g: u64) {
+        self.shared
+            .generation
+            .store(g, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The generation served.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The PEM of the CA that issued the site's certificate, for a client to trust
     /// (`trawl_fetcher::FetcherBuilder::ca_cert`, say); `None` for plain HTTP.
     pub fn ca_pem(&self) -> Option<&str> {

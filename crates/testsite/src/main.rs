@@ -60,6 +60,10 @@ struct Args {
     /// in the temporary directory].
     #[arg(long, requires = "tls")]
     ca_file: Option<std::path::PathBuf>,
+    /// Every page sends an ETag and a Last-Modified (one in two by default), so that a
+    /// recrawl of an unchanged site is all 304s.
+    #[arg(long)]
+    all_validators: bool,
     /// Serve this directory as a plain static web server instead of the synthetic site
     /// (for benchmarks on real sites); prints its root URL.
     #[arg(long, value_name = "DIR")]
@@ -111,6 +115,7 @@ fn main() {
             .track_requests(args.track)
             .port(args.port)
             .tls(args.tls)
+            .all_validators(args.all_validators)
             .start()
             .await;
         let running = match started {

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) total: AtomicU64,
     /// What became of the streamed bodies under `/bad/`, by URL.
     pub(crate) streams: Arc<StreamLog>,
+    /// The generation served (`RunningSite::set_generation`).
+    pub(crate) generation: AtomicU64,
 }
 
 /// Accepts connections on `listener` until `stop` fires. With `tls`, every
@@ -211,7 +213,7 @@ async fn handle(
 
     let reply = match kind {
         HostKind::Site(_) if path.starts_with("/http/") => http_reply(&path, &query, req.headers()),
-        HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth),
+        HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth, req.headers()),
         HostKind::Robots(v) => variant_reply(v, base, &path),
         HostKind::Portal => portal_reply(shared, &path),
         // Resolved to a host above.
@@ -317,10 +319,31 @@ fn http_reply(path: &str, query: &str, headers: &http::HeaderMap) -> Reply {
     }
 }
 
-fn site_reply(shared: &Shared, host: usize, base: &str, path: &str, query: &str, nth: u64) -> Reply {
+fn site_reply(
+    shared: &Shared,
+    host: usize,
+    base: &str,
+    path: &str,
+    query: &str,
+    nth: u64,
+    headers: &http::HeaderMap,
+) -> Reply {
     let site = &shared.site;
     if let Some(i) = site.page_for_path(host, path) {
-        return Reply::html(200, html::render_page(site, i, shared.opts.link_bad));
+        return page_reply(shared, i, headers);
+    }
+    if let Some((g, i)) = path
+        .strip_prefix("/new/")
+        .and_then(|r| r.split_once('/'))
+        .and_then(|(g, i)| Some((g.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        && site.new_page_exists(host, g, i, shared.generation.load(Ordering::Relaxed))
+    {
+        return Reply::html(
+            200,
+            format!(
+                "<!DOCTYPE html>\n<html><head><title>New {g}/{i}</title></head><body><p>Added at generation {g} to page {i}.</p></body></html>\n"
+            ),
+        );
     }
     if let Some(n) = path.strip_prefix("/private/").and_then(|s| s.parse::<u64>().ok()) {
         return Reply::html(200, html::render_private(n));
@@ -330,6 +353,16 @@ fn site_reply(shared: &Shared, host: usize, base: &str, path: &str, query: &str,
     }
     let host_pages = || (host as u64..site.pages()).step_by(site.hosts());
     match path {
+        // A page's requisites: its stylesheet (whose own url() a crawler that follows
+        // no requisite's links never asks for), its logo and its inline CSS's image.
+        "/static/site.css" => Reply::bytes(
+            200,
+            "text/css",
+            "body{margin:0;background:url(/static/bg.png)}\n".into(),
+        ),
+        "/static/logo.png" | "/static/brand.png" | "/static/bg.png" => {
+            Reply::bytes(200, "image/png", STATIC_PNG.to_vec().into())
+        }
         "/robots.txt" => Reply::bytes(
             200,
             "text/plain",
@@ -383,6 +416,57 @@ fn site_reply(shared: &Shared, host: usize, base: &str, path: &str, query: &str,
                 None => Reply::text(404, "not found"),
             }
         }
+    }
+}
+
+/// The bytes of every image under `/static/`: a PNG signature and an empty IHDR.
+const STATIC_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+/// A regular page at the generation served: 404 once it is gone, 304 to a
+/// conditional GET that names its current validators, else the page with them and,
+/// once it changed, its revisions and links to the pages they added.
+fn page_reply(shared: &Shared, i: u64, headers: &http::HeaderMap) -> Reply {
+    let site = &shared.site;
+    let g = shared.generation.load(Ordering::Relaxed);
+    if site.is_gone(i, g) {
+        return Reply::text(404, "gone");
+    }
+    let (etag, last_modified) = (site.etag(i, g), site.last_modified(i, g));
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+    };
+    let inm = header(http::header::IF_NONE_MATCH);
+    let ims = header(http::header::IF_MODIFIED_SINCE);
+    let matches = match (inm, &etag) {
+        (Some(inm), Some(e)) => inm.split(',').any(|t| t.trim() == e),
+        (Some(_), None) => false,
+        (None, _) => ims.is_some() && ims == last_modified.as_deref(),
+    };
+    let reply = if matches {
+        Reply::empty(304)
+    } else {
+        let mut html = html::render_page(site, i, shared.opts.link_bad);
+        let changes = site.changes(i, g);
+        if !changes.is_empty() {
+            let mut extra = format!(
+                "<section class=\"revised\"><p>Revised {} times.</p><ul>\n",
+                changes.len()
+            );
+            for c in changes {
+                extra.push_str(&format!("<li><a href=\"/new/{c}/{i}\">added at {c}</a></li>\n"));
+            }
+            extra.push_str("</ul></section>\n");
+            if let Some(at) = html.rfind("</main>") {
+                html.insert_str(at, &extra);
+            }
+        }
+        Reply::html(200, html)
+    };
+    match (etag, last_modified) {
+        (Some(e), Some(lm)) => reply.header("etag", &e).header("last-modified", &lm),
+        _ => reply,
     }
 }
 

@@ -77,6 +77,8 @@ pub struct Site {
     /// Virtual hosts ([`Site::virtual_hosts`]): a broad crawl's shape, small sites
     /// that mostly link within themselves.
     vhosts: bool,
+    /// Every page sends validators ([`Site::with_validators_on_every_page`]).
+    pub(crate) all_validators: bool,
 }
 
 /// Links on a virtual host's page besides the tree links: 8 to 16, most of them to
@@ -103,6 +105,7 @@ impl Site {
             pages,
             bases,
             vhosts: false,
+            all_validators: false,
         }
     }
 
@@ -129,6 +132,11 @@ impl Site {
     /// Whether the hosts are virtual hosts on one port ([`Site::virtual_hosts`]).
     pub fn is_virtual(&self) -> bool {
         self.vhosts
+    }
+
+    /// The seed everything is derived from.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The number of regular pages.

@@ -92,6 +92,9 @@ pub(crate) fn commit_loop(
             let mut cps: Vec<(String, Vec<u8>)> = Vec::with_capacity(sinks.len() + 1);
             for s in sinks.iter_mut() {
                 cps.push((s.name().to_string(), s.checkpoint()?.to_bytes().to_vec()));
+                for (name, cp) in s.side_checkpoints() {
+                    cps.push((name.to_string(), cp.to_bytes().to_vec()));
+                }
             }
             cps.push(persisted.checkpoint());
             let refs: Vec<(&str, &[u8])> = cps.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();

@@ -11,7 +11,8 @@
 //! of large pages, slows fetching instead of piling bodies up in memory. A skipped job
 //! (a dead host, a crash loop) makes no request. Pages are fetched with the fetcher's
 //! accepted types (HTML and `--accept-type`, or everything with WARC output); a
-//! sitemap asks for the types sitemaps are served as, whatever those are.
+//! sitemap asks for the types sitemaps are served as, whatever those are. A recrawl's
+//! revisit is a conditional GET with the validators the page sent last time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -115,6 +116,14 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
                 let sitemap = RequestOptions::new().accept(AcceptTypes::sitemaps());
                 sh.fetcher
                     .fetch_claimed_with(&lease.url, host_permit, &sitemap)
+                    .await
+            } else if let Some(prior) = crate::recrawl::decode_prior(&lease.data)
+                && !prior.validators().is_empty()
+            {
+                // A recrawl's revisit: a conditional GET with what the page sent last.
+                let revisit = RequestOptions::new().validators(prior.validators());
+                sh.fetcher
+                    .fetch_claimed_with(&lease.url, host_permit, &revisit)
                     .await
             } else {
                 sh.fetcher.fetch_claimed(&lease.url, host_permit).await

@@ -252,6 +252,7 @@ pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8>
         Discovery::Link => 1,
         Discovery::Redirect => 2,
         Discovery::Sitemap => 3,
+        Discovery::Requisite => 4,
     });
     if let Some(p) = parent {
         v.extend_from_slice(p.as_bytes());
@@ -260,12 +261,18 @@ pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8>
 }
 
 pub(crate) fn decode_data(data: &[u8]) -> (Discovery, Option<String>) {
-    let d = match data.first() {
-        Some(1) => Discovery::Link,
-        Some(2) => Discovery::Redirect,
-        Some(3) => Discovery::Sitemap,
+    let first = data.first().copied().unwrap_or(0);
+    let d = match first & !crate::recrawl::PRIOR_FLAG {
+        1 => Discovery::Link,
+        2 => Discovery::Redirect,
+        3 => Discovery::Sitemap,
+        4 => Discovery::Requisite,
         _ => Discovery::Seed,
     };
+    // A URL queued by a recrawl carries what it was instead of its parent.
+    if first & crate::recrawl::PRIOR_FLAG != 0 {
+        return (d, None);
+    }
     let parent = data
         .get(1..)
         .filter(|p| !p.is_empty())
@@ -410,6 +417,14 @@ impl Crawler {
                 .map_err(|e| Error::state(&dir, e))?;
         }
         let persisted = state.persisted()?;
+        // A recrawl queues every URL its source knew, with what it was, before the
+        // seeds and anything found: they are revisits, not new URLs.
+        if let Some(r) = &cfg.recrawl {
+            let (frontier, dir, source) = (frontier.clone(), dir.clone(), r.source.clone());
+            tokio::task::spawn_blocking(move || crate::recrawl::seed(&frontier, &dir, &source))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+        }
 
         // The seeds (and the sitemaps of their hosts) are queued every time: enqueue
         // is idempotent, so a resumed crawl just finds them known.
@@ -514,7 +529,11 @@ impl Crawler {
 
     /// The output files, for people.
     pub fn output_paths(&self) -> Vec<std::path::PathBuf> {
-        self.sinks.iter().flat_map(|s| s.paths()).collect()
+        self.sinks
+            .iter()
+            .filter(|s| s.name() != "history")
+            .flat_map(|s| s.paths())
+            .collect()
     }
 
     /// Opens the crawl and runs it: [`Crawler::open`] then [`Crawler::crawl`].

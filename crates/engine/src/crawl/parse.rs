@@ -176,6 +176,13 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         budget: _budget,
     } = item;
     let (discovery, parent) = decode_data(&lease.data);
+    // In a recrawl: what the generation before knew of this URL (none: a new URL).
+    let recrawling = sh.cfg.recrawl.is_some();
+    let prior = if recrawling {
+        crate::recrawl::decode_prior(&lease.data)
+    } else {
+        None
+    };
     let child_depth = lease.depth.saturating_add(1);
     let mut discovered = Vec::new();
     // Sitemaps named by robots.txt: found with the host's first page.
@@ -280,6 +287,9 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                 };
             }
             record.status = e.status();
+            if prior.is_some() && matches!(record.status, Some(404 | 410)) {
+                record.recrawl = Some("gone".to_string());
+            }
             return failed(
                 lease,
                 record,
@@ -292,6 +302,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         }
     };
     record.status = Some(fetched.status);
+    record.protocol = Some(fetched.protocol.to_string());
     record.content_type = fetched.content_type.clone();
     record.wire_bytes = fetched.wire_bytes;
     record.body_bytes = fetched.body_bytes;
@@ -305,6 +316,28 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             "xxh3:{:032x}",
             xxhash_rust::xxh3::xxh3_128(&fetched.body)
         ));
+    }
+    let header = |name: http::header::HeaderName| {
+        fetched
+            .headers
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            .map(String::from)
+    };
+    record.etag = header(http::header::ETAG);
+    record.last_modified = header(http::header::LAST_MODIFIED);
+    if recrawling && !is_sitemap {
+        if let Some(p) = prior.as_ref().filter(|_| fetched.status == 304) {
+            // Not modified: the content is the one known, under its validators
+            // (unless the 304 sent new ones).
+            record.content_hash.clone_from(&p.hash);
+            record.etag = record.etag.take().or_else(|| p.etag.clone());
+            record.last_modified = record.last_modified.take().or_else(|| p.last_modified.clone());
+        }
+        record.recrawl = Some(
+            crate::recrawl::outcome(prior.as_ref(), fetched.status, record.content_hash.as_deref())
+                .to_string(),
+        );
     }
     if fetched.body_skipped {
         record.skipped = Some(SKIPPED_CONTENT_TYPE.to_string());
@@ -353,7 +386,10 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                 bytes: 0,
             };
         }
-    } else if (200..300).contains(&fetched.status) && (ct.contains("html") || ct.is_empty()) {
+    } else if (200..300).contains(&fetched.status)
+        && (ct.contains("html") || ct.is_empty())
+        && discovery != Discovery::Requisite
+    {
         let x_robots = fetched
             .headers
             .get("x-robots-tag")
@@ -403,6 +439,18 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
             nofollow: page.robots.nofollow,
         };
         sh.stats.links.fetch_add(page.links.len() as u64, Relaxed);
+        // Requisites (--requisites) whatever the robots meta says: they are part of
+        // this page, not links to follow; at the page's own depth.
+        for r in page.requisites {
+            if let Ok(u) = follow(sh, r, lease.depth) {
+                discovered.push(NewUrl {
+                    url: u,
+                    depth: lease.depth,
+                    priority: Priority::Page,
+                    data: encode_data(Discovery::Requisite, Some(&lease.url)),
+                });
+            }
+        }
         if !page.robots.nofollow {
             let mut variants_refused = 0u64;
             for link in page.links {
@@ -429,8 +477,32 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
     }
     // With WARC output the fetcher reads every page body. Were one skipped all the
     // same, archiving it empty would misstate what was served.
-    let exchange = (sh.want_exchange && !is_sitemap && !fetched.body_skipped)
-        .then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent));
+    let validators = prior.as_ref().map(|p| p.validators()).filter(|v| !v.is_empty());
+    let mut exchange = (sh.want_exchange && !is_sitemap && !fetched.body_skipped)
+        .then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent, validators.as_ref()));
+    // A revisit refers to the capture that holds the payload: a 304 always (with no
+    // capture known, it says so without a reference), an unchanged body when the
+    // generation before archived it.
+    if let (Some(x), Some(p)) = (exchange.as_mut(), prior.as_ref()) {
+        let capture = p.capture.clone();
+        x.revisit = match (record.recrawl.as_deref(), capture) {
+            (Some("not-modified"), c) => Some((
+                trawl_sink::RevisitProfile::ServerNotModified,
+                if c.is_some() {
+                    lease.url.clone()
+                } else {
+                    String::new()
+                },
+                c.unwrap_or_default(),
+            )),
+            (Some("unchanged"), Some(c)) => Some((
+                trawl_sink::RevisitProfile::IdenticalPayloadDigest,
+                lease.url.clone(),
+                c,
+            )),
+            _ => None,
+        };
+    }
     sh.stats.wire_bytes.fetch_add(fetched.wire_bytes, Relaxed);
     Done {
         lease,

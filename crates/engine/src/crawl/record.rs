@@ -1,7 +1,8 @@
 //! What a page leaves for the sinks: the WARC exchange (the HTTP messages as they were
 //! exchanged, made consistent with the decoded body).
 
-use trawl_fetcher::Fetched;
+use trawl_fetcher::{Fetched, Validators};
+use trawl_sink::RevisitProfile;
 
 use crate::host::HostKey;
 
@@ -11,20 +12,33 @@ pub(crate) struct OwnedExchange {
     pub(crate) response_head: String,
     pub(crate) body: bytes::Bytes,
     pub(crate) ip: Option<String>,
+    pub(crate) protocol: &'static str,
+    /// Written as a revisit: the profile, and the URI and date of the capture it
+    /// refers to (empty when no capture is known).
+    pub(crate) revisit: Option<(RevisitProfile, String, String)>,
 }
 
 impl OwnedExchange {
-    /// The exchange of a fetched page, its request as sent with `user_agent`.
-    pub(crate) fn of(fetched: &Fetched, user_agent: &str) -> OwnedExchange {
+    /// The exchange of a fetched page, its request as sent with `user_agent` (and
+    /// `validators`, for a conditional GET).
+    pub(crate) fn of(fetched: &Fetched, user_agent: &str, validators: Option<&Validators>) -> OwnedExchange {
         let path = match fetched.url.query() {
             Some(q) => format!("{}?{q}", fetched.url.path()),
             None => fetched.url.path().to_string(),
         };
         let host = HostKey::of_url(&fetched.url);
-        let request_head = format!(
+        let mut request_head = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {user_agent}\r\nAccept-Encoding: gzip, br, zstd, deflate",
             host.as_ref().map_or("", |h| h.authority()),
         );
+        if let Some(v) = validators {
+            if let Some(etag) = &v.etag {
+                request_head.push_str(&format!("\r\nIf-None-Match: {etag}"));
+            }
+            if let Some(lm) = &v.last_modified {
+                request_head.push_str(&format!("\r\nIf-Modified-Since: {lm}"));
+            }
+        }
         let reason = http::StatusCode::from_u16(fetched.status)
             .ok()
             .and_then(|s| s.canonical_reason())
@@ -41,6 +55,8 @@ impl OwnedExchange {
             response_head,
             body: fetched.body.clone(),
             ip: fetched.remote_addr.map(|a| a.ip().to_string()),
+            protocol: fetched.protocol,
+            revisit: None,
         }
     }
 
@@ -51,6 +67,15 @@ impl OwnedExchange {
             response_head: &self.response_head,
             body: &self.body,
             ip: self.ip.as_deref(),
+            protocol: self.protocol,
+            revisit: self
+                .revisit
+                .as_ref()
+                .map(|(profile, uri, date)| trawl_sink::Revisit {
+                    profile: *profile,
+                    refers_to_uri: uri,
+                    refers_to_date: date,
+                }),
         }
     }
 }
