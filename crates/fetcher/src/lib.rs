@@ -59,7 +59,9 @@
 //! ```
 //!
 //! # Layout
-//! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`RequestOptions`], [`Fetched`], [`Error`].
+//! - `fetch`: [`Fetcher`] (its builder, errors, the robots.txt path, the request loop
+//!   and the bounded per-host state, a file each), [`FetcherBuilder`],
+//!   [`RequestOptions`], [`Fetched`], [`Error`].
 //! - `accept`: [`AcceptTypes`] and [`MediaRange`], which bodies are downloaded.
 //! - `gate`: [`HostGate`], per-host politeness on tokio's clock.
 //! - `net`: under HTTP: the filtering DNS resolver and its cache, the rustls config,
