@@ -2,6 +2,7 @@
 //! module per area. Every test runs the real binary as a process.
 
 mod accept;
+mod adaptive;
 mod broad;
 mod cli;
 mod crash;
@@ -10,6 +11,7 @@ mod hostile;
 mod limits;
 mod politeness;
 mod resume;
+mod watch;
 
 /// The `trawl` program built for these tests.
 pub fn bin() -> &'static std::path::Path {

@@ -58,6 +58,7 @@ mod config;
 mod crawl;
 mod error;
 mod host;
+mod metrics;
 mod scope;
 mod state;
 mod stats;
@@ -66,7 +67,7 @@ mod validate;
 pub use config::{
     CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PATH_SEGMENTS, DEFAULT_MAX_QUERY_VARIANTS,
     DEFAULT_MAX_REPEATED_SEGMENTS, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
-    PolitenessConfig, ScopeConfig, StateConfig,
+    PolitenessBy, PolitenessConfig, ScopeConfig, StateConfig,
 };
 pub use crawl::{
     COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, MAX_LEASES,
@@ -74,6 +75,7 @@ pub use crawl::{
 };
 pub use error::Error;
 pub use host::HostKey;
+pub use metrics::{Metrics, RATE_HOSTS};
 pub use scope::{Refusal, Scope};
 pub use state::{StateDir, StateReader, read_progress};
 pub use stats::{HostSnapshot, StageTimes, Stats, StatsSnapshot};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::Error;
-use super::hosts::{Gates, RobotsCache};
+use super::hosts::{Gates, PolitenessKey, RobotsCache};
 use super::robots::RobotsStore;
 use super::{Fetcher, Inner};
 use crate::accept::AcceptTypes;
@@ -53,6 +53,8 @@ pub struct FetcherBuilder {
     pub(super) host_cache: usize,
     /// [`FetcherBuilder::pool_idle_timeout`].
     pub(super) pool_idle: Duration,
+    /// [`FetcherBuilder::politeness_key`].
+    pub(super) politeness_key: PolitenessKey,
 }
 
 impl Default for FetcherBuilder {
@@ -85,6 +87,7 @@ impl Default for FetcherBuilder {
             resolves: Vec::new(),
             host_cache: DEFAULT_HOST_CACHE,
             pool_idle: Duration::from_secs(2),
+            politeness_key: PolitenessKey::Host,
         }
     }
 }
@@ -257,6 +260,16 @@ impl FetcherBuilder {
         }
         self
     }
+    /// What a politeness gate is for: each origin ([`PolitenessKey::Host`]), or each
+    /// server address ([`PolitenessKey::Ip`]: hosts that resolve to the same address
+    /// share one rate, one set of request slots and one cool-down, as shared hosting
+    /// wants; the name is resolved when its gate is first asked for). robots.txt
+    /// stays per origin. By default, per host.
+    pub fn politeness_key(mut self, key: PolitenessKey) -> Self {
+        self.politeness_key = key;
+        self
+    }
+
     /// How many hosts' idle state is kept in memory: their politeness gates (see
     /// [`Fetcher::gate`]) and their robots.txt verdicts. Past it, the gates of hosts
     /// at rest (no request in flight, no cool-down, crawl delay or rate spacing
@@ -372,6 +385,7 @@ impl FetcherBuilder {
                 memory,
                 robots: Mutex::new(RobotsCache::default()),
                 robots_flights: Mutex::new(HashMap::new()),
+                ip_keys: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -12,6 +12,33 @@ use super::robots::RobotsVerdict;
 use super::{Fetcher, origin};
 use crate::gate::HostGate;
 
+/// What a politeness gate is for: one per origin, or one per server address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolitenessKey {
+    /// One gate per origin (`scheme://host:port`).
+    #[default]
+    Host,
+    /// One gate per IP address the host resolves to (its first address): virtual
+    /// hosts of one server share its rate, request slots and cool-downs.
+    Ip,
+}
+
+/// One host's live politeness, from [`Fetcher::host_states`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostState {
+    /// The gate's key: `scheme://host:port`, or `ip:ADDRESS` with
+    /// [`PolitenessKey::Ip`].
+    pub origin: String,
+    /// How much of a cool-down (Retry-After or backoff) is left.
+    pub cool_down: Duration,
+    /// Failures in a row since the last success.
+    pub backoff_level: u32,
+    /// The adaptive rate while it holds the host below the configured rate.
+    pub adaptive_rate: Option<f64>,
+    /// The robots.txt Crawl-delay applied (zero for none).
+    pub crawl_delay: Duration,
+}
+
 /// The per-host gates, bounded by [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity). Past it,
 /// every new gate looks at the [`GATE_EVICT_STEP`] oldest in `order`: one at rest
 /// that nobody holds is dropped (that loses nothing: a new gate for the host
@@ -115,7 +142,7 @@ impl Fetcher {
     /// takes the Crawl-delay of the host's cached robots.txt, so a host's rules hold
     /// across its gates.
     pub fn gate(&self, url: &Url) -> Arc<HostGate> {
-        let key = origin(url);
+        let key = self.gate_key(url);
         if let Some(g) = self.lock_gates().map.get(&key) {
             return g.clone();
         }
@@ -125,7 +152,7 @@ impl Fetcher {
             .robots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .crawl_delay(&key);
+            .crawl_delay(&origin(url));
         let mut gates = self.lock_gates();
         if let Some(g) = gates.map.get(&key) {
             return g.clone();
@@ -139,6 +166,67 @@ impl Fetcher {
         gate
     }
 
+    /// The key of `url`'s gate: its origin, or with [`PolitenessKey::Ip`] the address
+    /// it resolves to. An origin keeps the key it got first (a memo bounded like the
+    /// gates), so a gate is found again without a lookup and a host never moves to
+    /// another gate; a name that cannot be resolved keeps a gate of its own.
+    fn gate_key(&self, url: &Url) -> String {
+        let origin = origin(url);
+        if self.inner.cfg.politeness_key == PolitenessKey::Host {
+            return origin;
+        }
+        let memo = |f: &dyn Fn(&mut HashMap<String, String>) -> Option<String>| {
+            f(&mut self.inner.ip_keys.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        if let Some(k) = memo(&|m| m.get(&origin).cloned()) {
+            return k;
+        }
+        let key = self
+            .address_of(url)
+            .map_or_else(|| origin.clone(), |ip| format!("ip:{ip}"));
+        let capacity = self.inner.cfg.host_cache.max(1);
+        memo(&|m| {
+            if m.len() >= capacity.saturating_mul(2) {
+                // Forgetting a key only means looking the name up again.
+                m.clear();
+            }
+            m.insert(origin.clone(), key.clone())
+        });
+        key
+    }
+
+    /// The address `url` will be fetched from: an IP literal, an address given to
+    /// `resolve`, loopback for `*.localhost`, or the DNS answer (cached; looked up
+    /// here, blocking, when not: a scheduler asks for a host's gate before its
+    /// first request, on its own thread).
+    fn address_of(&self, url: &Url) -> Option<std::net::IpAddr> {
+        match url.host()? {
+            url::Host::Ipv4(v4) => return Some(v4.into()),
+            url::Host::Ipv6(v6) => return Some(v6.into()),
+            url::Host::Domain(_) => {}
+        }
+        let host = url.host_str()?.to_ascii_lowercase();
+        let port = url.port_or_known_default()?;
+        if let Some((_, ips)) = self
+            .inner
+            .cfg
+            .resolves
+            .iter()
+            .find(|((h, p), _)| *h == host && *p == port)
+        {
+            return ips.first().copied();
+        }
+        if crate::net::is_localhost(&host) {
+            return Some(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        self.inner
+            .dns
+            .resolve_blocking(&host)
+            .ok()?
+            .first()
+            .map(|a| a.ip())
+    }
+
     pub(super) fn lock_gates(&self) -> std::sync::MutexGuard<'_, Gates> {
         self.inner.gates.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -147,6 +235,30 @@ impl Fetcher {
     /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)).
     pub fn gates_in_memory(&self) -> usize {
         self.lock_gates().map.len()
+    }
+
+    /// The politeness of every host whose gate is in memory (at most
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)
+    /// of them, plus those still holding a host back), for live reports: metrics, a
+    /// progress line. Gates are read one at a time, never two locks at once.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let gates: Vec<(String, Arc<HostGate>)> = {
+            let gates = self.lock_gates();
+            gates.map.iter().map(|(k, g)| (k.clone(), g.clone())).collect()
+        };
+        gates
+            .into_iter()
+            .map(|(origin, g)| {
+                let snap = g.snapshot();
+                HostState {
+                    origin,
+                    cool_down: snap.cool_down,
+                    backoff_level: snap.backoff_level,
+                    adaptive_rate: g.adaptive_rate(),
+                    crawl_delay: g.crawl_delay(),
+                }
+            })
+            .collect()
     }
 
     /// How many hosts' robots.txt verdicts are in memory (see
@@ -330,5 +442,33 @@ mod tests {
         }
         assert!(f.robots_in_memory() <= 100, "{}", f.robots_in_memory());
         assert!(f.cached_robots(&origin(&host(999))).is_some());
+    }
+
+    #[tokio::test]
+    async fn by_ip_the_hosts_of_one_address_share_a_gate() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let by_ip = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .resolve("shared.example.test", 80, "127.0.0.9".parse().expect("ip"))
+            .build()
+            .expect("fetcher");
+        let a = by_ip.gate(&url("http://h0.localhost:8080/"));
+        let b = by_ip.gate(&url("http://h1.localhost:8080/x"));
+        assert!(Arc::ptr_eq(&a, &b), "two names on loopback, one gate");
+        assert!(Arc::ptr_eq(&a, &by_ip.gate(&url("http://127.0.0.1:9/"))));
+        let other = by_ip.gate(&url("http://shared.example.test/"));
+        assert!(!Arc::ptr_eq(&a, &other), "another address, another gate");
+        assert!(Arc::ptr_eq(&other, &by_ip.gate(&url("http://127.0.0.9:81/"))));
+        assert_eq!(by_ip.gates_in_memory(), 2);
+        // A cool-down of one host holds back the other.
+        a.cool_down(Some(Duration::from_secs(30)));
+        assert!(matches!(b.try_acquire(), Err(NotReady::Wait(_))));
+        let by_host = Fetcher::builder().user_agent("t/1").build().expect("fetcher");
+        let (a, b) = (
+            by_host.gate(&url("http://h0.localhost:8080/")),
+            by_host.gate(&url("http://h1.localhost:8080/")),
+        );
+        assert!(!Arc::ptr_eq(&a, &b), "by host, a gate each");
     }
 }

@@ -16,6 +16,7 @@ mod robots;
 
 pub use builder::{DEFAULT_HOST_CACHE, FetcherBuilder};
 pub use error::Error;
+pub use hosts::{HostState, PolitenessKey};
 pub use request::parse_retry_after;
 pub use response::{Fetched, RequestOptions, Timings, Validators};
 pub use robots::{RobotsStore, StoredRobots};
@@ -43,6 +44,8 @@ struct Inner {
     memory: Option<Arc<BodyMemory>>,
     robots: Mutex<RobotsCache>,
     robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// With [`PolitenessKey::Ip`]: each origin's gate key, as first resolved.
+    ip_keys: Mutex<HashMap<String, String>>,
 }
 
 /// A polite HTTP fetcher. Cheap to clone: clones share one connection pool, the

@@ -12,6 +12,7 @@ use super::Error;
 use super::robots::RobotsVerdict;
 use super::{Fetched, Fetcher, RequestOptions, Timings, Validators};
 use crate::accept::AcceptTypes;
+use crate::adaptive::Signal;
 use crate::body::{BodyDecoder, BodyError, ContentEncoding};
 use crate::gate::HostPermit;
 use crate::memory::MemoryReservation;
@@ -329,6 +330,9 @@ impl Fetcher {
                     if matches!(err, Error::Tls { .. } | Error::Forbidden { .. }) {
                         return Err(err);
                     }
+                    if err.is_timeout() {
+                        gate.adapt_overloaded(sent_at, Signal::Timeout);
+                    }
                     let wait = gate.cool_down(None);
                     if attempts < self.inner.cfg.max_attempts {
                         tracing::debug!(attempt = attempts, error = %DisplayChain(&err), ?wait, "retrying after a failed request");
@@ -359,6 +363,9 @@ impl Fetcher {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
                 drop(permit);
+                if matches!(status, 429 | 503 | 504) {
+                    gate.adapt_overloaded(sent_at, Signal::Refused);
+                }
                 let wait = gate.cool_down(retry_after);
                 if attempts < self.inner.cfg.max_attempts {
                     tracing::debug!(
@@ -409,6 +416,7 @@ impl Fetcher {
                 drop(resp);
                 drop(permit);
                 gate.succeeded();
+                gate.adapt_healthy(sent_at, first_byte);
                 return Ok(Fetched {
                     final_url: url.clone(),
                     url,
@@ -443,12 +451,19 @@ impl Fetcher {
                 Ok(b) => b,
                 Err(Error::Timeout { url }) if attempts < self.inner.cfg.max_attempts => {
                     let _ = url;
+                    gate.adapt_overloaded(sent_at, Signal::Timeout);
                     gate.cool_down(None);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if e.is_timeout() {
+                        gate.adapt_overloaded(sent_at, Signal::Timeout);
+                    }
+                    return Err(e);
+                }
             };
             gate.succeeded();
+            gate.adapt_healthy(sent_at, first_byte);
             let body_bytes = body.len() as u64;
             return Ok(Fetched {
                 final_url: url.clone(),
