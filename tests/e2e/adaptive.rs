@@ -138,3 +138,60 @@ async fn the_adaptive_rate_converges_under_a_hidden_limit_with_and_without_retry
         "--adaptive off met the bar too, so the test tells nothing: {fixed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adaptive_rate_survives_kill_9_and_status_shows_it() {
+    let site = TestSite::new()
+        .pages(2_000)
+        .rate_limit(RateLimit {
+            per_second: 10,
+            retry_after: None,
+        })
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let root = site.root_url();
+    let args = [
+        "crawl",
+        &root,
+        "-o",
+        &out,
+        "--state",
+        &state,
+        "--no-sitemaps",
+        "--rate",
+        "40",
+        "-q",
+    ];
+    let mut child = trawl_e2e::command(bin(), d, &args).spawn().expect("spawn");
+    // Until the limit has refused a few requests and many more were answered since
+    // (well past the commit stage's 200 ms flush interval), then SIGKILL.
+    let refused_then = |n: usize| {
+        let log = site.requests();
+        let first = log.iter().position(|r| r.status == 429)?;
+        (log[first..].iter().filter(|r| r.status == 200).count() >= n).then_some(())
+    };
+    let ready = trawl_e2e::wait_for(Duration::from_secs(60), || refused_then(40).is_some()).await;
+    child.kill().expect("SIGKILL");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    assert!(ready, "no 429 followed by 40 pages within 60 s");
+    let r = run(bin(), d, &["status", &state, "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let host = &v["politeness"][0];
+    assert_eq!(host["adaptive"], true, "{}", r.stdout);
+    let rate = host["rate"].as_f64().expect("a rate");
+    assert!(rate > 0.0 && rate < 40.0, "{rate}: {}", r.stdout);
+    // And in text, for people.
+    let t = run(bin(), d, &["status", &state]).await;
+    assert!(
+        t.stdout.contains("politeness of the hosts with the most work"),
+        "{}",
+        t.stdout
+    );
+    assert!(t.stdout.contains('*'), "{}", t.stdout);
+}

@@ -378,3 +378,73 @@ async fn a_burst_goes_through_back_to_back_then_the_rate_holds() {
         );
     }
 }
+
+/// The request times of a crawl of 4 virtual hosts on one address at 5 requests per
+/// second, politeness kept by `key`.
+async fn vhost_crawl(key: &str) -> Vec<tokio::time::Instant> {
+    let site = TestSite::new()
+        .vhosts(4)
+        .pages(40)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let portal = site.portal_url().expect("a portal");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &portal,
+            "--subdomains",
+            "--allow-private-ips",
+            "--no-sitemaps",
+            "--rate",
+            "5",
+            "--politeness-key",
+            key,
+            "--max-pages",
+            "16",
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let hosts: std::collections::HashSet<String> = site
+        .requests()
+        .iter()
+        .filter_map(|q| q.url.split('/').nth(2).map(String::from))
+        .collect();
+    assert!(hosts.len() >= 3, "several virtual hosts fetched: {hosts:?}");
+    let mut at: Vec<_> = site.requests().into_iter().map(|q| q.at).collect();
+    at.sort();
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_ip_the_virtual_hosts_of_one_server_share_one_rate() {
+    let (by_ip, by_host) = tokio::join!(vhost_crawl("ip"), vhost_crawl("host"));
+    // One gate for the server: the k-th request after the first no sooner than k
+    // intervals (0.2 s) after it, whichever hosts they were for (robots.txt included).
+    let first = by_ip[0];
+    for (k, t) in by_ip.iter().enumerate() {
+        assert!(
+            *t - first + Duration::from_millis(20) >= Duration::from_millis(200) * k as u32,
+            "request {k} at {:?}",
+            *t - first
+        );
+    }
+    // By host, the same crawl goes faster than one server's rate allows.
+    let fast = by_host
+        .iter()
+        .enumerate()
+        .any(|(k, t)| *t - by_host[0] + Duration::from_millis(20) < Duration::from_millis(200) * k as u32);
+    assert!(fast, "by host, each host has its own rate");
+}

@@ -124,6 +124,9 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
                 Err(e) => {
                     if let Some(status) = e.status() {
                         sh.live.response(status);
+                        if status == 429 {
+                            sh.stats.refused(&host);
+                        }
                     }
                 }
             }
