@@ -191,3 +191,68 @@ async fn a_bad_metrics_address_is_a_usage_error() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--metrics"), "{}", r.stderr);
 }
+
+/// The screen of tmux session `name`, as `capture-pane` prints it.
+fn capture(name: &str) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", name])
+        .output()
+        .expect("tmux capture-pane");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_line_reads_well_in_a_real_terminal() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "tmux is missing under CI (bash .ci/run installs it)"
+        );
+        eprintln!("tmux is not installed: skipping the terminal check");
+        return;
+    }
+    let site = TestSite::new()
+        .pages(2_000)
+        .rate_limit(RateLimit {
+            per_second: 10,
+            retry_after: Some(1),
+        })
+        .start()
+        .await
+        .expect("site");
+    let dir = workdir();
+    let d = dir.path();
+    let name = format!("trawl-progress-{}", std::process::id());
+    let cmd = format!(
+        "{} crawl {} -o {} --state {} --no-sitemaps --rate 40 --max-pages 300; sleep 30",
+        bin().display(),
+        site.root_url(),
+        arg(d, "out.jsonl"),
+        arg(d, "state")
+    );
+    let started = std::process::Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "150", "-y", "10", &cmd])
+        .env("RUST_LOG", "error")
+        .status()
+        .expect("tmux new-session");
+    assert!(started.success());
+    // Until the line shows a rate, the queue, a cool-down and the ETA of --max-pages.
+    let shows = |s: &str| {
+        s.contains("/s) | ") && s.contains(" queued | ") && s.contains("cooling down") && s.contains("ETA ")
+    };
+    let mut screen = String::new();
+    let seen = trawl_e2e::wait_for(Duration::from_secs(60), || {
+        screen = capture(&name);
+        shows(&screen)
+    })
+    .await;
+    let _ = std::process::Command::new("tmux")
+        .args(["kill-session", "-t", &name])
+        .status();
+    println!("captured screen:\n{screen}");
+    assert!(seen, "the progress line never showed everything:\n{screen}");
+    // One line, not wrapped at 150 columns, no stray escape codes.
+    let line = screen.lines().find(|l| shows(l)).expect("one line holds it all");
+    assert!(line.len() <= 150, "{line}");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+}

@@ -95,7 +95,20 @@ async fn run_crawl(
     let metrics = listener.map(|l| tokio::spawn(crate::metrics::serve(l, crawler.metrics())));
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone(), grace));
-    let progress = (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone())));
+    let limits = display::Limits {
+        max_pages: crawler
+            .config()
+            .limits
+            .max_pages
+            .map(|m| (m, crawler.pages_before())),
+        max_time: crawler
+            .config()
+            .limits
+            .max_time_secs
+            .map(|t| (std::time::Duration::from_secs_f64(t), crawler.elapsed_before())),
+    };
+    let progress =
+        (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone(), crawler.metrics(), limits)));
     let result = crawler.crawl(shutdown).await;
     signals.abort();
     if let Some(m) = metrics {

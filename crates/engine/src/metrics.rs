@@ -183,6 +183,7 @@ fn authority(origin: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    fetcher: Fetcher,
 }
 
 impl Metrics {
@@ -199,10 +200,25 @@ impl Metrics {
             live.responses.clone(),
         );
         registry.register("stalls", "Stall-monitor warnings", live.stalls.clone());
-        registry.register_collector(Box::new(Scrape { stats, fetcher, rate }));
+        registry.register_collector(Box::new(Scrape {
+            stats,
+            fetcher: fetcher.clone(),
+            rate,
+        }));
         Metrics {
             registry: Arc::new(registry),
+            fetcher,
         }
+    }
+
+    /// Hosts in a cool-down (Retry-After or backoff) among those whose gates are in
+    /// memory, for a progress line.
+    pub fn hosts_cooling_down(&self) -> usize {
+        self.fetcher
+            .host_states()
+            .iter()
+            .filter(|h| !h.cool_down.is_zero())
+            .count()
     }
 
     /// The metrics now, in the Prometheus (OpenMetrics) text format.

@@ -525,6 +525,16 @@ impl Crawler {
         )
     }
 
+    /// Pages written by earlier runs of this crawl (what `--max-pages` counts on from).
+    pub fn pages_before(&self) -> u64 {
+        self.persisted.pages
+    }
+
+    /// How long earlier runs of this crawl ran (what `--max-time` counts on from).
+    pub fn elapsed_before(&self) -> Duration {
+        Duration::from_millis(self.persisted.elapsed_ms)
+    }
+
     /// The configuration this crawl runs with.
     pub fn config(&self) -> &CrawlConfig {
         &self.shared.cfg
