@@ -79,13 +79,25 @@ async fn the_rate_per_host_is_held_while_another_host_goes_on() {
             .filter(|q| q.url.starts_with(base.as_str()))
             .count();
         assert!(n >= 6, "{base} was crawled too: {n}");
-        let gap = min_gap(&site, base);
-        assert!(
-            // Sends are spaced by the client; arrival times can bunch up a little
-            // under load, so each gap gets 20% and the whole run 20 ms.
-            gap >= Duration::from_millis(100),
-            "{base}: two requests {gap:?} apart at 8/s"
-        );
+        // The rate's contract, as the server sees it: the k-th request no sooner than
+        // k intervals after the first, less 20 ms. Not a least gap between
+        // neighbours: a request that reaches the server late (load between the
+        // claim and the send) lands close to the next one, which is on time (under
+        // a loaded machine: 0.8 ms and 71 ms gaps at 8/s with every run on time).
+        let mut at: Vec<_> = site
+            .requests()
+            .into_iter()
+            .filter(|q| q.url.starts_with(base.as_str()))
+            .map(|q| q.at)
+            .collect();
+        at.sort();
+        for (k, t) in at.iter().enumerate() {
+            assert!(
+                *t - at[0] + Duration::from_millis(20) >= Duration::from_millis(125) * k as u32,
+                "{base}: request {k} {:?} after the first at 8/s",
+                *t - at[0]
+            );
+        }
         // N requests to one host take at least (N-1)/rate.
         let (n, took) = span(&site, base);
         let least = Duration::from_millis(125) * (n - 1);
