@@ -2,6 +2,7 @@
 //! module per area. Every test runs the real binary as a process.
 
 mod accept;
+mod adaptive;
 mod archive;
 mod broad;
 mod cli;
@@ -12,6 +13,7 @@ mod limits;
 mod politeness;
 mod recrawl;
 mod resume;
+mod watch;
 
 /// The `trawl` program built for these tests.
 pub fn bin() -> &'static std::path::Path {

@@ -79,13 +79,25 @@ async fn the_rate_per_host_is_held_while_another_host_goes_on() {
             .filter(|q| q.url.starts_with(base.as_str()))
             .count();
         assert!(n >= 6, "{base} was crawled too: {n}");
-        let gap = min_gap(&site, base);
-        assert!(
-            // Sends are spaced by the client; arrival times can bunch up a little
-            // under load, so each gap gets 20% and the whole run 20 ms.
-            gap >= Duration::from_millis(100),
-            "{base}: two requests {gap:?} apart at 8/s"
-        );
+        // The rate's contract, as the server sees it: the k-th request no sooner than
+        // k intervals after the first, less 20 ms. Not a least gap between
+        // neighbours: a request that reaches the server late (load between the
+        // claim and the send) lands close to the next one, which is on time (under
+        // a loaded machine: 0.8 ms and 71 ms gaps at 8/s with every run on time).
+        let mut at: Vec<_> = site
+            .requests()
+            .into_iter()
+            .filter(|q| q.url.starts_with(base.as_str()))
+            .map(|q| q.at)
+            .collect();
+        at.sort();
+        for (k, t) in at.iter().enumerate() {
+            assert!(
+                *t - at[0] + Duration::from_millis(20) >= Duration::from_millis(125) * k as u32,
+                "{base}: request {k} {:?} after the first at 8/s",
+                *t - at[0]
+            );
+        }
         // N requests to one host take at least (N-1)/rate.
         let (n, took) = span(&site, base);
         let least = Duration::from_millis(125) * (n - 1);
@@ -377,4 +389,74 @@ async fn a_burst_goes_through_back_to_back_then_the_rate_holds() {
             5 + k
         );
     }
+}
+
+/// The request times of a crawl of 4 virtual hosts on one address at 5 requests per
+/// second, politeness kept by `key`.
+async fn vhost_crawl(key: &str) -> Vec<tokio::time::Instant> {
+    let site = TestSite::new()
+        .vhosts(4)
+        .pages(40)
+        .track_requests(true)
+        .start()
+        .await
+        .expect("site");
+    let portal = site.portal_url().expect("a portal");
+    let dir = workdir();
+    let d = dir.path();
+    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
+    let r = run(
+        bin(),
+        d,
+        &[
+            "crawl",
+            &portal,
+            "--subdomains",
+            "--allow-private-ips",
+            "--no-sitemaps",
+            "--rate",
+            "5",
+            "--politeness-key",
+            key,
+            "--max-pages",
+            "16",
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let hosts: std::collections::HashSet<String> = site
+        .requests()
+        .iter()
+        .filter_map(|q| q.url.split('/').nth(2).map(String::from))
+        .collect();
+    assert!(hosts.len() >= 3, "several virtual hosts fetched: {hosts:?}");
+    let mut at: Vec<_> = site.requests().into_iter().map(|q| q.at).collect();
+    at.sort();
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_ip_the_virtual_hosts_of_one_server_share_one_rate() {
+    let (by_ip, by_host) = tokio::join!(vhost_crawl("ip"), vhost_crawl("host"));
+    // One gate for the server: the k-th request after the first no sooner than k
+    // intervals (0.2 s) after it, whichever hosts they were for (robots.txt included).
+    let first = by_ip[0];
+    for (k, t) in by_ip.iter().enumerate() {
+        assert!(
+            *t - first + Duration::from_millis(20) >= Duration::from_millis(200) * k as u32,
+            "request {k} at {:?}",
+            *t - first
+        );
+    }
+    // By host, the same crawl goes faster than one server's rate allows.
+    let fast = by_host
+        .iter()
+        .enumerate()
+        .any(|(k, t)| *t - by_host[0] + Duration::from_millis(20) < Duration::from_millis(200) * k as u32);
+    assert!(fast, "by host, each host has its own rate");
 }

@@ -131,6 +131,15 @@ pub struct TuneArgs {
     /// Requests per host allowed back to back before the rate applies [default: 1].
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
+    /// Adapt each host's rate to its answers (cut on 429, 503, timeouts and slow
+    /// responses, recovered while healthy, never above --rate nor Crawl-delay), or
+    /// `off` to hold --rate fixed [default: on].
+    #[arg(long, value_name = "on|off")]
+    pub adaptive: Option<String>,
+    /// Keep politeness (rate, per-host concurrency, cool-downs) per host, or per IP
+    /// address, so that virtual hosts of one server share it [default: host].
+    #[arg(long, value_name = "host|ip")]
+    pub politeness_key: Option<String>,
     /// Ignore robots.txt Crawl-delay.
     #[arg(long)]
     pub ignore_crawl_delay: bool,
@@ -223,6 +232,11 @@ pub struct TuneArgs {
     /// Write the end-of-crawl summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// Serve live metrics for Prometheus at ADDR (like 127.0.0.1:9898) while the
+    /// crawl runs: pages by outcome, bytes, in flight, queue, stage latencies, 429
+    /// and 5xx, hosts cooling down, the busiest hosts' rates, stalls.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// `trawl resume`.

@@ -55,7 +55,7 @@ pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
     };
     cfg.state.dir = dir;
     settings::apply_tune(&mut cfg, &s.tune)?;
-    run_crawl(state, cfg, s.tune.stats_json, quiet).await
+    run_crawl(state, cfg, s.tune.stats_json, s.tune.metrics, quiet).await
 }
 
 /// `trawl resume`: the stored crawl, with the tunable settings given.
@@ -76,7 +76,7 @@ pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
     })?;
     cfg.state.dir = a.dir.clone();
     settings::apply_tune(&mut cfg, &a.tune)?;
-    run_crawl(state, cfg, a.tune.stats_json, quiet).await
+    run_crawl(state, cfg, a.tune.stats_json, a.tune.metrics, quiet).await
 }
 
 /// `trawl recrawl DIR`: the next recrawl generation of the crawl in `DIR`, or the
@@ -135,20 +135,54 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
     }
     cfg.state.dir = dir;
     settings::apply_tune(&mut cfg, &a.tune)?;
-    run_crawl(state, cfg, a.tune.stats_json.clone(), quiet).await
+    run_crawl(
+        state,
+        cfg,
+        a.tune.stats_json.clone(),
+        a.tune.metrics.clone(),
+        quiet,
+    )
+    .await
 }
 
-async fn run_crawl(state: StateDir, cfg: CrawlConfig, stats_json: Option<PathBuf>, quiet: bool) -> R<u8> {
+async fn run_crawl(
+    state: StateDir,
+    cfg: CrawlConfig,
+    stats_json: Option<PathBuf>,
+    metrics: Option<String>,
+    quiet: bool,
+) -> R<u8> {
     let dir = cfg.state.dir.clone();
     let grace = cfg.state.grace_secs;
     let valid = cfg.validate().map_err(failure::engine)?;
+    let listener = match &metrics {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     let crawler = Crawler::open_in(state, valid).await.map_err(failure::engine)?;
     let stats = crawler.stats();
+    let metrics = listener.map(|l| tokio::spawn(crate::metrics::serve(l, crawler.metrics())));
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone(), grace));
-    let progress = (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone())));
+    let limits = display::Limits {
+        max_pages: crawler
+            .config()
+            .limits
+            .max_pages
+            .map(|m| (m, crawler.pages_before())),
+        max_time: crawler
+            .config()
+            .limits
+            .max_time_secs
+            .map(|t| (std::time::Duration::from_secs_f64(t), crawler.elapsed_before())),
+    };
+    let progress =
+        (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone(), crawler.metrics(), limits)));
     let result = crawler.crawl(shutdown).await;
     signals.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     if let Some(p) = progress {
         p.abort();
         let _ = p.await;

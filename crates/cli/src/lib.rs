@@ -19,6 +19,7 @@ mod display;
 mod export;
 mod failure;
 mod malloc;
+mod metrics;
 mod settings;
 mod status;
 

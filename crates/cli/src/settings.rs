@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trawl_engine::{CrawlConfig, OutputConfig, PathBudget};
+use trawl_engine::{CrawlConfig, OutputConfig, PathBudget, PolitenessBy};
 
 use crate::args::{CrawlArgs, FileConfig, Format, ScopeArgs, TuneArgs, parse_duration, parse_size};
 use crate::failure::{R, usage};
@@ -123,6 +123,8 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
         per_host_concurrency: flags.per_host_concurrency.or(file.per_host_concurrency),
         rate: flags.rate.or(file.rate),
         burst: flags.burst.or(file.burst),
+        adaptive: flags.adaptive.or(file.adaptive),
+        politeness_key: flags.politeness_key.or(file.politeness_key),
         ignore_crawl_delay: flags.ignore_crawl_delay || file.ignore_crawl_delay,
         requisites: flags.requisites || file.requisites,
         max_depth: flags.max_depth.or(file.max_depth),
@@ -150,6 +152,7 @@ fn merge_tune(flags: TuneArgs, file: TuneArgs) -> TuneArgs {
         grace: flags.grace.or(file.grace),
         fsync: flags.fsync || file.fsync,
         stats_json: flags.stats_json.or(file.stats_json),
+        metrics: flags.metrics.or(file.metrics),
     }
 }
 
@@ -160,6 +163,15 @@ pub(crate) fn cache_capacity(t: &TuneArgs) -> R<Option<u64>> {
         .as_deref()
         .map(|s| parse_size(s).map_err(|e| usage(format!("--cache-capacity: {e}"))))
         .transpose()
+}
+
+/// An `on|off` flag's value.
+fn on_off(flag: &str, value: &str) -> R<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(usage(format!("--{flag}: expected on or off, not {value:?}"))),
+    }
 }
 
 fn budget(b: &str) -> R<PathBudget> {
@@ -197,6 +209,16 @@ pub(crate) fn apply_tune(cfg: &mut CrawlConfig, t: &TuneArgs) -> R<()> {
     }
     if let Some(b) = t.burst {
         p.burst = b;
+    }
+    if let Some(a) = &t.adaptive {
+        p.adaptive = on_off("adaptive", a)?;
+    }
+    if let Some(k) = &t.politeness_key {
+        p.politeness_key = match k.trim().to_ascii_lowercase().as_str() {
+            "host" => PolitenessBy::Host,
+            "ip" => PolitenessBy::Ip,
+            _ => return Err(usage(format!("--politeness-key: expected host or ip, not {k:?}"))),
+        };
     }
     p.ignore_crawl_delay |= t.ignore_crawl_delay;
     if let Some(ua) = &t.user_agent {

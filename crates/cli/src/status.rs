@@ -68,6 +68,57 @@ fn running(dir: &Path, json: bool) -> R<u8> {
     Ok(exit::OK)
 }
 
+/// One host's politeness as `status` shows it.
+struct HostPoliteness {
+    host: String,
+    /// Requests per second it is held to (`None`: no rate).
+    rate: Option<f64>,
+    /// Whether `rate` is the adaptive rate, below the configured one.
+    adapted: bool,
+    cool_down_s: f64,
+    backoff: u32,
+    refused_429: u64,
+    failure_rate: f64,
+}
+
+/// The politeness of the (at most 10) hosts with the most queued work: the rate the
+/// host is held to (its persisted adaptive rate, else the configured one), what is
+/// left of a cool-down, the backoff level, and the last run's 429s and failure rate.
+fn host_politeness(
+    hosts: &[trawl_engine::HostInfo],
+    cfg: Option<&CrawlConfig>,
+    progress: Option<&trawl_engine::Progress>,
+) -> Vec<HostPoliteness> {
+    let configured = cfg.map_or(1.0, |c| c.politeness.rate);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    hosts
+        .iter()
+        .filter(|h| h.counts.queued + h.counts.leased > 0)
+        .take(10)
+        .map(|h| {
+            let authority = h.key.split_once("://").map_or(h.key.as_str(), |(_, a)| a);
+            let last = progress.and_then(|p| p.stats.top_hosts.iter().find(|t| t.host == authority));
+            let p = &h.politeness;
+            let adapted = p.adaptive_millirate != 0;
+            HostPoliteness {
+                host: h.key.clone(),
+                rate: if adapted {
+                    Some(f64::from(p.adaptive_millirate) / 1000.0)
+                } else {
+                    (configured > 0.0).then_some(configured)
+                },
+                adapted,
+                cool_down_s: p.earliest_ms().saturating_sub(now) as f64 / 1000.0,
+                backoff: p.backoff_level,
+                refused_429: last.map_or(0, |t| t.refused_429),
+                failure_rate: last.map_or(0.0, |t| t.failure_rate),
+            }
+        })
+        .collect()
+}
+
 /// `trawl status`.
 pub(crate) fn status(a: StatusArgs) -> R<u8> {
     let dir = &a.dir;
@@ -107,6 +158,10 @@ pub(crate) fn status(a: StatusArgs) -> R<u8> {
                 "cooling_until_ms": h.politeness.earliest_ms(),
             })).collect::<Vec<_>>(),
             "errors": errors,
+            "politeness": host_politeness(&hosts, cfg.as_ref(), progress.as_ref()).iter().map(|p| serde_json::json!({
+                "host": p.host, "rate": p.rate, "adaptive": p.adapted, "cool_down_s": p.cool_down_s,
+                "backoff_level": p.backoff, "refused_429": p.refused_429, "failure_rate": p.failure_rate,
+            })).collect::<Vec<_>>(),
             "recent_errors": recent.iter().map(|(u, r)| serde_json::json!({"url": u, "reason": r})).collect::<Vec<_>>(),
             "unreadable_records": unreadable,
             "last_run": progress.as_ref().map(|p| serde_json::json!({"outcome": p.outcome, "pages": p.stats.pages})),
@@ -152,6 +207,35 @@ pub(crate) fn status(a: StatusArgs) -> R<u8> {
                 "  {:<40} {:>8} queued {:>8} done {:>6} failed",
                 h.key, h.counts.queued, h.counts.done, h.counts.failed
             );
+        }
+    }
+    let politeness = host_politeness(&hosts, cfg.as_ref(), progress.as_ref());
+    if !politeness.is_empty() {
+        println!("politeness of the hosts with the most work (429s and failures: last run):");
+        println!(
+            "  {:<40} {:>9} {:>10} {:>7} {:>6} {:>8}",
+            "host", "rate/s", "cool-down", "backoff", "429s", "failed"
+        );
+        for p in &politeness {
+            println!(
+                "  {:<40} {:>9} {:>10} {:>7} {:>6} {:>7.1}%",
+                p.host,
+                p.rate.map_or("none".to_string(), |r| format!(
+                    "{r:.2}{}",
+                    if p.adapted { "*" } else { "" }
+                )),
+                if p.cool_down_s > 0.0 {
+                    format!("{:.0} s", p.cool_down_s)
+                } else {
+                    "-".into()
+                },
+                p.backoff,
+                p.refused_429,
+                p.failure_rate * 100.0
+            );
+        }
+        if politeness.iter().any(|p| p.adapted) {
+            println!("  (* the adaptive rate, lowered after 429s, 503s, timeouts or slow answers)");
         }
     }
     if !errors.is_empty() {

@@ -176,6 +176,17 @@ impl Default for Limits {
     }
 }
 
+/// What a host's politeness (rate, request slots, cool-downs) is kept per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolitenessBy {
+    /// Each host (`scheme://host:port`).
+    #[default]
+    Host,
+    /// Each IP address the hosts resolve to.
+    Ip,
+}
+
 /// How gently hosts are treated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -188,6 +199,15 @@ pub struct PolitenessConfig {
     pub rate: f64,
     /// Requests per host allowed back to back before the rate applies. By default, 1.
     pub burst: u32,
+    /// Adapt each host's rate to its answers: cut by a quarter on 429, 503, a timeout
+    /// or a time to first byte far above the host's recent median, recovered step by
+    /// step while it is healthy, never above `rate` nor the Crawl-delay, and persisted
+    /// with the host's politeness. `false` keeps `rate` fixed. By default, on.
+    pub adaptive: bool,
+    /// What politeness is kept per: each host, or each server address (virtual hosts
+    /// of one server share one rate, one set of request slots and one cool-down).
+    /// By default, per host.
+    pub politeness_key: PolitenessBy,
     /// Fetches in flight per host. By default, 2.
     pub per_host_concurrency: usize,
     /// Fetches in flight in total. By default, 64.
@@ -218,6 +238,8 @@ impl Default for PolitenessConfig {
             user_agent: DEFAULT_USER_AGENT.to_string(),
             rate: 1.0,
             burst: 1,
+            adaptive: true,
+            politeness_key: PolitenessBy::Host,
             per_host_concurrency: 2,
             concurrency: 64,
             robots: true,

@@ -58,6 +58,7 @@ mod config;
 mod crawl;
 mod error;
 mod host;
+mod metrics;
 pub mod recrawl;
 mod scope;
 mod state;
@@ -67,7 +68,7 @@ mod validate;
 pub use config::{
     CrawlConfig, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PATH_SEGMENTS, DEFAULT_MAX_QUERY_VARIANTS,
     DEFAULT_MAX_REPEATED_SEGMENTS, DEFAULT_USER_AGENT, FetchConfig, Limits, OutputConfig, PathBudget,
-    PolitenessConfig, RecrawlConfig, ScopeConfig, StateConfig,
+    PolitenessBy, PolitenessConfig, RecrawlConfig, ScopeConfig, StateConfig,
 };
 pub use crawl::{
     COMMIT_BATCH, COMMIT_CHANNEL, CrawlOutcome, Crawler, FETCH_CHANNEL, LEASE_BATCH, Limit, MAX_LEASES,
@@ -75,6 +76,7 @@ pub use crawl::{
 };
 pub use error::Error;
 pub use host::HostKey;
+pub use metrics::{Metrics, RATE_HOSTS};
 pub use scope::{Refusal, Scope};
 pub use state::{ArchiveFiles, StateDir, StateReader, read_progress};
 pub use stats::{HostSnapshot, StageTimes, Stats, StatsSnapshot};

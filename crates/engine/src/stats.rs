@@ -89,6 +89,8 @@ impl HostTable {
 struct HostCounters {
     pages: u64,
     failures: u64,
+    /// Responses answered 429 (every attempt).
+    refused: u64,
 }
 
 /// One host in a [`StatsSnapshot`].
@@ -102,6 +104,10 @@ pub struct HostSnapshot {
     pub failures: u64,
     /// `failures / pages`.
     pub failure_rate: f64,
+    /// Responses answered 429 Too Many Requests in this run, every attempt (a
+    /// retried URL's record shows only its last answer).
+    #[serde(default)]
+    pub refused_429: u64,
 }
 
 /// Where the pipeline's time went, in milliseconds summed over tasks (wall time
@@ -261,6 +267,18 @@ impl Stats {
         h.failures += u64::from(error.is_some());
     }
 
+    /// Counts a response of `host` answered 429 (only hosts already in the table: the
+    /// busiest keep their counters, see [`STATS_HOSTS`]).
+    pub(crate) fn refused(&self, host: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hosts.counters.get_mut(host) {
+            h.refused += 1;
+        } else {
+            hosts.make_room(host);
+            hosts.counters.entry(host.to_string()).or_default().refused += 1;
+        }
+    }
+
     /// The failure rate of a host in this run (0 when unknown; the counters of the
     /// least busy hosts are dropped past [`STATS_HOSTS`]).
     pub fn host_failure_rate(&self, host: &str) -> f64 {
@@ -289,6 +307,7 @@ impl Stats {
                 pages: c.pages,
                 failures: c.failures,
                 failure_rate: c.failures as f64 / c.pages.max(1) as f64,
+                refused_429: c.refused,
             })
             .collect();
         top.sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.host.cmp(&b.host)));
@@ -392,10 +411,11 @@ impl StatsSnapshot {
         }
         for h in self.top_hosts.iter().take(5) {
             s.push_str(&format!(
-                "host {}: {} pages, {:.1}% failed\n",
+                "host {}: {} pages, {:.1}% failed, {} answered 429\n",
                 h.host,
                 h.pages,
-                h.failure_rate * 100.0
+                h.failure_rate * 100.0,
+                h.refused_429
             ));
         }
         s.push_str(&format!(

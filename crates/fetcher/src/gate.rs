@@ -4,7 +4,10 @@
 //! - a concurrency cap (a semaphore),
 //! - robots.txt `Crawl-delay` (capped): the least time between two request starts,
 //! - a cool-down after 429 or 503: `Retry-After` when given (clamped), otherwise
-//!   exponential backoff with full jitter.
+//!   exponential backoff with full jitter,
+//! - the adaptive rate ([`GatePolicy::adaptive`], the `adaptive` module): a limit under
+//!   the configured rate, cut on 429, 503, timeouts and slow first bytes, recovered
+//!   while the host is healthy.
 //!
 //! Time is tokio's clock, so tests run on paused time. A scheduler claims a request
 //! start with [`HostGate::try_acquire`], which never blocks: it either returns the
@@ -22,6 +25,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use crate::adaptive::{RateController, Signal};
 
 /// governor's clock on tokio's time: instants are durations since the gate was made.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +57,11 @@ pub struct GatePolicy {
     pub backoff_base: Duration,
     /// The longest backoff or `Retry-After` honoured. By default, 10 minutes.
     pub max_cool_down: Duration,
+    /// Whether the rate adapts to the host: cut (by a quarter) on 429, 503, a timeout
+    /// or a time to first byte far above the host's recent median, and recovered
+    /// step by step while responses are healthy, never above `rate` nor the
+    /// Crawl-delay. `false` keeps the configured rate fixed. By default, on.
+    pub adaptive: bool,
 }
 
 impl Default for GatePolicy {
@@ -63,6 +73,7 @@ impl Default for GatePolicy {
             max_crawl_delay: Duration::from_secs(30),
             backoff_base: Duration::from_secs(1),
             max_cool_down: Duration::from_secs(600),
+            adaptive: true,
         }
     }
 }
@@ -82,6 +93,8 @@ struct GateState {
     /// is never behind the limiter: `ready_in` is never early. The limiter stays the
     /// judge.
     rate_tat: Duration,
+    /// The adaptive rate; its spacing counts with the crawl delay's.
+    adaptive: RateController,
 }
 
 impl GateState {
@@ -89,7 +102,7 @@ impl GateState {
     fn time_rules_wait(&self, now: Duration) -> Duration {
         let mut at = self.cool_down_until;
         if let Some(last) = self.last_start {
-            at = at.max(last + self.crawl_delay);
+            at = at.max(last + self.crawl_delay.max(self.adaptive.spacing()));
         }
         at.saturating_sub(now)
     }
@@ -133,13 +146,17 @@ impl std::fmt::Debug for HostGate {
     }
 }
 
-/// A host's cool-down state, as taken by [`HostGate::snapshot`].
+/// A host's cool-down state and adaptive rate, as taken by [`HostGate::snapshot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GateSnapshot {
     /// How much of the cool-down (Retry-After or backoff) is left.
     pub cool_down: Duration,
     /// Failures in a row since the last success.
     pub backoff_level: u32,
+    /// The adaptive rate while it holds the host below its configured rate, in
+    /// thousandths of a request per second; 0 when it does not
+    /// ([`HostGate::adaptive_rate`]).
+    pub adaptive_millirate: u32,
 }
 
 /// A request slot of a host; dropping it frees the slot.
@@ -175,7 +192,10 @@ impl HostGate {
             limiter,
             rate,
             slots: Arc::new(Semaphore::new(policy.concurrency.max(1))),
-            state: Mutex::new(GateState::default()),
+            state: Mutex::new(GateState {
+                adaptive: RateController::new(policy.rate),
+                ..GateState::default()
+            }),
             policy,
         }
     }
@@ -189,7 +209,16 @@ impl HostGate {
         let d = seconds
             .filter(|s| s.is_finite() && *s > 0.0)
             .map_or(Duration::ZERO, Duration::from_secs_f64);
-        self.state().crawl_delay = d.min(self.policy.max_crawl_delay);
+        let d = d.min(self.policy.max_crawl_delay);
+        let mut st = self.state();
+        st.crawl_delay = d;
+        // The adaptive limit's ceiling: the rate, and the Crawl-delay as a rate.
+        let by_delay = (!d.is_zero()).then(|| 1.0 / d.as_secs_f64());
+        let ceiling = match (self.policy.rate, by_delay) {
+            (Some(r), Some(c)) => Some(r.min(c)),
+            (r, c) => r.or(c),
+        };
+        st.adaptive.set_ceiling(ceiling);
     }
 
     /// How long until the time rules (crawl delay, cool-down, rate) let a request
@@ -236,6 +265,7 @@ impl HostGate {
             st.rate_tat = st.rate_tat.max(self.clock.now()) + rate.period;
         }
         st.last_start = Some(now);
+        st.adaptive.started(now);
         Ok(())
     }
 
@@ -315,6 +345,58 @@ impl HostGate {
         self.state().backoff_level = 0;
     }
 
+    /// Tells the adaptive rate about a response: a healthy one (recovery, or a cut
+    /// when its first byte came far later than the host's recent ones) for a request
+    /// sent at `sent_at` whose headers came after `first_byte`. Nothing without
+    /// [`GatePolicy::adaptive`].
+    pub(crate) fn adapt_healthy(&self, sent_at: Instant, first_byte: Duration) {
+        if !self.policy.adaptive {
+            return;
+        }
+        let (started, now) = (
+            sent_at.saturating_duration_since(self.clock.start),
+            self.clock.now(),
+        );
+        let mut st = self.state();
+        if let Some(why) = st.adaptive.healthy(first_byte, started, now) {
+            tracing::debug!(?why, limit = ?st.adaptive.limit(), "adaptive rate cut");
+        }
+    }
+
+    /// Tells the adaptive rate that a request sent at `sent_at` was refused (429,
+    /// 503) or timed out: one multiplicative cut per round. Nothing without
+    /// [`GatePolicy::adaptive`].
+    pub(crate) fn adapt_overloaded(&self, sent_at: Instant, why: Signal) {
+        if !self.policy.adaptive {
+            return;
+        }
+        let (started, now) = (
+            sent_at.saturating_duration_since(self.clock.start),
+            self.clock.now(),
+        );
+        let mut st = self.state();
+        if st.adaptive.signal(why, started, now) {
+            tracing::debug!(?why, limit = ?st.adaptive.limit(), "adaptive rate cut");
+        }
+    }
+
+    /// The adaptive limit in requests per second while it holds the host below its
+    /// configured rate (and Crawl-delay); `None` at the ceiling, or without
+    /// [`GatePolicy::adaptive`].
+    pub fn adaptive_rate(&self) -> Option<f64> {
+        self.state().adaptive.limit()
+    }
+
+    /// The robots.txt Crawl-delay this gate applies (capped; zero for none).
+    pub fn crawl_delay(&self) -> Duration {
+        self.state().crawl_delay
+    }
+
+    /// How many times the adaptive rate was cut.
+    pub fn adaptive_cuts(&self) -> u64 {
+        self.state().adaptive.cuts
+    }
+
     /// The host's cool-down state, to persist it (the trawl engine keeps it in its
     /// frontier so that a resumed crawl stays polite).
     pub fn snapshot(&self) -> GateSnapshot {
@@ -323,16 +405,24 @@ impl HostGate {
         GateSnapshot {
             cool_down: st.cool_down_until.saturating_sub(now),
             backoff_level: st.backoff_level,
+            adaptive_millirate: st
+                .adaptive
+                .limit()
+                .map_or(0, |l| ((l * 1000.0).round() as u32).max(1)),
         }
     }
 
-    /// Restores a cool-down state taken with [`HostGate::snapshot`] (its remaining
-    /// time counted from now).
+    /// Restores a state taken with [`HostGate::snapshot`]: the cool-down (its
+    /// remaining time counted from now), the backoff level and the adaptive rate.
     pub fn restore(&self, snap: GateSnapshot) {
         let until = self.clock.now() + snap.cool_down.min(self.policy.max_cool_down);
         let mut st = self.state();
         st.cool_down_until = st.cool_down_until.max(until);
         st.backoff_level = snap.backoff_level;
+        if self.policy.adaptive && snap.adaptive_millirate != 0 {
+            st.adaptive
+                .restore(Some(f64::from(snap.adaptive_millirate) / 1000.0));
+        }
     }
 
     /// The current backoff level (failures in a row since the last success).
@@ -343,14 +433,15 @@ impl HostGate {
     /// Whether a new gate with the same policy and Crawl-delay would behave exactly
     /// as this one from now on: no request in flight, no cool-down left, the crawl
     /// delay since the last start over, the rate's full burst available again, and
-    /// no backoff level. Such a gate can be dropped and made again without letting
+    /// no backoff level and no adaptive limit below the rate. Such a gate can be dropped and made again without letting
     /// the host be fetched sooner than its rules allow.
     pub fn is_at_rest(&self) -> bool {
         self.rests(false)
     }
 
     /// [`HostGate::is_at_rest`], or with `ignore_backoff` the same but for the
-    /// backoff level.
+    /// backoff level and the adaptive limit (a new gate starts at the configured rate
+    /// and learns the host again).
     pub(crate) fn rests(&self, ignore_backoff: bool) -> bool {
         if self.slots.available_permits() < self.policy.concurrency.max(1) {
             return false;
@@ -359,7 +450,7 @@ impl HostGate {
         let st = self.state();
         st.time_rules_wait(now).is_zero()
             && (self.rate.is_none() || st.rate_tat <= now)
-            && (ignore_backoff || st.backoff_level == 0)
+            && (ignore_backoff || (st.backoff_level == 0 && st.adaptive.limit().is_none()))
     }
 }
 
@@ -482,7 +573,8 @@ mod tests {
             snap,
             GateSnapshot {
                 cool_down: Duration::from_secs(6),
-                backoff_level: 1
+                backoff_level: 1,
+                adaptive_millirate: 0,
             }
         );
         let resumed = HostGate::new(GatePolicy {
@@ -603,5 +695,63 @@ mod tests {
             "spaced by the rate, not by a slot"
         );
         assert_eq!(gate.free_slots(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_slows_the_host_and_the_slower_rate_survives_a_snapshot() {
+        let gate = HostGate::new(GatePolicy {
+            rate: Some(4.0),
+            concurrency: 10,
+            ..policy()
+        });
+        let sent = Instant::now();
+        drop(gate.try_acquire().expect("first"));
+        gate.adapt_overloaded(sent, Signal::Refused);
+        assert_eq!(gate.adaptive_rate(), Some(3.0));
+        assert_eq!(gate.adaptive_cuts(), 1);
+        // Spaced at 1/3 s now, not at the configured 1/4 s.
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert!(matches!(gate.try_acquire(), Err(NotReady::Wait(_))));
+        assert!(!gate.is_at_rest(), "a new gate would forget the slower rate");
+        let snap = gate.snapshot();
+        assert_eq!(snap.adaptive_millirate, 3_000);
+        let resumed = HostGate::new(GatePolicy {
+            rate: Some(4.0),
+            concurrency: 10,
+            ..policy()
+        });
+        resumed.restore(snap);
+        assert_eq!(resumed.adaptive_rate(), Some(3.0));
+        // Off: the same signal changes nothing.
+        let fixed = HostGate::new(GatePolicy {
+            rate: Some(4.0),
+            adaptive: false,
+            ..policy()
+        });
+        fixed.adapt_overloaded(sent, Signal::Refused);
+        fixed.restore(snap);
+        assert_eq!(fixed.adaptive_rate(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_crawl_delay_is_the_adaptive_ceiling() {
+        let gate = HostGate::new(GatePolicy {
+            rate: Some(10.0),
+            concurrency: 10,
+            ..policy()
+        });
+        gate.set_crawl_delay(Some(2.0));
+        gate.adapt_overloaded(Instant::now(), Signal::Timeout);
+        assert_eq!(
+            gate.adaptive_rate(),
+            Some(0.375),
+            "cut from the Crawl-delay's 0.5/s"
+        );
+        // About 200 healthy responses from 90% of the rate that hurt to it.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for _ in 0..300 {
+            gate.adapt_healthy(Instant::now(), Duration::from_millis(1));
+        }
+        assert_eq!(gate.adaptive_rate(), None, "back at the ceiling, never above it");
     }
 }

@@ -59,9 +59,13 @@
 //! ```
 //!
 //! # Layout
-//! - `fetch`: [`Fetcher`], [`FetcherBuilder`], [`RequestOptions`], [`Fetched`], [`Error`].
+//! - `fetch`: [`Fetcher`] (its builder, errors, the robots.txt path, the request loop
+//!   and the bounded per-host state, a file each), [`FetcherBuilder`],
+//!   [`RequestOptions`], [`Fetched`], [`Error`].
 //! - `accept`: [`AcceptTypes`] and [`MediaRange`], which bodies are downloaded.
 //! - `gate`: [`HostGate`], per-host politeness on tokio's clock.
+//! - `adaptive`: the AIMD controller behind [`GatePolicy::adaptive`]: a host's rate
+//!   cut on 429, 503, timeouts and slow first bytes, recovered while it is healthy.
 //! - `net`: under HTTP: the filtering DNS resolver and its cache, the rustls config,
 //!   and reqwest's errors read by the type of their cause.
 //! - `robots`: [`Robots`], RFC 9309 rules with the `robotstxt` crate's defects fixed.
@@ -89,6 +93,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod accept;
+mod adaptive;
 mod body;
 mod fetch;
 mod gate;
@@ -100,8 +105,8 @@ mod ssrf;
 pub use accept::{AcceptTypes, MediaRange};
 pub use body::{BodyDecoder, BodyError, ContentEncoding};
 pub use fetch::{
-    DEFAULT_HOST_CACHE, Error, Fetched, Fetcher, FetcherBuilder, RequestOptions, RobotsStore, StoredRobots,
-    Timings, Validators, parse_retry_after,
+    DEFAULT_HOST_CACHE, Error, Fetched, Fetcher, FetcherBuilder, HostState, PolitenessKey, RequestOptions,
+    RobotsStore, StoredRobots, Timings, Validators, parse_retry_after,
 };
 pub use gate::{GatePolicy, GateSnapshot, HostGate, HostPermit, NotReady};
 pub use memory::MemoryReservation;

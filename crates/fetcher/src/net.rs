@@ -161,6 +161,18 @@ impl DnsCache {
         entries.insert(host, (std::time::Instant::now(), addrs));
     }
 
+    /// [`DnsCache::resolve`] without a runtime: the system's resolver on this thread
+    /// on a miss.
+    pub(crate) fn resolve_blocking(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
+        if let Some(addrs) = self.get(host) {
+            return Ok(addrs);
+        }
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addrs: Arc<[SocketAddr]> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))?.collect();
+        self.put(host.to_string(), addrs.clone());
+        Ok(addrs)
+    }
+
     async fn resolve(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
         if let Some(addrs) = self.get(host) {
             return Ok(addrs);

@@ -666,18 +666,26 @@ pub(crate) fn encode_host(key: &str, p: &Politeness) -> Vec<u8> {
     out.extend_from_slice(&p.retry_after_until_ms.to_be_bytes());
     out.extend_from_slice(&p.backoff_level.to_be_bytes());
     out.extend_from_slice(&p.consecutive_failures.to_be_bytes());
+    // Written only when set, so a host record without one keeps its old encoding.
+    if p.adaptive_millirate != 0 {
+        out.extend_from_slice(&p.adaptive_millirate.to_be_bytes());
+    }
     out
 }
 
 pub(crate) fn decode_host(v: &[u8]) -> Result<(String, Politeness)> {
     let mut r = Reader::new(v, "host");
     let key = r.string()?;
-    let p = Politeness {
+    let mut p = Politeness {
         next_allowed_at_ms: r.u64()?,
         retry_after_until_ms: r.u64()?,
         backoff_level: r.u32()?,
         consecutive_failures: r.u32()?,
+        adaptive_millirate: 0,
     };
+    if !r.is_empty() {
+        p.adaptive_millirate = r.u32()?;
+    }
     Ok((key, p))
 }
 
@@ -864,5 +872,29 @@ mod tests {
         assert_eq!(keys[3], queue_key((1, Priority::Page, 1), 0));
         let (q, seq) = parse_queue_key(&keys[3]).expect("parses");
         assert_eq!((q, seq), ((1, Priority::Page, 1), 0));
+    }
+
+    #[test]
+    fn a_host_record_keeps_its_adaptive_rate_and_reads_the_old_encoding() {
+        let p = Politeness {
+            backoff_level: 1,
+            adaptive_millirate: 750,
+            ..Politeness::default()
+        };
+        assert_eq!(
+            decode_host(&encode_host("http://a.test", &p)).expect("decodes"),
+            ("http://a.test".to_string(), p)
+        );
+        let plain = Politeness {
+            backoff_level: 1,
+            ..Politeness::default()
+        };
+        let old = encode_host("http://a.test", &plain);
+        assert_eq!(
+            old.len() + 4,
+            encode_host("http://a.test", &p).len(),
+            "no field written when unset"
+        );
+        assert_eq!(decode_host(&old).expect("decodes").1, plain);
     }
 }

@@ -175,6 +175,9 @@ pub struct Politeness {
     pub backoff_level: u32,
     /// Consecutive failures (connection errors, timeouts, 5xx).
     pub consecutive_failures: u32,
+    /// The host's adaptive rate while it holds the host below its configured rate,
+    /// in thousandths of a request per second; 0: none (the configured rate).
+    pub adaptive_millirate: u32,
 }
 
 impl Politeness {

@@ -303,6 +303,7 @@ fn host_state_and_robots_survive_reopen() {
         retry_after_until_ms: 5_000,
         backoff_level: 2,
         consecutive_failures: 3,
+        adaptive_millirate: 2_500,
     };
     let robots = RobotsEntry {
         status: 200,

@@ -37,6 +37,7 @@ mod bad;
 mod body;
 mod generations;
 mod html;
+mod limit;
 mod robots;
 mod server;
 mod site;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 pub use bad::{BINARY_BYTES, BINARY_CHUNK, BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
 pub use body::StreamReport;
 pub use generations::RecrawlTruth;
+pub use limit::RateLimit;
 pub use robots::RobotsVariant;
 pub use server::{ETAG, LAST_MODIFIED};
 pub use site::{CrawlTruth, Site, SiteLink, Target, vhost_name};
@@ -106,6 +108,7 @@ pub struct TestSite {
     tls: bool,
     vhosts: Option<usize>,
     all_validators: bool,
+    rate_limit: Option<RateLimit>,
 }
 
 impl Default for TestSite {
@@ -133,6 +136,7 @@ impl TestSite {
             tls: false,
             vhosts: None,
             all_validators: false,
+            rate_limit: None,
         }
     }
 
@@ -235,6 +239,15 @@ impl TestSite {
         self
     }
 
+    /// A hidden limit on the regular hosts' pages (robots.txt is exempt): at most
+    /// `limit.per_second` requests from one client address in any second, each one
+    /// above answered 429, with `Retry-After: limit.retry_after` when that is set.
+    /// Admitted requests count, refused ones do not. By default, none.
+    pub fn rate_limit(mut self, limit: RateLimit) -> TestSite {
+        self.rate_limit = Some(limit);
+        self
+    }
+
     /// Binds the listeners and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -295,6 +308,7 @@ impl TestSite {
                 compression: self.compression,
                 link_bad: self.link_bad,
                 track: self.track,
+                rate_limit: self.rate_limit,
             },
             variant_bases: variant_bases.clone(),
             log: Mutex::new(Vec::new()),
@@ -304,6 +318,7 @@ impl TestSite {
             total: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             streams: Arc::default(),
+            limiter: limit::Limiter::default(),
         });
         let stop = CancellationToken::new();
         let mut addrs = Vec::with_capacity(listeners.len());

@@ -40,6 +40,8 @@ pub(crate) struct Options {
     pub(crate) compression: bool,
     pub(crate) link_bad: bool,
     pub(crate) track: bool,
+    /// The hidden per-client limit on the regular hosts' pages.
+    pub(crate) rate_limit: Option<crate::RateLimit>,
 }
 
 /// State shared by every connection of every host.
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) streams: Arc<StreamLog>,
     /// The generation served (`RunningSite::set_generation`).
     pub(crate) generation: AtomicU64,
+    /// The clients' windows under `opts.rate_limit`.
+    pub(crate) limiter: crate::limit::Limiter,
 }
 
 /// Accepts connections on `listener` until `stop` fires. With `tls`, every
@@ -75,7 +79,7 @@ pub(crate) async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -92,7 +96,7 @@ pub(crate) async fn serve(
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 let base = base.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, kind, &base, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, kind, &base, peer, req).await) }
             });
             match tls {
                 None => {
@@ -166,6 +170,7 @@ async fn handle(
     shared: &Shared,
     kind: HostKind,
     base: &str,
+    peer: SocketAddr,
     req: HttpRequest<Incoming>,
 ) -> Response<SiteBody> {
     let (kind, base) = match kind {
@@ -211,7 +216,20 @@ async fn handle(
         }
     }
 
+    let limited = match (kind, shared.opts.rate_limit) {
+        (HostKind::Site(_), Some(limit)) if path != "/robots.txt" => {
+            (!shared.limiter.admit(limit, peer.ip(), at)).then_some(limit)
+        }
+        _ => None,
+    };
     let reply = match kind {
+        _ if limited.is_some() => {
+            let reply = Reply::text(429, "too many requests");
+            match limited.and_then(|l| l.retry_after) {
+                Some(s) => reply.header("retry-after", &s.to_string()),
+                None => reply,
+            }
+        }
         HostKind::Site(_) if path.starts_with("/http/") => http_reply(&path, &query, req.headers()),
         HostKind::Site(h) => site_reply(shared, h, base, &path, &query, nth, req.headers()),
         HostKind::Robots(v) => variant_reply(v, base, &path),

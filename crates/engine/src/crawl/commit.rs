@@ -118,6 +118,7 @@ pub(crate) fn commit_loop(
             sh.stats
                 .commit_us
                 .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+            sh.live.stage("commit", t0.elapsed().as_secs_f64());
         }
         Ok(())
     })();
@@ -147,6 +148,18 @@ fn enqueue_ahead(sh: &Shared, links: Vec<NewUrl>) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The adaptive rate to persist: the gate's, unless it moved by under 2% from the
+/// stored one (it moves on every response while it recovers; a write per page for
+/// a change no one would notice after a restart is not worth it).
+fn persisted_rate(stored: u32, live: u32) -> u32 {
+    let moved = (i64::from(live) - i64::from(stored)).unsigned_abs();
+    if stored == 0 || live == 0 || moved * 50 >= u64::from(stored) {
+        live
+    } else {
+        stored
+    }
 }
 
 /// The per-host circuit breaker and persisted cool-downs. Its state is the host's
@@ -186,11 +199,14 @@ fn breaker(sh: &Shared, d: &Done) -> Result<(), Error> {
         }
         None => {}
     }
-    if let Some(c) = d.cool {
+    if let Some(c) = d.cool.filter(|c| !c.cool_down.is_zero()) {
         p.retry_after_until_ms = p.retry_after_until_ms.max(now + c.cool_down.as_millis() as u64);
         p.backoff_level = p.backoff_level.max(c.backoff_level);
     } else if d.host_failure == Some(false) && p.retry_after_until_ms <= now {
         p.retry_after_until_ms = 0;
+    }
+    if let Some(c) = d.cool {
+        p.adaptive_millirate = persisted_rate(before.adaptive_millirate, c.adaptive_millirate);
     }
     if p != before {
         sh.frontier.set_politeness(id, p).map_err(|e| sh.state_error(e))?;

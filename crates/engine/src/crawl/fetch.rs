@@ -38,7 +38,8 @@ pub(crate) struct Fetched {
     pub(crate) lease: Lease,
     pub(crate) host: String,
     pub(crate) fetch: Fetch,
-    /// The host's cool-down after this request, when one is running.
+    /// The host's gate after this request (cool-down, backoff, adaptive rate), when a
+    /// cool-down is running or the adaptive rate is on.
     pub(crate) cool: Option<GateSnapshot>,
     /// robots.txt's `Sitemap:` URLs, with the host's first page.
     pub(crate) robots_sitemaps: Vec<String>,
@@ -128,11 +129,24 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
             } else {
                 sh.fetcher.fetch_claimed(&lease.url, host_permit).await
             };
-            if let Ok(f) = &result {
-                sh.bytes_total.fetch_add(f.body_bytes, Relaxed);
+            match &result {
+                Ok(f) => {
+                    sh.bytes_total.fetch_add(f.body_bytes, Relaxed);
+                    sh.live.response(f.status);
+                }
+                Err(e) => {
+                    if let Some(status) = e.status() {
+                        sh.live.response(status);
+                        if status == 429 {
+                            sh.stats.refused(&host);
+                        }
+                    }
+                }
             }
+            // With a cool-down running or the adaptive rate on, the commit stage
+            // persists what the gate says now.
             let snap = gate.snapshot();
-            let cool = (!snap.cool_down.is_zero()).then_some(snap);
+            let cool = (!snap.cool_down.is_zero() || sh.cfg.politeness.adaptive).then_some(snap);
             (Fetch::Response(Box::new(result)), cool)
         }
     };
@@ -144,6 +158,7 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
     sh.stats
         .fetch_us
         .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+    sh.live.stage("fetch", t0.elapsed().as_secs_f64());
     let host_id = lease.host;
     let mut item = Fetched {
         lease,

@@ -168,6 +168,8 @@ pub(crate) struct Shared {
     pub(crate) fetcher: Fetcher,
     pub(crate) scope: Scope,
     pub(crate) stats: Arc<Stats>,
+    /// The metrics the stages feed as they go (the rest is read at scrape time).
+    pub(crate) live: Arc<crate::metrics::Live>,
     pub(crate) parse_opts: ParseOptions,
     /// Wakes the scheduler thread: a slot freed, a batch acked, a stop.
     pub(crate) wake: schedule::Wake,
@@ -468,16 +470,18 @@ impl Crawler {
         }
         let sinks = state.open_sinks(&cfg, fresh)?;
 
-        // Cool-downs survive a restart: a host in a Retry-After window stays in it.
+        // Cool-downs survive a restart: a host in a Retry-After window stays in it,
+        // and a host the adaptive rate holds back starts again at that rate.
         let now = now_ms();
         for h in frontier.hosts() {
             let until = h.politeness.earliest_ms();
-            if until > now
+            if (until > now || h.politeness.adaptive_millirate != 0)
                 && let Ok(url) = Url::parse(&h.key)
             {
                 fetcher.gate(&url).restore(GateSnapshot {
-                    cool_down: Duration::from_millis(until - now),
+                    cool_down: Duration::from_millis(until.saturating_sub(now)),
                     backoff_level: h.politeness.backoff_level,
+                    adaptive_millirate: h.politeness.adaptive_millirate,
                 });
             }
         }
@@ -493,6 +497,7 @@ impl Crawler {
             fetcher,
             scope,
             stats,
+            live: Arc::default(),
             parse_opts: cfg.limits.parse_options(),
             variants: guard::QueryVariants::new(cfg.limits.max_query_variants),
             wake: schedule::Wake::default(),
@@ -520,6 +525,29 @@ impl Crawler {
     /// The live counters (for a progress display).
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
+    }
+
+    /// The crawl's live metrics, to serve in the Prometheus text format while it runs
+    /// (`trawl crawl --metrics ADDR`): pages by outcome, bytes, requests in flight,
+    /// queue depth, per-stage latency histograms, 429 and 5xx responses, hosts in a
+    /// cool-down, the adaptive rate of the busiest hosts and stall-monitor events.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(
+            &self.shared.live,
+            self.shared.stats.clone(),
+            self.shared.fetcher.clone(),
+            self.shared.cfg.politeness.rate,
+        )
+    }
+
+    /// Pages written by earlier runs of this crawl (what `--max-pages` counts on from).
+    pub fn pages_before(&self) -> u64 {
+        self.persisted.pages
+    }
+
+    /// How long earlier runs of this crawl ran (what `--max-time` counts on from).
+    pub fn elapsed_before(&self) -> Duration {
+        Duration::from_millis(self.persisted.elapsed_ms)
     }
 
     /// The configuration this crawl runs with.
@@ -660,6 +688,7 @@ fn build_fetcher(
     let mut policy = GatePolicy::default();
     policy.rate = (p.rate > 0.0).then_some(p.rate);
     policy.burst = p.burst.max(1);
+    policy.adaptive = p.adaptive;
     policy.concurrency = p.per_host_concurrency;
     policy.backoff_base = Duration::from_secs_f64(p.backoff_base_secs);
     policy.max_crawl_delay = if p.ignore_crawl_delay {
@@ -670,6 +699,10 @@ fn build_fetcher(
     let mut builder = Fetcher::builder()
         .user_agent(p.user_agent.clone())
         .politeness(policy)
+        .politeness_key(match p.politeness_key {
+            crate::PolitenessBy::Host => trawl_fetcher::PolitenessKey::Host,
+            crate::PolitenessBy::Ip => trawl_fetcher::PolitenessKey::Ip,
+        })
         .robots(p.robots)
         .allow_private_ips(p.allow_private_ips)
         .max_body(cfg.fetch.max_body)

@@ -88,6 +88,7 @@ pub(crate) async fn parse_stage(
             sh.stats
                 .parse_us
                 .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+            sh.live.stage("parse", t0.elapsed().as_secs_f64());
             drop((permit, bytes_permit));
             let _ = tx.blocking_send(done);
         });

@@ -79,6 +79,7 @@ pub(crate) async fn stall_monitor(sh: Arc<Shared>) {
         let late = t.elapsed().saturating_sub(STALL_TICK);
         sh.stats.stall(late.as_micros() as u64);
         if late >= STALL_WARN {
+            sh.live.stall();
             tracing::warn!(
                 late_ms = late.as_millis() as u64,
                 "the async runtime was blocked (a stage is doing blocking work on its threads)"

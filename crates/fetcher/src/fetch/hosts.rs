@@ -1,0 +1,474 @@
+//! The fetcher's bounded per-host state: the gates and the robots.txt verdicts in
+//! memory, each kept under [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use url::Url;
+
+use super::robots::RobotsVerdict;
+use super::{Fetcher, origin};
+use crate::gate::HostGate;
+
+/// What a politeness gate is for: one per origin, or one per server address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolitenessKey {
+    /// One gate per origin (`scheme://host:port`).
+    #[default]
+    Host,
+    /// One gate per IP address the host resolves to (its first address): virtual
+    /// hosts of one server share its rate, request slots and cool-downs.
+    Ip,
+}
+
+/// One host's live politeness, from [`Fetcher::host_states`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostState {
+    /// The gate's key: `scheme://host:port`, or `ip:ADDRESS` with
+    /// [`PolitenessKey::Ip`].
+    pub origin: String,
+    /// How much of a cool-down (Retry-After or backoff) is left.
+    pub cool_down: Duration,
+    /// Failures in a row since the last success.
+    pub backoff_level: u32,
+    /// The adaptive rate while it holds the host below the configured rate.
+    pub adaptive_rate: Option<f64>,
+    /// The robots.txt Crawl-delay applied (zero for none).
+    pub crawl_delay: Duration,
+}
+
+/// The per-host gates, bounded by [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity). Past it,
+/// every new gate looks at the [`GATE_EVICT_STEP`] oldest in `order`: one at rest
+/// that nobody holds is dropped (that loses nothing: a new gate for the host
+/// behaves the same, see [`HostGate::is_at_rest`]), the others go to the back. So
+/// eviction keeps pace with new hosts at O(1) per gate, and never takes a gate that
+/// still holds its host back.
+#[derive(Default)]
+pub(super) struct Gates {
+    pub(super) map: HashMap<String, Arc<HostGate>>,
+    /// The keys of `map`, oldest (or longest since looked at) first.
+    pub(super) order: VecDeque<String>,
+}
+
+/// Gates looked at per new gate once the map is full.
+const GATE_EVICT_STEP: usize = 4;
+
+impl Gates {
+    pub(super) fn evict_some(&mut self, capacity: usize) {
+        // Twice over: let gates with a backoff level go too (their rate, crawl delay
+        // and cool-down are over; only the level is forgotten).
+        let ignore_backoff = self.map.len() >= capacity.saturating_mul(2);
+        for _ in 0..GATE_EVICT_STEP {
+            if self.map.len() < capacity {
+                break;
+            }
+            let Some(key) = self.order.pop_front() else { break };
+            // The map's clone is the only one, so no one can start a request through
+            // it meanwhile: clones come only from the map, under this lock.
+            match self.map.get(&key) {
+                Some(g) if Arc::strong_count(g) == 1 && g.rests(ignore_backoff) => {
+                    self.map.remove(&key);
+                }
+                Some(_) => self.order.push_back(key),
+                None => {}
+            }
+        }
+    }
+}
+
+/// A cached robots.txt verdict: when it was read, how long it holds, the verdict,
+/// and when it was last used (a tick of [`RobotsCache::tick`]).
+pub(super) struct RobotsSlot {
+    pub(super) at: Instant,
+    pub(super) ttl: Duration,
+    pub(super) verdict: RobotsVerdict,
+    pub(super) used: u64,
+}
+
+/// The robots.txt verdicts in memory, bounded by
+/// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity): past it, expired verdicts and then the
+/// half used least recently are dropped (a [`RobotsStore`](crate::RobotsStore) answers for them again).
+#[derive(Default)]
+pub(super) struct RobotsCache {
+    pub(super) map: HashMap<String, RobotsSlot>,
+    pub(super) tick: u64,
+}
+
+impl RobotsCache {
+    pub(super) fn get(&mut self, key: &str) -> Option<RobotsVerdict> {
+        self.tick += 1;
+        let tick = self.tick;
+        let slot = self.map.get_mut(key)?;
+        slot.used = tick;
+        (slot.at.elapsed() < slot.ttl).then(|| slot.verdict.clone())
+    }
+
+    /// The Crawl-delay of a cached verdict, without counting a use.
+    pub(super) fn crawl_delay(&self, key: &str) -> Option<f64> {
+        match &self.map.get(key)?.verdict {
+            RobotsVerdict::Rules(r) => r.crawl_delay(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn insert(&mut self, key: String, ttl: Duration, verdict: RobotsVerdict, capacity: usize) {
+        if self.map.len() >= capacity && !self.map.contains_key(&key) {
+            self.map.retain(|_, s| s.at.elapsed() < s.ttl);
+            if self.map.len() >= capacity {
+                let mut ticks: Vec<u64> = self.map.values().map(|s| s.used).collect();
+                let mid = ticks.len() / 2;
+                let (_, median, _) = ticks.select_nth_unstable(mid);
+                let median = *median;
+                self.map.retain(|_, s| s.used > median);
+            }
+        }
+        self.tick += 1;
+        let slot = RobotsSlot {
+            at: Instant::now(),
+            ttl,
+            verdict,
+            used: self.tick,
+        };
+        self.map.insert(key, slot);
+    }
+}
+
+impl Fetcher {
+    /// The politeness gate of the host of `url`. One gate per origin while it is
+    /// in use: a gate is dropped from memory only when it is at rest (see
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)) and no one holds it, and a new one
+    /// takes the Crawl-delay of the host's cached robots.txt, so a host's rules hold
+    /// across its gates.
+    pub fn gate(&self, url: &Url) -> Arc<HostGate> {
+        let key = self.gate_key(url);
+        if let Some(g) = self.lock_gates().map.get(&key) {
+            return g.clone();
+        }
+        // Read before the gates' lock is taken again: never both locks at once.
+        let crawl_delay = self
+            .inner
+            .robots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .crawl_delay(&origin(url));
+        let mut gates = self.lock_gates();
+        if let Some(g) = gates.map.get(&key) {
+            return g.clone();
+        }
+        gates.evict_some(self.inner.cfg.host_cache);
+        let gate = HostGate::new(self.inner.cfg.policy);
+        gate.set_crawl_delay(crawl_delay);
+        let gate = Arc::new(gate);
+        gates.order.push_back(key.clone());
+        gates.map.insert(key, gate.clone());
+        gate
+    }
+
+    /// The key of `url`'s gate: its origin, or with [`PolitenessKey::Ip`] the address
+    /// it resolves to. An origin keeps the key it got first (a memo bounded like the
+    /// gates), so a gate is found again without a lookup and a host never moves to
+    /// another gate; a name that cannot be resolved keeps a gate of its own.
+    fn gate_key(&self, url: &Url) -> String {
+        let origin = origin(url);
+        if self.inner.cfg.politeness_key == PolitenessKey::Host {
+            return origin;
+        }
+        let memo = |f: &dyn Fn(&mut HashMap<String, String>) -> Option<String>| {
+            f(&mut self.inner.ip_keys.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        if let Some(k) = memo(&|m| m.get(&origin).cloned()) {
+            return k;
+        }
+        let key = self
+            .address_of(url)
+            .map_or_else(|| origin.clone(), |ip| format!("ip:{ip}"));
+        let capacity = self.inner.cfg.host_cache.max(1);
+        memo(&|m| {
+            if m.len() >= capacity.saturating_mul(2) {
+                // Forgetting a key only means looking the name up again.
+                m.clear();
+            }
+            m.insert(origin.clone(), key.clone())
+        });
+        key
+    }
+
+    /// The address `url` will be fetched from: an IP literal, an address given to
+    /// `resolve`, loopback for `*.localhost`, or the DNS answer (cached; looked up
+    /// here, blocking, when not: a scheduler asks for a host's gate before its
+    /// first request, on its own thread).
+    fn address_of(&self, url: &Url) -> Option<std::net::IpAddr> {
+        match url.host()? {
+            url::Host::Ipv4(v4) => return Some(v4.into()),
+            url::Host::Ipv6(v6) => return Some(v6.into()),
+            url::Host::Domain(_) => {}
+        }
+        let host = url.host_str()?.to_ascii_lowercase();
+        let port = url.port_or_known_default()?;
+        if let Some((_, ips)) = self
+            .inner
+            .cfg
+            .resolves
+            .iter()
+            .find(|((h, p), _)| *h == host && *p == port)
+        {
+            return ips.first().copied();
+        }
+        if crate::net::is_localhost(&host) {
+            return Some(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        self.inner
+            .dns
+            .resolve_blocking(&host)
+            .ok()?
+            .first()
+            .map(|a| a.ip())
+    }
+
+    pub(super) fn lock_gates(&self) -> std::sync::MutexGuard<'_, Gates> {
+        self.inner.gates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many hosts' gates are in memory (see
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)).
+    pub fn gates_in_memory(&self) -> usize {
+        self.lock_gates().map.len()
+    }
+
+    /// The politeness of every host whose gate is in memory (at most
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)
+    /// of them, plus those still holding a host back), for live reports: metrics, a
+    /// progress line. Gates are read one at a time, never two locks at once.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let gates: Vec<(String, Arc<HostGate>)> = {
+            let gates = self.lock_gates();
+            gates.map.iter().map(|(k, g)| (k.clone(), g.clone())).collect()
+        };
+        gates
+            .into_iter()
+            .map(|(origin, g)| {
+                let snap = g.snapshot();
+                HostState {
+                    origin,
+                    cool_down: snap.cool_down,
+                    backoff_level: snap.backoff_level,
+                    adaptive_rate: g.adaptive_rate(),
+                    crawl_delay: g.crawl_delay(),
+                }
+            })
+            .collect()
+    }
+
+    /// How many hosts' robots.txt verdicts are in memory (see
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)).
+    pub fn robots_in_memory(&self) -> usize {
+        self.inner
+            .robots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::{GatePolicy, NotReady};
+    use crate::robots::Robots;
+
+    /// A fetcher with a small host cache and the given per-host rate, for eviction.
+    fn small(capacity: usize, rate: Option<f64>) -> Fetcher {
+        Fetcher::builder()
+            .user_agent("t/1")
+            .politeness(GatePolicy {
+                rate,
+                concurrency: 2,
+                ..GatePolicy::default()
+            })
+            .host_cache_capacity(capacity)
+            .build()
+            .expect("fetcher")
+    }
+
+    fn host(k: usize) -> Url {
+        Url::parse(&format!("http://h{k}.example.test/")).expect("url")
+    }
+
+    /// Creates gates for `n` other hosts, which pushes the map past its capacity.
+    fn churn(f: &Fetcher, from: usize, n: usize) {
+        for k in from..from + n {
+            drop(f.gate(&host(k)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gates_stay_bounded_and_one_holding_its_host_back_is_kept() {
+        let f = small(8, Some(1.0));
+        let a = host(0);
+        let gate = f.gate(&a);
+        drop(gate.try_acquire().expect("the first start"));
+        let first = Arc::downgrade(&gate);
+        drop(gate);
+        churn(&f, 1, 1_000);
+        assert!(
+            f.gates_in_memory() <= 16,
+            "{} gates in memory",
+            f.gates_in_memory()
+        );
+        let again = f.gate(&a);
+        assert!(
+            first.upgrade().is_some_and(|g| Arc::ptr_eq(&g, &again)),
+            "a gate in its rate spacing is kept"
+        );
+        assert_eq!(
+            again.try_acquire().err(),
+            Some(NotReady::Wait(Duration::from_secs(1)))
+        );
+        drop(again);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        churn(&f, 1_000, 1_000);
+        assert!(first.upgrade().is_none(), "a gate at rest is dropped");
+        let later = f.gate(&a);
+        assert!(later.try_acquire().is_ok());
+    }
+
+    /// Tries to claim starts of one host at random steps of 100 ms of paused time
+    /// (one step in three), with enough other hosts in between that its gate is
+    /// dropped whenever it may be; returns the times of the starts and how many
+    /// gates served them.
+    async fn starts_under_churn(f: &Fetcher, steps: usize) -> (Vec<Duration>, usize) {
+        let t0 = tokio::time::Instant::now();
+        let a = host(0);
+        let mut starts = Vec::new();
+        let mut gates = 0;
+        // The last gate, weakly: it is dead once the map dropped it. (Addresses are
+        // no identity: a new gate may reuse the old one's.)
+        let mut last: std::sync::Weak<HostGate> = std::sync::Weak::new();
+        for step in 0..steps {
+            let gate = f.gate(&a);
+            if last.upgrade().is_none() {
+                gates += 1;
+                last = Arc::downgrade(&gate);
+            }
+            let r = (step as u64 ^ 0x5DEE_CE66).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+            if r.is_multiple_of(3)
+                && let Ok(p) = gate.try_acquire()
+            {
+                starts.push(t0.elapsed());
+                drop(p);
+            }
+            drop(gate);
+            churn(f, 1 + step * 40, 40);
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        (starts, gates)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_and_recreated_gate_never_lets_a_host_exceed_its_rate() {
+        let f = small(16, Some(0.5));
+        let (starts, gates) = starts_under_churn(&f, 300).await;
+        assert!(gates > 3, "the gate was dropped and made again ({gates} gates)");
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_secs(2), "{starts:?}");
+        }
+        // Not much slower than the rate either: 30 s at one start per 2 s at most.
+        assert!(starts.len() >= 8, "{starts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recreated_gate_keeps_the_crawl_delay_of_the_cached_robots() {
+        let f = small(16, None);
+        let robots = Robots::parse(b"User-agent: *\nCrawl-delay: 3\n", "t");
+        f.inner.robots.lock().expect("lock").insert(
+            origin(&host(0)),
+            Duration::from_secs(3_600),
+            RobotsVerdict::Rules(Arc::new(robots)),
+            16,
+        );
+        let (starts, gates) = starts_under_churn(&f, 200).await;
+        assert!(gates > 3, "the gate was dropped and made again ({gates} gates)");
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_secs(3), "{starts:?}");
+        }
+        assert!(starts.len() >= 4, "{starts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cool_down_survives_the_churn_of_other_hosts() {
+        let f = small(8, None);
+        let a = host(0);
+        f.gate(&a).cool_down(Some(Duration::from_secs(10)));
+        for s in 0..10 {
+            churn(&f, 1 + s * 100, 100);
+            tokio::time::advance(Duration::from_millis(900)).await;
+            assert!(
+                matches!(f.gate(&a).try_acquire(), Err(NotReady::Wait(_))),
+                "a start {} s into a 10 s cool-down",
+                (s + 1) as f64 * 0.9
+            );
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(f.gate(&a).try_acquire().is_ok(), "the cool-down is over");
+        // The backoff level after a failure keeps a gate too, unless nothing else
+        // can go.
+        let b = host(5_000);
+        f.gate(&b).cool_down(None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        churn(&f, 6_000, 4);
+        assert_eq!(f.gate(&b).backoff_level(), 1);
+        assert!(f.gates_in_memory() <= 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn robots_verdicts_are_bounded_and_the_recent_ones_stay() {
+        let f = small(100, None);
+        for k in 0..1_000 {
+            let mut cache = f.inner.robots.lock().expect("lock");
+            cache.insert(
+                origin(&host(k)),
+                Duration::from_secs(60),
+                RobotsVerdict::AllowAll,
+                100,
+            );
+            // Host 0 is used all along.
+            assert!(
+                k == 0 || cache.get(&origin(&host(0))).is_some(),
+                "host 0 dropped at {k}"
+            );
+        }
+        assert!(f.robots_in_memory() <= 100, "{}", f.robots_in_memory());
+        assert!(f.cached_robots(&origin(&host(999))).is_some());
+    }
+
+    #[tokio::test]
+    async fn by_ip_the_hosts_of_one_address_share_a_gate() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let by_ip = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .resolve("shared.example.test", 80, "127.0.0.9".parse().expect("ip"))
+            .build()
+            .expect("fetcher");
+        let a = by_ip.gate(&url("http://h0.localhost:8080/"));
+        let b = by_ip.gate(&url("http://h1.localhost:8080/x"));
+        assert!(Arc::ptr_eq(&a, &b), "two names on loopback, one gate");
+        assert!(Arc::ptr_eq(&a, &by_ip.gate(&url("http://127.0.0.1:9/"))));
+        let other = by_ip.gate(&url("http://shared.example.test/"));
+        assert!(!Arc::ptr_eq(&a, &other), "another address, another gate");
+        assert!(Arc::ptr_eq(&other, &by_ip.gate(&url("http://127.0.0.9:81/"))));
+        assert_eq!(by_ip.gates_in_memory(), 2);
+        // A cool-down of one host holds back the other.
+        a.cool_down(Some(Duration::from_secs(30)));
+        assert!(matches!(b.try_acquire(), Err(NotReady::Wait(_))));
+        let by_host = Fetcher::builder().user_agent("t/1").build().expect("fetcher");
+        let (a, b) = (
+            by_host.gate(&url("http://h0.localhost:8080/")),
+            by_host.gate(&url("http://h1.localhost:8080/")),
+        );
+        assert!(!Arc::ptr_eq(&a, &b), "by host, a gate each");
+    }
+}
