@@ -5,6 +5,7 @@ mod accept;
 mod adaptive;
 mod archive;
 mod broad;
+mod broken;
 mod cli;
 mod crash;
 mod crawl;

@@ -287,6 +287,9 @@ pub enum What {
     Urls,
     /// One JSON object per URL: state, depth, attempts, failure reason.
     Outcomes,
+    /// The broken-link report: one JSON object per link target that ended in a 4xx,
+    /// a 5xx or a network error, with the pages that link to it and the anchor texts.
+    Broken,
 }
 
 /// Which URLs `trawl export` writes.

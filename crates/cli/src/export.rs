@@ -69,6 +69,35 @@ fn export_wacz(a: &ExportArgs, wacz: &std::path::Path) -> R<u8> {
     Ok(exit::OK)
 }
 
+/// `trawl export --what broken`: the broken-link log, merged by target.
+fn export_broken(
+    reader: &trawl_engine::StateReader,
+    mut out: Box<dyn Write>,
+    write_failure: impl Fn(std::io::Error) -> Failure,
+) -> R<u8> {
+    let links = reader.broken_links().map_err(crate::failure::engine)?;
+    let mut sources = 0usize;
+    for l in &links {
+        let line = serde_json::to_string(l).map_err(|e| write_failure(std::io::Error::other(e)))?;
+        sources += l.sources.len();
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+            Err(e) => return Err(write_failure(e)),
+        }
+    }
+    match out.flush() {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+        Err(e) => return Err(write_failure(e)),
+    }
+    eprintln!(
+        "trawl: {} broken links, linked from {sources} listed pages",
+        links.len()
+    );
+    Ok(exit::OK)
+}
+
 /// `trawl export`.
 pub(crate) fn export(a: ExportArgs) -> R<u8> {
     if let Some(wacz) = &a.wacz {
@@ -93,6 +122,9 @@ pub(crate) fn export(a: ExportArgs) -> R<u8> {
         )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    if matches!(a.what, What::Broken) {
+        return export_broken(&reader, out, write_failure);
+    }
     let mut unreadable = 0u64;
     let mut written = 0u64;
     for rec in reader.urls() {
@@ -110,7 +142,7 @@ pub(crate) fn export(a: ExportArgs) -> R<u8> {
             continue;
         }
         let line = match a.what {
-            What::Urls => r.url.clone(),
+            What::Urls | What::Broken => r.url.clone(),
             What::Outcomes => serde_json::json!({
                 "url": r.url,
                 "state": match r.state {

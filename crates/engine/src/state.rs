@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use trawl_fetcher::{RobotsStore, StoredRobots};
 use trawl_frontier::{Counts, Frontier, FrontierStore, HostInfo, Options, RobotsEntry, UrlRecord};
 use trawl_sink::{
-    CDXJ_CHECKPOINT, Checkpoint, CsvSink, Durability, HISTORY_FILE, HistorySink, JsonlSink, Sink,
-    WarcOptions, WarcSink, cdxj_path,
+    BROKEN_CHECKPOINT, BROKEN_FILE, BrokenLink, BrokenSink, CDXJ_CHECKPOINT, Checkpoint, CsvSink, Durability,
+    HISTORY_FILE, HistorySink, JsonlSink, Sink, WarcOptions, WarcSink, cdxj_path,
 };
 
 use crate::config::{CrawlConfig, OutputConfig};
@@ -206,6 +206,29 @@ impl StateDir {
         Ok(sinks)
     }
 
+    /// Opens the broken-link log at its checkpoint, with the lines it holds up to it.
+    pub(crate) fn open_broken(&self, cfg: &CrawlConfig) -> Result<(BrokenSink, Vec<BrokenLink>), Error> {
+        let durability = if cfg.output.fsync {
+            Durability::Fsync
+        } else {
+            Durability::Os
+        };
+        let cp = match self
+            .frontier
+            .checkpoint(BROKEN_CHECKPOINT)
+            .map_err(|e| Error::state(&self.dir, e))?
+        {
+            Some(b) => Some(Checkpoint::from_bytes(&b)?),
+            None => None,
+        };
+        let path = self.dir.join(BROKEN_FILE);
+        let lines = match &cp {
+            Some(cp) => BrokenSink::read(&path, cp)?.collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        Ok((BrokenSink::open(&path, cp.as_ref(), durability)?, lines))
+    }
+
     /// Closes the directory and removes it if this open made it: a new crawl that
     /// could not start leaves nothing behind.
     pub(crate) fn discard_if_new(self) {
@@ -392,6 +415,28 @@ impl StateReader {
         warcs.push((trawl_sink::rotated_path(&base, cp.file), cp.offset));
         let index = read(CDXJ_CHECKPOINT)?.map(|c| (cdxj_path(&base), c.offset));
         Ok(Some(ArchiveFiles { warcs, index }))
+    }
+}
+
+impl StateReader {
+    /// The broken-link report: every link target that ended in a 4xx or 5xx or a
+    /// network error, with the first pages found to link to it and their anchor text,
+    /// in the order the targets failed (what `trawl export --what broken` writes).
+    ///
+    /// # Errors
+    /// [`Error::State`] when the stored checkpoint does not read, [`Error::Sink`] when
+    /// the log is shorter than it or a line does not read.
+    pub fn broken_links(&self) -> Result<Vec<BrokenLink>, Error> {
+        let cp = match self
+            .frontier
+            .checkpoint(BROKEN_CHECKPOINT)
+            .map_err(|e| Error::state(&self.dir, e))?
+        {
+            Some(b) => Checkpoint::from_bytes(&b)?,
+            None => Checkpoint::default(),
+        };
+        let lines = BrokenSink::read(&self.dir.join(BROKEN_FILE), &cp)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(trawl_sink::merge_broken(lines))
     }
 }
 

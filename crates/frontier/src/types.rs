@@ -260,7 +260,13 @@ pub trait FrontierStore: Send + Sync {
     fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>>;
     /// Completes leases, enqueues their discovered links and stores the sinks'
     /// checkpoints `(sink name, checkpoint)`, all in one atomic batch.
-    fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()>;
+    fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
+        self.ack_new(acks, checkpoints).map(|_| ())
+    }
+    /// As [`FrontierStore::ack`], and returns the fingerprints of the discovered URLs
+    /// that this call enqueued: those never seen before (the engine's broken-link
+    /// tracker follows only these, so it never holds a URL that is already done).
+    fn ack_new(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<Vec<Fingerprint>>;
     /// Makes everything acked so far durable. See the crate docs for the window.
     fn flush(&self) -> Result<()>;
     /// Hosts with queued URLs, with the earliest time (ms since the epoch) each may be

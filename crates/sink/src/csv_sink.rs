@@ -35,6 +35,7 @@ pub const CSV_HEADER: &[&str] = &[
     "etag",
     "last_modified",
     "recrawl",
+    "anchor",
 ];
 
 /// Writes CSV (with a header row) through the `csv` crate, exactly-once across crashes.
@@ -127,6 +128,7 @@ impl Sink for CsvSink {
             opt(&r.etag),
             opt(&r.last_modified),
             opt(&r.recrawl),
+            opt(&r.anchor),
         ];
         self.file.write_all(&encode_row(&fields)?)
     }

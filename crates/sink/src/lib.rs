@@ -59,11 +59,13 @@
 //! - `jsonl`, `csv_sink`, `warc`: the three writers.
 //! - `cdxj`: the CDXJ index of a WARC output, and [`surt`].
 //! - `history`: [`HistorySink`] and [`HistoryEntry`].
+//! - `broken`: [`BrokenSink`], the broken-link log, and [`merge_broken`].
 //! - `wacz`: [`write_wacz`], a WACZ 1.1.1 package of WARCs and their index.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod broken;
 mod cdxj;
 mod csv_sink;
 mod file;
@@ -75,6 +77,10 @@ mod warc;
 
 use std::path::{Path, PathBuf};
 
+pub use broken::{
+    BROKEN_CHECKPOINT, BROKEN_FILE, BrokenLink, BrokenSink, LinkSource, MAX_LINK_SOURCES, merge_broken,
+    more_sources_note,
+};
 pub use cdxj::{cdxj_path, surt};
 pub use csv_sink::{CSV_HEADER, CsvSink};
 pub use history::{HISTORY_FILE, HistoryEntry, HistorySink};

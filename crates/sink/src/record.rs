@@ -135,6 +135,11 @@ pub struct PageRecord {
     /// Absent in a first crawl, and for a URL that failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub recrawl: Option<String>,
+    /// The text of the link this URL was first found by, on [`PageRecord::parent`]
+    /// (a redirect's target keeps the anchor of the link to the redirect). Absent for
+    /// seeds and sitemap URLs, and for a link with no text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub anchor: Option<String>,
 }
 
 /// The values of [`PageRecord::recrawl`]:

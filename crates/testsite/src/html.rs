@@ -92,6 +92,14 @@ pub(crate) fn render_page(site: &Site, i: u64, bad_index: bool) -> String {
         out.push_str("</ul>\n</section>\n");
         p += 1;
     }
+    let broken = site.broken_links(i);
+    if !broken.is_empty() {
+        out.push_str("<section class=\"elsewhere\">\n<ul>\n");
+        for b in broken {
+            let _ = writeln!(out, "<li><a href=\"{}\">{}</a></li>", attr(&b.href), b.anchor);
+        }
+        out.push_str("</ul>\n</section>\n");
+    }
     // Pad with prose up to the target size.
     while out.len() < target {
         let para = &pool[(mix(i * 131 + p) % pool.len() as u64) as usize];

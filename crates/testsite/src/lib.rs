@@ -35,6 +35,7 @@
 
 mod bad;
 mod body;
+mod broken;
 mod generations;
 mod html;
 mod limit;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bad::{BINARY_BYTES, BINARY_CHUNK, BadEndpoint, ENDPOINTS, ODD_URLS, SSRF_LINKS};
 pub use body::StreamReport;
+pub use broken::{BrokenHref, BrokenTarget};
 pub use generations::RecrawlTruth;
 pub use limit::RateLimit;
 pub use robots::RobotsVariant;
@@ -108,6 +110,7 @@ pub struct TestSite {
     tls: bool,
     vhosts: Option<usize>,
     all_validators: bool,
+    broken_links: bool,
     rate_limit: Option<RateLimit>,
 }
 
@@ -136,6 +139,7 @@ impl TestSite {
             tls: false,
             vhosts: None,
             all_validators: false,
+            broken_links: false,
             rate_limit: None,
         }
     }
@@ -144,6 +148,14 @@ impl TestSite {
     /// matching conditional GET), not one in two. By default, off.
     pub fn all_validators(mut self, on: bool) -> TestSite {
         self.all_validators = on;
+        self
+    }
+
+    /// Some pages also link to broken URLs under `/broken/` (404, 410, 500, a
+    /// connection dropped mid-body), each from several pages: [`Site::broken_truth`]
+    /// says what a broken-link report must hold. By default, off.
+    pub fn broken_links(mut self, on: bool) -> TestSite {
+        self.broken_links = on;
         self
     }
 
@@ -292,6 +304,11 @@ impl TestSite {
         };
         let site = if self.all_validators {
             site.with_validators_on_every_page()
+        } else {
+            site
+        };
+        let site = if self.broken_links {
+            site.with_broken_links()
         } else {
             site
         };

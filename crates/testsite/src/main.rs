@@ -64,6 +64,10 @@ struct Args {
     /// recrawl of an unchanged site is all 304s.
     #[arg(long)]
     all_validators: bool,
+    /// Some pages also link to broken URLs (404, 410, 500, a dropped connection), for
+    /// trying `trawl export --what broken`.
+    #[arg(long)]
+    broken_links: bool,
     /// Serve this directory as a plain static web server instead of the synthetic site
     /// (for benchmarks on real sites); prints its root URL.
     #[arg(long, value_name = "DIR")]
@@ -116,6 +120,7 @@ fn main() {
             .port(args.port)
             .tls(args.tls)
             .all_validators(args.all_validators)
+            .broken_links(args.broken_links)
             .start()
             .await;
         let running = match started {

@@ -268,7 +268,7 @@ async fn handle(
     let track = is_bad.then(|| StreamTrack::new(shared.streams.clone(), url));
     to_response(
         reply,
-        if shared.opts.compression && !is_bad {
+        if shared.opts.compression && !is_bad && !path.starts_with("/broken/") {
             &accept
         } else {
             ""
@@ -368,6 +368,18 @@ fn site_reply(
     }
     if path.starts_with("/bad") {
         return crate::bad::respond(path, query, nth);
+    }
+    if site.has_broken_links()
+        && let Some(status) = crate::broken::broken_status(path)
+    {
+        return match status {
+            Some(s) => Reply::text(s, "broken on purpose"),
+            // A length the body never reaches: the connection ends mid-body.
+            None => crate::body::stream_reply(200, "text/html", None, |tx| {
+                let _ = tx.blocking_send(Bytes::from_static(b"<html><p>cut short"));
+            })
+            .header("content-length", "100000"),
+        };
     }
     let host_pages = || (host as u64..site.pages()).step_by(site.hosts());
     match path {

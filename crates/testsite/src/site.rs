@@ -79,6 +79,8 @@ pub struct Site {
     vhosts: bool,
     /// Every page sends validators ([`Site::with_validators_on_every_page`]).
     pub(crate) all_validators: bool,
+    /// Some pages link to broken URLs ([`Site::with_broken_links`]).
+    pub(crate) broken: bool,
 }
 
 /// Links on a virtual host's page besides the tree links: 8 to 16, most of them to
@@ -106,6 +108,7 @@ impl Site {
             bases,
             vhosts: false,
             all_validators: false,
+            broken: false,
         }
     }
 

@@ -4,8 +4,8 @@
 //! - Sends: nothing down a channel. It writes records to every sink, then acks the
 //!   batch in the frontier with the sinks' checkpoints and the engine's counters, in
 //!   one atomic batch, and wakes the scheduler.
-//! - Owns: the sinks, the engine's persisted counters, the flush clock, and the
-//!   per-host circuit breaker, whose state is the frontier's persisted politeness.
+//! - Owns: the sinks, the broken-link tracker (`sources`), the engine's persisted
+//!   counters, the flush clock, and the per-host circuit breaker, whose state is the frontier's persisted politeness.
 //!
 //! A record reaches the sinks before its ack, and the ack carries the sinks'
 //! checkpoints, so a resume that cuts each output back to its checkpoint leaves a
@@ -32,6 +32,7 @@ pub(crate) fn commit_loop(
     sh: &Shared,
     mut rx: mpsc::Receiver<Vec<Done>>,
     mut sinks: Vec<Box<dyn Sink>>,
+    mut sources: super::sources::Sources,
     mut persisted: Persisted,
 ) -> Result<(), Error> {
     let flush_every = Duration::from_millis(sh.cfg.state.flush_interval_ms);
@@ -48,6 +49,7 @@ pub(crate) fn commit_loop(
                     Err(_) => break,
                 }
             }
+            sources.before_ack(&batch)?;
             let mut acks = Vec::with_capacity(batch.len());
             let mut records = 0u64;
             let mut bytes = 0u64;
@@ -56,6 +58,7 @@ pub(crate) fn commit_loop(
                 // batches (enqueue is idempotent, so a crash in between only means the
                 // page is read again), keeping sled's batches small.
                 if d.discovered.len() > ENQUEUE_CHUNK {
+                    sources.untracked_links();
                     enqueue_ahead(sh, std::mem::take(&mut d.discovered))?;
                 }
                 if let Some(rec) = &d.record {
@@ -96,10 +99,15 @@ pub(crate) fn commit_loop(
                     cps.push((name.to_string(), cp.to_bytes().to_vec()));
                 }
             }
+            cps.push((
+                trawl_sink::BROKEN_CHECKPOINT.to_string(),
+                sources.checkpoint()?.to_bytes().to_vec(),
+            ));
             cps.push(persisted.checkpoint());
             let refs: Vec<(&str, &[u8])> = cps.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
             fault::point("before-ack");
-            sh.frontier.ack(acks, &refs).map_err(|e| sh.state_error(e))?;
+            let new = sh.frontier.ack_new(acks, &refs).map_err(|e| sh.state_error(e))?;
+            sources.after_ack(&new);
             fault::point("after-ack");
             sh.pages_total.store(persisted.pages, Relaxed);
             sh.stats.bytes.fetch_add(bytes, Relaxed);

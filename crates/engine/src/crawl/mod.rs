@@ -15,7 +15,8 @@
 //! - `sitemap`: reads sitemaps on a thread of its own, at most [`SITEMAP_LANE`] at a
 //!   time, so that their URLs reach the frontier alongside the crawl.
 //! - `commit`: writes records to every sink, then acks the batch with the sinks'
-//!   checkpoints in one frontier batch; runs the circuit breaker. Discovered links go
+//!   checkpoints in one frontier batch; runs the circuit breaker and (`sources`) the
+//!   broken-link tracker. Discovered links go
 //!   back through that ack, never through a channel to the fetchers.
 //! - `progress`: `progress.json` and the stall monitor.
 //! - `fault`: crash points for the kill -9 tests (the `fault-injection` feature).
@@ -33,6 +34,7 @@ mod progress;
 mod record;
 mod schedule;
 mod sitemap;
+mod sources;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -234,6 +236,7 @@ impl Shared {
 pub struct Crawler {
     shared: Arc<Shared>,
     sinks: Vec<Box<dyn Sink>>,
+    sources: sources::Sources,
     persisted: Persisted,
 }
 
@@ -246,9 +249,23 @@ impl std::fmt::Debug for Crawler {
     }
 }
 
-/// What the engine keeps with a URL in the frontier: how it was found and from where.
+/// The longest anchor text kept with a queued URL, in bytes (cut at a character
+/// boundary): enough to recognise a link in a report, small next to the URL.
+pub(crate) const MAX_KEPT_ANCHOR: usize = 160;
+
+/// What the engine keeps with a URL in the frontier: how it was found, from where, and
+/// by which link text (`discovery byte, parent URL, NUL, anchor`; a URL never holds a
+/// NUL, so data written before anchors were kept reads the same).
 pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1 + parent.map_or(0, str::len));
+    encode_origin(discovery, parent, None)
+}
+
+/// [`encode_data`] with the link's anchor text.
+pub(crate) fn encode_origin(discovery: Discovery, parent: Option<&str>, anchor: Option<&str>) -> Vec<u8> {
+    let anchor = anchor
+        .map(|a| cut_at(a.trim(), MAX_KEPT_ANCHOR))
+        .filter(|a| !a.is_empty());
+    let mut v = Vec::with_capacity(2 + parent.map_or(0, str::len) + anchor.map_or(0, str::len));
     v.push(match discovery {
         Discovery::Seed => 0,
         Discovery::Link => 1,
@@ -259,12 +276,43 @@ pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8>
     if let Some(p) = parent {
         v.extend_from_slice(p.as_bytes());
     }
+    if let Some(a) = anchor {
+        v.push(0);
+        v.extend_from_slice(a.as_bytes());
+    }
     v
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut_at(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// How a URL was found: what [`encode_origin`] keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) discovery: Discovery,
+    pub(crate) parent: Option<String>,
+    pub(crate) anchor: Option<String>,
+}
+
+#[cfg(test)]
 pub(crate) fn decode_data(data: &[u8]) -> (Discovery, Option<String>) {
+    let o = decode_origin(data);
+    (o.discovery, o.parent)
+}
+
+/// Reads what [`encode_origin`] wrote.
+pub(crate) fn decode_origin(data: &[u8]) -> Origin {
     let first = data.first().copied().unwrap_or(0);
-    let d = match first & !crate::recrawl::PRIOR_FLAG {
+    let discovery = match first & !crate::recrawl::PRIOR_FLAG {
         1 => Discovery::Link,
         2 => Discovery::Redirect,
         3 => Discovery::Sitemap,
@@ -273,13 +321,23 @@ pub(crate) fn decode_data(data: &[u8]) -> (Discovery, Option<String>) {
     };
     // A URL queued by a recrawl carries what it was instead of its parent.
     if first & crate::recrawl::PRIOR_FLAG != 0 {
-        return (d, None);
+        return Origin {
+            discovery,
+            parent: None,
+            anchor: None,
+        };
     }
-    let parent = data
-        .get(1..)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    (d, parent)
+    let rest = data.get(1..).unwrap_or_default();
+    let (parent, anchor) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let text = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
+    Origin {
+        discovery,
+        parent: text(parent),
+        anchor: anchor.and_then(text),
+    }
 }
 
 /// An error's message followed by its sources', on one line.
@@ -469,6 +527,8 @@ impl Crawler {
             }
         }
         let sinks = state.open_sinks(&cfg, fresh)?;
+        let (broken_log, broken_lines) = state.open_broken(&cfg)?;
+        let sources = sources::Sources::new(broken_log, broken_lines, frontier.counts().queued > 0 && !fresh);
 
         // Cool-downs survive a restart: a host in a Retry-After window stays in it,
         // and a host the adaptive rate holds back starts again at that rate.
@@ -518,6 +578,7 @@ impl Crawler {
         Ok(Crawler {
             shared,
             sinks,
+            sources,
             persisted,
         })
     }
@@ -584,6 +645,7 @@ impl Crawler {
         let Crawler {
             shared: sh,
             sinks,
+            sources,
             persisted,
         } = self;
         let cfg = &sh.cfg;
@@ -608,7 +670,9 @@ impl Crawler {
 
         let commit = {
             let sh = sh.clone();
-            tokio::task::spawn_blocking(move || commit::commit_loop(&sh, commit_rx, sinks, persisted))
+            tokio::task::spawn_blocking(move || {
+                commit::commit_loop(&sh, commit_rx, sinks, sources, persisted)
+            })
         };
         let (sitemap_tx, sitemap_rx) = mpsc::channel(sitemap::SITEMAP_CHANNEL);
         let sitemaps = {

@@ -27,7 +27,7 @@ use url::Url;
 use super::fetch::{Fetch, Fetched};
 use super::record::OwnedExchange;
 use super::schedule::Skip;
-use super::{PARSE_BATCH, PARSE_BYTES, Shared, decode_data, encode_data, fault, now_ms};
+use super::{PARSE_BATCH, PARSE_BYTES, Shared, decode_origin, encode_data, encode_origin, fault, now_ms};
 
 /// Links of one page beyond which they are enqueued in batches of this size ahead of
 /// the page's ack (sitemaps), instead of inside it.
@@ -176,7 +176,8 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         lane: _,
         budget: _budget,
     } = item;
-    let (discovery, parent) = decode_data(&lease.data);
+    let origin = decode_origin(&lease.data);
+    let (discovery, parent) = (origin.discovery, origin.parent.clone());
     // In a recrawl: what the generation before knew of this URL (none: a new URL).
     let recrawling = sh.cfg.recrawl.is_some();
     let prior = if recrawling {
@@ -206,6 +207,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         depth: lease.depth,
         parent,
         discovery,
+        anchor: origin.anchor.clone(),
         fetched_at: trawl_sink::rfc3339_ms(now_ms()),
         ..PageRecord::default()
     };
@@ -358,7 +360,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                         } else {
                             Priority::Redirect
                         },
-                        data: encode_data(Discovery::Redirect, Some(&lease.url)),
+                        data: encode_origin(Discovery::Redirect, Some(&lease.url), origin.anchor.as_deref()),
                     });
                 }
             }
@@ -464,7 +466,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
                         url: u,
                         depth: child_depth,
                         priority: Priority::Page,
-                        data: encode_data(Discovery::Link, Some(&lease.url)),
+                        data: encode_origin(Discovery::Link, Some(&lease.url), Some(&link.text)),
                     });
                 }
             }

@@ -88,7 +88,7 @@ impl FrontierStore for Frontier {
         })
     }
 
-    fn ack(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<()> {
+    fn ack_new(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<Vec<Fingerprint>> {
         let sh = &*self.shared;
         let mut st = sh.write_lock()?;
         sh.guarded(&mut st, |st| {
@@ -136,8 +136,9 @@ impl FrontierStore for Frontier {
             for (sink, cp) in checkpoints {
                 ch.batch.insert(codec::meta_key(&format!("c:{sink}")), *cp);
             }
+            let new: Vec<Fingerprint> = ch.fresh.iter().copied().collect();
             sh.apply(st, ch)?;
-            Ok(())
+            Ok(new)
         })
     }
 

@@ -1,0 +1,288 @@
+//! The broken-link tracker, owned by the commit stage: which pages link to a URL that
+//! has not finished yet, so that when it fails the broken-link log
+//! ([`trawl_sink::BrokenSink`], `broken.jsonl` in the state directory) can say who
+//! linked to it and with what text.
+//!
+//! - The first source of every URL is durable already: it travels with the URL in the
+//!   frontier ([`super::encode_origin`]: parent and anchor).
+//! - Later sources are kept here, in memory, for the URLs still pending: an entry is
+//!   made only for a URL the frontier reports as new in an ack
+//!   ([`FrontierStore::ack_new`]), so nothing already finished is ever held, and it is
+//!   dropped when the URL finishes. At most [`MAX_LINK_SOURCES`] sources per URL, and
+//!   [`TRACKER_BUDGET`] bytes in all; past that, new URLs are not followed, and the
+//!   failures that may lack sources say so.
+//! - A link to a URL that already failed becomes a line of its own, up to the cap. The
+//!   failed URLs' source counts are rebuilt from the log on resume.
+//!
+//! Lines are written before the ack and the log's checkpoint is stored with it, so the
+//! log is exactly-once across crashes like every output. What a crash loses is the
+//! in-memory sources of URLs pending at the time: their failures note it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use trawl_frontier::{Fingerprint, NewUrl, Outcome};
+use trawl_sink::{
+    BrokenLink, BrokenSink, Checkpoint, Discovery, LinkSource, MAX_LINK_SOURCES, more_sources_note,
+};
+
+use super::decode_origin;
+use super::parse::Done;
+
+/// The memory the tracker may hold for pending URLs' later sources.
+pub(crate) const TRACKER_BUDGET: usize = 16 << 20;
+
+/// What a pending URL costs in the maps, about.
+const ENTRY_BYTES: usize = 24;
+
+/// The later sources of one pending URL.
+#[derive(Debug, Default)]
+struct Extras {
+    list: Vec<(Arc<str>, Option<Box<str>>)>,
+    /// More sources were seen than are kept.
+    more: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    log: BrokenSink,
+    /// Pending URLs (by the low half of their fingerprint) that were new in one of
+    /// this process's acks, with their later sources, if any.
+    pending: HashMap<u64, Option<Box<Extras>>>,
+    /// Failed URLs with the number of sources logged (up to the cap, plus one once a
+    /// source past it was seen).
+    failed: HashMap<u64, u8>,
+    bytes: usize,
+    /// Why a failure not in `pending` may lack sources, once that can happen.
+    lossy: Option<&'static str>,
+    /// URLs of the batch in flight that were unknown here: made pending if the
+    /// frontier reports them new.
+    unknown: HashSet<u64>,
+    /// Sources of the batch in flight for those unknown URLs, after their first.
+    unknown_extras: Vec<(u64, Arc<str>, Option<Box<str>>)>,
+}
+
+fn key(url: &str) -> u64 {
+    Fingerprint::of(url).0 as u64
+}
+
+/// Whether `data` says a link (or a redirect) found the URL.
+fn is_link(u: &NewUrl) -> bool {
+    matches!(u.data.first(), Some(1 | 2))
+}
+
+impl Sources {
+    /// The tracker over `log`, with the failed URLs' counts from the lines it holds.
+    /// `resumed_pending`: URLs were pending when an earlier run stopped (their later
+    /// sources, held in that run's memory, are gone).
+    pub(crate) fn new(
+        log: BrokenSink,
+        lines: impl IntoIterator<Item = BrokenLink>,
+        resumed_pending: bool,
+    ) -> Sources {
+        let mut failed: HashMap<u64, u8> = HashMap::new();
+        for l in lines {
+            let n = failed.entry(key(&l.url)).or_insert(0);
+            *n = if l.sources_note.as_deref() == Some(more_sources_note().as_str()) {
+                MAX_LINK_SOURCES as u8 + 1
+            } else {
+                n.saturating_add(l.sources.len() as u8)
+                    .min(MAX_LINK_SOURCES as u8 + 1)
+            };
+        }
+        Sources {
+            log,
+            pending: HashMap::new(),
+            failed,
+            bytes: 0,
+            lossy: resumed_pending
+                .then_some("the pages that linked here before the crawl was resumed are not all known"),
+            unknown: HashSet::new(),
+            unknown_extras: Vec::new(),
+        }
+    }
+
+    /// A large link set enqueued ahead of its ack: its URLs' new-ness is not reported,
+    /// so later links to them are not followed.
+    pub(crate) fn untracked_links(&mut self) {
+        self.lossy
+            .get_or_insert("a page linking here had too many links to follow each one");
+    }
+
+    /// Before the batch's ack: logs the batch's broken URLs with their sources, and
+    /// the batch's links to URLs that already failed; notes the links to pending URLs.
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub(crate) fn before_ack(&mut self, batch: &[Done]) -> trawl_sink::Result<()> {
+        self.unknown.clear();
+        self.unknown_extras.clear();
+        for d in batch {
+            let k = d.lease.fp.0 as u64;
+            match (&d.outcome, &d.record) {
+                (Outcome::Retry, _) => {}
+                (_, Some(rec)) if BrokenLink::of_record(rec) => {
+                    self.log_failure(k, d, rec)?;
+                }
+                _ => {
+                    if let Some(Some(x)) = self.pending.remove(&k) {
+                        self.bytes = self.bytes.saturating_sub(extras_bytes(&x));
+                    }
+                    self.bytes = self.bytes.saturating_sub(ENTRY_BYTES);
+                }
+            }
+            let links = d.discovered.iter().filter(|u| is_link(u));
+            let mut source: Option<Arc<str>> = None;
+            for u in links {
+                let t = key(&u.url);
+                let anchor = || decode_origin(&u.data).anchor.map(String::into_boxed_str);
+                let mut src = || {
+                    source
+                        .get_or_insert_with(|| Arc::from(d.lease.url.as_str()))
+                        .clone()
+                };
+                if let Some(n) = self.failed.get_mut(&t) {
+                    let n0 = usize::from(*n);
+                    if n0 <= MAX_LINK_SOURCES {
+                        *n += 1;
+                        let line = BrokenLink {
+                            url: u.url.clone(),
+                            sources: if n0 < MAX_LINK_SOURCES {
+                                vec![LinkSource {
+                                    url: d.lease.url.clone(),
+                                    anchor: anchor().map(String::from),
+                                }]
+                            } else {
+                                Vec::new()
+                            },
+                            sources_note: (n0 == MAX_LINK_SOURCES).then(more_sources_note),
+                            ..BrokenLink::default()
+                        };
+                        self.log.write(&line)?;
+                    }
+                } else if let Some(slot) = self.pending.get_mut(&t) {
+                    let x = slot.get_or_insert_with(Box::default);
+                    if x.list.len() + 1 >= MAX_LINK_SOURCES {
+                        x.more = true;
+                    } else if self.bytes < TRACKER_BUDGET {
+                        let a = anchor();
+                        self.bytes += 40 + a.as_ref().map_or(0, |a| a.len());
+                        x.list.push((src(), a));
+                    } else {
+                        self.lossy
+                            .get_or_insert("links were seen while the link tracker was full");
+                    }
+                } else if !self.unknown.insert(t) {
+                    self.unknown_extras.push((t, src(), anchor()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the ack: the URLs it enqueued become pending (their first source went
+    /// with them into the frontier), with the batch's later links to them.
+    pub(crate) fn after_ack(&mut self, new: &[Fingerprint]) {
+        for fp in new {
+            let k = fp.0 as u64;
+            if !self.unknown.contains(&k) {
+                continue;
+            }
+            if self.bytes + ENTRY_BYTES > TRACKER_BUDGET {
+                self.lossy
+                    .get_or_insert("links were seen while the link tracker was full");
+                continue;
+            }
+            self.bytes += ENTRY_BYTES;
+            self.pending.insert(k, None);
+        }
+        for (k, src, anchor) in std::mem::take(&mut self.unknown_extras) {
+            let Some(slot) = self.pending.get_mut(&k) else {
+                continue;
+            };
+            let x = slot.get_or_insert_with(Box::default);
+            if x.list.len() + 1 >= MAX_LINK_SOURCES {
+                x.more = true;
+            } else {
+                self.bytes += 40 + anchor.as_ref().map_or(0, |a| a.len());
+                x.list.push((src, anchor));
+            }
+        }
+    }
+
+    /// The log's checkpoint, to store with the ack.
+    ///
+    /// # Errors
+    /// When the log cannot be flushed.
+    pub(crate) fn checkpoint(&mut self) -> trawl_sink::Result<Checkpoint> {
+        self.log.checkpoint()
+    }
+
+    fn log_failure(&mut self, k: u64, d: &Done, rec: &trawl_sink::PageRecord) -> trawl_sink::Result<()> {
+        let origin = decode_origin(&d.lease.data);
+        let mut sources = Vec::new();
+        if let Some(p) = origin.parent {
+            sources.push(LinkSource {
+                url: p,
+                anchor: origin.anchor,
+            });
+        }
+        let mut note = None;
+        match self.pending.remove(&k) {
+            Some(extras) => {
+                self.bytes = self.bytes.saturating_sub(ENTRY_BYTES);
+                if let Some(x) = extras {
+                    self.bytes = self.bytes.saturating_sub(extras_bytes(&x));
+                    for (u, a) in x.list {
+                        if sources.len() < MAX_LINK_SOURCES && !sources.iter().any(|s| *s.url == *u) {
+                            sources.push(LinkSource {
+                                url: u.to_string(),
+                                anchor: a.map(String::from),
+                            });
+                        }
+                    }
+                    if x.more {
+                        note = Some(more_sources_note());
+                    }
+                }
+            }
+            None if matches!(origin.discovery, Discovery::Sitemap | Discovery::Seed) => {
+                note = Some(
+                    "first found in a sitemap or as a seed: the pages that linked to it before it failed are not known"
+                        .to_string(),
+                );
+            }
+            None => note = self.lossy.map(String::from),
+        }
+        let logged = if note == Some(more_sources_note()) {
+            MAX_LINK_SOURCES + 1
+        } else {
+            sources.len()
+        } as u8;
+        let (error, message) = match &rec.error {
+            Some(e) => (e.kind.clone(), e.message.clone()),
+            None => (
+                "http-status".to_string(),
+                format!("HTTP {}", rec.status.unwrap_or_default()),
+            ),
+        };
+        self.log.write(&BrokenLink {
+            url: rec.url.clone(),
+            status: rec.status,
+            error,
+            message,
+            sources,
+            sources_note: note,
+        })?;
+        self.failed.insert(k, logged);
+        Ok(())
+    }
+}
+
+fn extras_bytes(x: &Extras) -> usize {
+    x.list
+        .iter()
+        .map(|(_, a)| 40 + a.as_ref().map_or(0, |a| a.len()))
+        .sum()
+}
