@@ -126,10 +126,10 @@ impl Sources {
                     self.log_failure(k, d, rec)?;
                 }
                 _ => {
-                    if let Some(Some(x)) = self.pending.remove(&k) {
-                        self.bytes = self.bytes.saturating_sub(extras_bytes(&x));
+                    if let Some(extras) = self.pending.remove(&k) {
+                        let held = ENTRY_BYTES + extras.as_deref().map_or(0, extras_bytes);
+                        self.bytes = self.bytes.saturating_sub(held);
                     }
-                    self.bytes = self.bytes.saturating_sub(ENTRY_BYTES);
                 }
             }
             let links = d.discovered.iter().filter(|u| is_link(u));
@@ -285,4 +285,167 @@ fn extras_bytes(x: &Extras) -> usize {
         .iter()
         .map(|(_, a)| 40 + a.as_ref().map_or(0, |a| a.len()))
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use trawl_frontier::{HostId, Lease, Priority};
+    use trawl_sink::{Durability, FailureInfo, PageRecord, merge_broken};
+
+    use super::super::encode_origin;
+    use super::*;
+
+    fn lease(url: &str, parent: Option<(&str, &str)>) -> Lease {
+        Lease {
+            fp: Fingerprint::of(url),
+            url: url.into(),
+            host: HostId(0),
+            depth: 1,
+            priority: Priority::Page,
+            attempts: 1,
+            data: match parent {
+                Some((p, a)) => encode_origin(Discovery::Link, Some(p), Some(a)),
+                None => encode_origin(Discovery::Seed, None, None),
+            },
+        }
+    }
+
+    /// A page `url` that answered `status` and links to `links`.
+    fn page(url: &str, parent: Option<(&str, &str)>, status: u16, links: &[&str]) -> Done {
+        let l = lease(url, parent);
+        Done {
+            record: Some(PageRecord {
+                url: url.into(),
+                status: Some(status),
+                ..PageRecord::default()
+            }),
+            discovered: links
+                .iter()
+                .map(|t| NewUrl {
+                    url: (*t).into(),
+                    depth: 2,
+                    priority: Priority::Page,
+                    data: encode_origin(Discovery::Link, Some(url), Some(&format!("{url} to {t}"))),
+                })
+                .collect(),
+            lease: l,
+            host: "a.test".into(),
+            exchange: None,
+            outcome: Outcome::Done,
+            host_failure: None,
+            cool: None,
+            bytes: 0,
+        }
+    }
+
+    /// Runs batches through the tracker, with the frontier's verdict of what was new
+    /// (everything not seen in an earlier batch), and returns the merged report.
+    fn run(batches: Vec<Vec<Done>>) -> (Vec<BrokenLink>, Sources) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("broken.jsonl");
+        let log = BrokenSink::open(&path, None, Durability::Os).expect("open");
+        let mut s = Sources::new(log, Vec::new(), false);
+        let mut known: HashSet<String> = HashSet::new();
+        for batch in batches {
+            s.before_ack(&batch).expect("log");
+            let mut new = Vec::new();
+            for d in &batch {
+                known.insert(d.lease.url.clone());
+                for u in &d.discovered {
+                    if known.insert(u.url.clone()) {
+                        new.push(Fingerprint::of(&u.url));
+                    }
+                }
+            }
+            s.after_ack(&new);
+        }
+        let cp = s.checkpoint().expect("cp");
+        let lines = BrokenSink::read(&path, &cp)
+            .expect("read")
+            .collect::<trawl_sink::Result<Vec<_>>>()
+            .expect("lines");
+        (merge_broken(lines), s)
+    }
+
+    #[test]
+    fn sources_before_and_after_the_failure_are_kept_up_to_the_cap() {
+        let x = "http://a.test/x";
+        let mut batches = vec![vec![page(
+            "http://a.test/",
+            None,
+            200,
+            &["http://a.test/1", "http://a.test/2", x],
+        )]];
+        // Two more pages link to x before it fails, one in the batch that fails it.
+        batches.push(vec![page(
+            "http://a.test/1",
+            Some(("http://a.test/", "one")),
+            200,
+            &[x],
+        )]);
+        let mut fail = page(x, Some(("http://a.test/", "to x")), 404, &[]);
+        fail.record.as_mut().expect("record").error = None;
+        batches.push(vec![
+            page("http://a.test/2", Some(("http://a.test/", "two")), 200, &[x]),
+            fail,
+        ]);
+        // Then six more after it: two fit under the cap of five, then a note.
+        batches.push(
+            (3..9)
+                .map(|k| page(&format!("http://a.test/{k}"), None, 200, &[x]))
+                .collect(),
+        );
+        let (report, s) = run(batches);
+        assert_eq!(report.len(), 1, "{report:?}");
+        let r = &report[0];
+        assert_eq!(
+            (r.url.as_str(), r.status, r.error.as_str()),
+            (x, Some(404), "http-status")
+        );
+        let urls: Vec<&str> = r.sources.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://a.test/",
+                "http://a.test/1",
+                "http://a.test/2",
+                "http://a.test/3",
+                "http://a.test/4"
+            ]
+        );
+        assert_eq!(r.sources[0].anchor.as_deref(), Some("to x"));
+        assert_eq!(
+            r.sources[1].anchor.as_deref(),
+            Some("http://a.test/1 to http://a.test/x")
+        );
+        assert_eq!(r.sources_note, Some(more_sources_note()));
+        assert!(
+            s.pending.keys().all(|k| *k != key(x)),
+            "a finished URL is not held"
+        );
+    }
+
+    #[test]
+    fn a_network_failure_is_broken_and_a_refusal_is_not() {
+        let mut down = page("http://a.test/down", Some(("http://a.test/", "down")), 0, &[]);
+        down.outcome = Outcome::Failed("request: refused".into());
+        let rec = down.record.as_mut().expect("record");
+        rec.status = None;
+        rec.error = Some(FailureInfo {
+            kind: "request".into(),
+            message: "connection refused".into(),
+        });
+        let mut denied = page("http://a.test/private", Some(("http://a.test/", "p")), 0, &[]);
+        denied.outcome = Outcome::Failed("robots-denied".into());
+        let rec = denied.record.as_mut().expect("record");
+        rec.status = None;
+        rec.error = Some(FailureInfo {
+            kind: "robots-denied".into(),
+            message: "disallowed".into(),
+        });
+        let (report, _) = run(vec![vec![down, denied]]);
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert_eq!(report[0].error, "request");
+        assert_eq!(report[0].sources.len(), 1);
+    }
 }
