@@ -540,8 +540,8 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
         }
     };
     let mut stalled = false;
-    for loc in map.locs {
-        let Ok(c) = trawl_parser::canonicalize(loc.trim(), None, &sh.parse_opts.canon) else {
+    for entry in map.entries {
+        let Ok(c) = trawl_parser::canonicalize(entry.loc.trim(), None, &sh.parse_opts.canon) else {
             continue;
         };
         let (priority, depth) = match map.kind {
