@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) streams: Arc<StreamLog>,
     /// The generation served (`RunningSite::set_generation`).
     pub(crate) generation: AtomicU64,
+    /// The sitemaps answer 404 (`RunningSite::set_sitemaps`).
+    pub(crate) no_sitemaps: std::sync::atomic::AtomicBool,
     /// The clients' windows under `opts.rate_limit`.
     pub(crate) limiter: crate::limit::Limiter,
 }
@@ -371,6 +373,9 @@ fn site_reply(
     }
     let host_pages = || (host as u64..site.pages()).step_by(site.hosts());
     let generation = shared.generation.load(Ordering::Relaxed);
+    if path.starts_with("/sitemap") && shared.no_sitemaps.load(Ordering::Relaxed) {
+        return Reply::text(404, "no sitemaps here now");
+    }
     match path {
         // A page's requisites: its stylesheet (whose own url() a crawler that follows
         // no requisite's links never asks for), its logo and its inline CSS's image.
