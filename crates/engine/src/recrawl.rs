@@ -659,6 +659,41 @@ mod tests {
     }
 
     #[test]
+    fn pages_revisited_first_lease_newest_first_and_ahead_of_the_rest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Frontier::open(dir.path(), Options::default()).expect("frontier");
+        let page = |path: &str, priority| NewUrl {
+            url: format!("http://a.test/{path}"),
+            depth: 2,
+            priority,
+            data: Vec::new(),
+        };
+        f.enqueue(vec![
+            page("old", Priority::Page),
+            NewUrl {
+                depth: 1,
+                ..page("shallow", Priority::Page)
+            },
+        ])
+        .expect("enqueue");
+        let mut fresh = vec![
+            (10, page("ten", Priority::Redirect)),
+            (30, page("thirty", Priority::Redirect)),
+            (20, page("twenty", Priority::Redirect)),
+        ];
+        enqueue_newest_first(&f, dir.path(), &mut fresh).expect("enqueue");
+        assert!(fresh.is_empty());
+        let host = f.hosts()[0].id;
+        let order: Vec<String> = f
+            .lease(host, 10)
+            .expect("lease")
+            .into_iter()
+            .map(|l| l.url.trim_start_matches("http://a.test/").to_string())
+            .collect();
+        assert_eq!(order, ["thirty", "twenty", "ten", "shallow", "old"]);
+    }
+
+    #[test]
     fn changed_since_dates_and_summaries() {
         assert_eq!(parse_changed_since("2026-10-22"), Ok(1_792_627_200));
         assert_eq!(
