@@ -31,7 +31,7 @@
 //! are kept by URL fingerprint, at most [`CHANGED_SINCE_LASTMODS`]. Then, as the
 //! history is queued, a known page whose `<lastmod>` ends before DATE and that was
 //! fetched with content last time (a 2xx, or a 304 standing for one) is flagged
-//! ([`SKIP_FLAG`]): the scheduler hands it on without a request or a wait for its
+//! (`SKIP_FLAG`): the scheduler hands it on without a request or a wait for its
 //! host, and its record says `skipped-unchanged`, with the content hash and
 //! validators known before (the history keeps its status and capture, so the next
 //! recrawl revisits from them). A page whose `<lastmod>` is at or after DATE is
