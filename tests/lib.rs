@@ -68,8 +68,11 @@ pub struct Rec {
     pub limits: Vec<String>,
     /// The protocol the response came over (`http/1.1`, `h2`).
     pub protocol: Option<String>,
-    /// What a recrawl found (`not-modified`, `unchanged`, `changed`, `gone`, `new`).
+    /// What a recrawl found (`not-modified`, `unchanged`, `changed`, `gone`, `new`,
+    /// `skipped-unchanged`).
     pub recrawl: Option<String>,
+    /// The content hash.
+    pub content_hash: Option<String>,
 }
 
 /// Reads a JSONL output: every line must parse and the file must end with a newline
@@ -101,6 +104,7 @@ pub fn read_jsonl(path: &Path) -> Vec<Rec> {
                     .unwrap_or_default(),
                 protocol: v["protocol"].as_str().map(String::from),
                 recrawl: v["recrawl"].as_str().map(String::from),
+                content_hash: v["content_hash"].as_str().map(String::from),
             }
         })
         .collect()

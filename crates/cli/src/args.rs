@@ -264,6 +264,12 @@ pub struct RecrawlArgs {
     /// its name with `-recrawl-N` before `.warc`.
     #[arg(long, value_name = "FILE")]
     pub warc: Option<PathBuf>,
+    /// Do not refetch a known page whose sitemap `<lastmod>` says it last changed
+    /// before DATE (RFC 3339, or YYYY-MM-DD for its UTC midnight): its record says
+    /// `skipped-unchanged`. Pages changed at or after DATE are revisited first, and
+    /// pages with no `<lastmod>` as usual. By default, every known page is revisited.
+    #[arg(long, value_name = "DATE")]
+    pub changed_since: Option<String>,
     /// Settings to change.
     #[command(flatten)]
     pub tune: TuneArgs,

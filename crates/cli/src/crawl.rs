@@ -82,6 +82,10 @@ pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
 /// `trawl recrawl DIR`: the next recrawl generation of the crawl in `DIR`, or the
 /// latest one resumed when it did not run to its end.
 pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
+    // Checked before anything is opened or created.
+    if let Some(d) = &a.changed_since {
+        rc::parse_changed_since(d).map_err(|m| usage(format!("--changed-since: {m}")))?;
+    }
     if !a.dir.is_dir() {
         return Err(failure::state(format!(
             "{} does not exist; start a crawl with `trawl crawl URL --state DIR`",
@@ -103,7 +107,11 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
         Some(stored) => stored,
         None => {
             let mut cfg = base;
-            cfg.recrawl = Some(RecrawlConfig::new(generation, rc::source_dir(&a.dir, generation)));
+            let mut r = RecrawlConfig::new(generation, rc::source_dir(&a.dir, generation));
+            if let Some(d) = &a.changed_since {
+                r = r.with_changed_since(d.clone());
+            }
+            cfg.recrawl = Some(r);
             let out = &mut cfg.output;
             if let Some(o) = &a.output {
                 let o = settings::absolute(o);
@@ -123,6 +131,13 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
     if resuming && (a.output.is_some() || a.warc.is_some()) {
         tracing::warn!(
             "resuming recrawl {generation}: it keeps its outputs, --output and --warc are not used"
+        );
+    }
+    let stored_since = cfg.recrawl.as_ref().and_then(|r| r.changed_since.clone());
+    if resuming && a.changed_since.is_some() && a.changed_since != stored_since {
+        tracing::warn!(
+            "resuming recrawl {generation}: it keeps the --changed-since it started with ({}), the one given is not used",
+            stored_since.as_deref().unwrap_or("none")
         );
     }
     if !quiet {

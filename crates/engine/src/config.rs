@@ -51,12 +51,31 @@ pub struct RecrawlConfig {
     pub generation: u32,
     /// The state directory of the generation before (the crawl itself for 1).
     pub source: PathBuf,
+    /// `--changed-since`: a W3C datetime (RFC 3339, or a day `YYYY-MM-DD` read as
+    /// its UTC midnight). Before any revisit, the sitemaps the generation before read
+    /// are read again: a known page whose `<lastmod>` says it last changed before
+    /// this time is recorded as `skipped-unchanged` without a request, and those
+    /// that changed at or after it are revisited first. By default, none: every
+    /// known page is revisited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<String>,
 }
 
 impl RecrawlConfig {
     /// The recrawl `generation` of the crawl whose previous generation is in `source`.
     pub fn new(generation: u32, source: PathBuf) -> RecrawlConfig {
-        RecrawlConfig { generation, source }
+        RecrawlConfig {
+            generation,
+            source,
+            changed_since: None,
+        }
+    }
+
+    /// The same, revisiting only what changed since `date`
+    /// ([`RecrawlConfig::changed_since`]).
+    pub fn with_changed_since(mut self, date: impl Into<String>) -> RecrawlConfig {
+        self.changed_since = Some(date.into());
+        self
     }
 }
 

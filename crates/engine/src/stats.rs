@@ -38,6 +38,8 @@ pub struct Stats {
     status: Mutex<BTreeMap<u16, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
     hosts: Mutex<HostTable>,
+    /// What a recrawl's `--changed-since` decided, set when the crawl is opened.
+    pub(crate) changed_since: Mutex<Option<crate::recrawl::ChangedSince>>,
 }
 
 /// The most hosts whose counters are kept. Past it the half with the fewest pages
@@ -188,6 +190,10 @@ pub struct StatsSnapshot {
     pub max_stall_ms: f64,
     /// Where the time went.
     pub stages: StageTimes,
+    /// For a recrawl given `--changed-since`: what the sitemaps' `<lastmod>`s decided
+    /// (made once, before its first revisit, so a resumed recrawl shows it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<crate::recrawl::ChangedSince>,
 }
 
 impl Default for Stats {
@@ -227,6 +233,7 @@ impl Stats {
             status: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             hosts: Mutex::new(HostTable::default()),
+            changed_since: Mutex::new(None),
         }
     }
 
@@ -354,6 +361,11 @@ impl Stats {
                 parse_ms: self.parse_us.load(Relaxed) as f64 / 1000.0,
                 commit_ms: self.commit_us.load(Relaxed) as f64 / 1000.0,
             },
+            changed_since: self
+                .changed_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -408,6 +420,10 @@ impl StatsSnapshot {
         if !self.errors.is_empty() {
             let er: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             s.push_str(&format!("errors: {}\n", er.join(", ")));
+        }
+        if let Some(c) = &self.changed_since {
+            s.push_str(&c.to_text());
+            s.push('\n');
         }
         for h in self.top_hosts.iter().take(5) {
             s.push_str(&format!(

@@ -128,7 +128,7 @@ impl CrawlConfig {
     /// zero concurrency or burst, a negative or non-finite rate or duration, an empty
     /// User-Agent, a budget prefix that does not start with `/`, an accept type that is
     /// not a media range, a `resolve` entry that is not `HOST:PORT:ADDR`, a zero host
-    /// cache.
+    /// cache, a recrawl's `changed-since` that is not a date.
     pub fn validate(self) -> Result<ValidConfig, Error> {
         if self.seeds.is_empty() {
             return Err(Error::Config {
@@ -236,6 +236,9 @@ impl CrawlConfig {
             .iter()
             .map(|r| parse_resolve(r).map_err(|m| invalid("resolve", m)))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(d) = self.recrawl.as_ref().and_then(|r| r.changed_since.as_deref()) {
+            crate::recrawl::parse_changed_since(d).map_err(|m| invalid("changed-since", m))?;
+        }
         let scope = Scope::new(&self, &seeds)?;
         Ok(ValidConfig {
             config: self,
@@ -291,6 +294,14 @@ mod tests {
         let mut c = base();
         c.fetch.host_cache = 0;
         assert_eq!(setting(c), Some("host-cache"));
+        for bad in ["yesterday", "2026-02-30", "2026-10-22T10:00"] {
+            let mut c = base();
+            c.recrawl = Some(crate::RecrawlConfig::new(1, "/x".into()).with_changed_since(bad));
+            assert_eq!(setting(c), Some("changed-since"), "{bad:?}");
+        }
+        let mut c = base();
+        c.recrawl = Some(crate::RecrawlConfig::new(1, "/x".into()).with_changed_since("2026-10-22"));
+        assert!(c.validate().is_ok());
         for bad in [
             "example.com",
             "example.com:443",

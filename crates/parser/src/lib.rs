@@ -9,7 +9,8 @@
 //! - [`decode`]: the charset decision (BOM, HTTP, `<meta>`, chardetng guess).
 //! - [`canonicalize`]: the canonical form of a URL; the rules are listed in the `canon`
 //!   module docs and repeated on [`canonicalize`]'s page.
-//! - [`parse_sitemap`]: sitemaps, sitemap indexes, gzip and plain-text sitemaps.
+//! - [`parse_sitemap`]: sitemaps, sitemap indexes, gzip and plain-text sitemaps, each
+//!   URL with its `<lastmod>` ([`Lastmod`], a W3C datetime).
 //!
 //! # Example
 //! ```
@@ -30,6 +31,7 @@
 //! - `canon`: URL canonicalization.
 //! - `requisites`: page requisites (images, stylesheets, scripts, CSS `url()`).
 //! - `sitemap`: the streaming sitemap reader.
+//! - `lastmod`: W3C datetimes (`<lastmod>`).
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -37,6 +39,7 @@
 mod canon;
 mod decode;
 mod html;
+mod lastmod;
 mod requisites;
 mod sitemap;
 
@@ -46,6 +49,7 @@ pub use html::{
     LimitsHit, Link, LinkKind, Page, ParseOptions, RobotsMeta, flatten_nesting, nesting_cut, parse_html,
     parse_page,
 };
+pub use lastmod::Lastmod;
 pub use requisites::css_urls;
-pub use sitemap::{Sitemap, SitemapError, SitemapKind, SitemapLimits, parse_sitemap};
+pub use sitemap::{Sitemap, SitemapEntry, SitemapError, SitemapKind, SitemapLimits, parse_sitemap};
 pub use url::Url;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use trawl_parser::{SitemapKind, SitemapLimits, parse_sitemap};
+use trawl_parser::{Lastmod, SitemapKind, SitemapLimits, parse_sitemap};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -31,8 +31,19 @@ fn urlset_with_extensions_entities_and_cdata() {
     for bytes in [fixture("urlset.xml"), gzip(&fixture("urlset.xml"))] {
         let s = parse_sitemap(&bytes, &SitemapLimits::default()).expect("parses");
         assert_eq!(s.kind, SitemapKind::UrlSet);
-        assert_eq!(s.locs, want, "image:loc is not a page loc");
+        assert_eq!(s.locs().collect::<Vec<_>>(), want, "image:loc is not a page loc");
         assert!(!s.truncated);
+        let lastmods: Vec<_> = s.entries.iter().map(|e| e.lastmod).collect();
+        assert_eq!(
+            lastmods,
+            [
+                Lastmod::parse("2026-11-01"),
+                Lastmod::parse("2026-11-02T08:15:00Z"),
+                None,
+                None
+            ],
+            "the third has a lastmod that is not a date"
+        );
     }
 }
 
@@ -40,13 +51,15 @@ fn urlset_with_extensions_entities_and_cdata() {
 fn index_and_text_and_broken() {
     let idx = parse_sitemap(&fixture("index.xml"), &SitemapLimits::default()).expect("parses");
     assert_eq!(idx.kind, SitemapKind::Index);
-    assert_eq!(idx.locs.len(), 2);
+    assert_eq!(idx.entries.len(), 2);
+    assert_eq!(idx.entries[0].lastmod, Lastmod::parse("2026-11-20"));
     let txt = parse_sitemap(&fixture("list.txt"), &SitemapLimits::default()).expect("parses");
-    assert_eq!((txt.kind, txt.locs.len()), (SitemapKind::Text, 3));
-    assert_eq!(txt.locs[2], "https://shop.example/c");
+    assert_eq!((txt.kind, txt.entries.len()), (SitemapKind::Text, 3));
+    assert_eq!(txt.entries[2].loc, "https://shop.example/c");
+    assert!(txt.entries.iter().all(|e| e.lastmod.is_none()));
     let broken = parse_sitemap(&fixture("broken.xml"), &SitemapLimits::default()).expect("partial");
     assert_eq!(
-        broken.locs,
+        broken.locs().collect::<Vec<_>>(),
         ["https://shop.example/ok", "https://shop.example/also-ok"]
     );
 }

@@ -94,15 +94,21 @@ impl Sink for HistorySink {
     }
 
     fn write(&mut self, r: &PageRecord, exchange: Option<&Exchange<'_>>) -> Result<()> {
-        let capture = exchange.map(|x| match x.revisit {
-            Some(v) => v.refers_to_date.to_string(),
-            None => r.fetched_at.clone(),
-        });
+        // A record without a response of its own (skipped-unchanged) stands for the
+        // capture it carries.
+        let carried = r.carried.as_ref();
+        let capture = match exchange {
+            Some(x) => Some(match x.revisit {
+                Some(v) => v.refers_to_date.to_string(),
+                None => r.fetched_at.clone(),
+            }),
+            None => carried.and_then(|c| c.capture.clone()),
+        };
         let entry = HistoryEntry {
             url: r.url.clone(),
             depth: r.depth,
             discovery: r.discovery,
-            status: r.status,
+            status: r.status.or_else(|| carried.and_then(|c| c.status)),
             etag: r.etag.clone(),
             last_modified: r.last_modified.clone(),
             hash: r.content_hash.clone(),
@@ -161,5 +167,36 @@ mod tests {
         assert_eq!(got[0].url, "http://a.test/");
         assert_eq!(got[0].etag.as_deref(), Some("\"x\""));
         assert_eq!(got[0].capture, None, "no WARC, no capture");
+    }
+
+    #[test]
+    fn a_record_without_a_response_keeps_what_it_carries() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join(HISTORY_FILE);
+        let mut h = HistorySink::open(&path, None, Durability::Os).expect("open");
+        let rec = PageRecord {
+            url: "http://a.test/same".into(),
+            content_hash: Some("xxh3:1".into()),
+            recrawl: Some(crate::SKIPPED_UNCHANGED.into()),
+            carried: Some(crate::Carried {
+                status: Some(200),
+                capture: Some("2026-01-01T00:00:00.000Z".into()),
+            }),
+            ..Default::default()
+        };
+        h.write(&rec, None).expect("write");
+        let cp = h.checkpoint().expect("cp");
+        let got: Vec<HistoryEntry> = HistorySink::read(&path, &cp)
+            .expect("read")
+            .collect::<Result<_>>()
+            .expect("entries");
+        assert_eq!(got[0].status, Some(200));
+        assert_eq!(got[0].capture.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+        assert_eq!(got[0].hash.as_deref(), Some("xxh3:1"));
+        let json = serde_json::to_string(&rec).expect("json");
+        assert!(
+            !json.contains("carried") && !json.contains("2026-01-01"),
+            "{json}"
+        );
     }
 }

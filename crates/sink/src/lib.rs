@@ -86,8 +86,8 @@ pub use csv_sink::{CSV_HEADER, CsvSink};
 pub use history::{HISTORY_FILE, HistoryEntry, HistorySink};
 pub use jsonl::JsonlSink;
 pub use record::{
-    Discovery, Exchange, FailureInfo, PageRecord, RECRAWL_OUTCOMES, Revisit, RevisitProfile, RobotsFlags,
-    SKIPPED_CONTENT_TYPE, Timings, rfc3339_ms,
+    Carried, Discovery, Exchange, FailureInfo, PageRecord, RECRAWL_OUTCOMES, Revisit, RevisitProfile,
+    RobotsFlags, SKIPPED_CONTENT_TYPE, SKIPPED_UNCHANGED, Timings, rfc3339_ms,
 };
 pub use wacz::{WaczInput, WaczSummary, write_wacz};
 pub use warc::{CDXJ_CHECKPOINT, WarcOptions, WarcSink, rotated_path};

@@ -140,6 +140,21 @@ pub struct PageRecord {
     /// seeds and sitemap URLs, and for a link with no text.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub anchor: Option<String>,
+    /// What a record that stands for an earlier capture without a response of its
+    /// own (a recrawl's [`SKIPPED_UNCHANGED`]) carries over from it for the crawl
+    /// history, so that the next recrawl revisits from that capture. Written to no
+    /// output.
+    #[serde(skip)]
+    pub carried: Option<Carried>,
+}
+
+/// See [`PageRecord::carried`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Carried {
+    /// The status of the earlier response.
+    pub status: Option<u16>,
+    /// The `WARC-Date` of the WARC record that holds its payload, when one does.
+    pub capture: Option<String>,
 }
 
 /// The values of [`PageRecord::recrawl`]:
@@ -147,8 +162,22 @@ pub struct PageRecord {
 /// - `unchanged`: a 2xx or 3xx whose body (its content hash) and status are as before;
 /// - `changed`: a response whose body or status differs;
 /// - `gone`: a page that now answers 404 or 410;
-/// - `new`: a URL the crawl before did not know.
-pub const RECRAWL_OUTCOMES: [&str; 5] = ["not-modified", "unchanged", "changed", "gone", "new"];
+/// - `new`: a URL the crawl before did not know;
+/// - [`SKIPPED_UNCHANGED`]: not fetched, because the site's sitemap says the page last
+///   changed before the recrawl's `--changed-since` time; the record keeps the content
+///   hash and validators known before and has no `status`.
+pub const RECRAWL_OUTCOMES: [&str; 6] = [
+    "not-modified",
+    "unchanged",
+    "changed",
+    "gone",
+    "new",
+    SKIPPED_UNCHANGED,
+];
+
+/// [`PageRecord::recrawl`] of a page a recrawl did not fetch: its sitemap `<lastmod>`
+/// is older than `--changed-since`.
+pub const SKIPPED_UNCHANGED: &str = "skipped-unchanged";
 
 /// A WARC revisit (WARC 1.1 section 6.7): the response is written as a `revisit`
 /// record that refers to the capture holding the payload, instead of a `response`.

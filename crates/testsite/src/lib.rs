@@ -334,6 +334,7 @@ impl TestSite {
             private_hits: AtomicU64::new(0),
             total: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            no_sitemaps: std::sync::atomic::AtomicBool::new(false),
             streams: Arc::default(),
             limiter: limit::Limiter::default(),
         });
@@ -390,6 +391,15 @@ impl RunningSite {
         self.shared
             .generation
             .store(g, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the sitemaps (`/sitemap.xml`, its index and chunks, `.gz` and `.txt`)
+    /// are served from now on (they are at start); off, they answer 404, as on a site
+    /// without one.
+    pub fn set_sitemaps(&self, on: bool) {
+        self.shared
+            .no_sitemaps
+            .store(!on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The generation served.

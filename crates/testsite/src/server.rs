@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) streams: Arc<StreamLog>,
     /// The generation served (`RunningSite::set_generation`).
     pub(crate) generation: AtomicU64,
+    /// The sitemaps answer 404 (`RunningSite::set_sitemaps`).
+    pub(crate) no_sitemaps: std::sync::atomic::AtomicBool,
     /// The clients' windows under `opts.rate_limit`.
     pub(crate) limiter: crate::limit::Limiter,
 }
@@ -382,6 +384,10 @@ fn site_reply(
         };
     }
     let host_pages = || (host as u64..site.pages()).step_by(site.hosts());
+    let generation = shared.generation.load(Ordering::Relaxed);
+    if path.starts_with("/sitemap") && shared.no_sitemaps.load(Ordering::Relaxed) {
+        return Reply::text(404, "no sitemaps here now");
+    }
     match path {
         // A page's requisites: its stylesheet (whose own url() a crawler that follows
         // no requisite's links never asks for), its logo and its inline CSS's image.
@@ -401,17 +407,20 @@ fn site_reply(
         "/sitemap.xml" => Reply::bytes(
             200,
             "application/xml",
-            urlset(site, host_pages().take(SITEMAP_MAX as usize)).into(),
+            urlset(site, host_pages().take(SITEMAP_MAX as usize), generation).into(),
         ),
         "/sitemap.xml.gz" => {
-            let xml = urlset(site, host_pages().take(SITEMAP_MAX as usize));
+            let xml = urlset(site, host_pages().take(SITEMAP_MAX as usize), generation);
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             let _ = enc.write_all(xml.as_bytes());
             Reply::bytes(200, "application/gzip", enc.finish().unwrap_or_default().into())
         }
         "/sitemap.txt" => {
             let mut s = String::new();
-            for i in host_pages().take(SITEMAP_MAX as usize) {
+            for i in host_pages()
+                .take(SITEMAP_MAX as usize)
+                .filter(|i| site.in_sitemap(*i, generation))
+            {
                 s.push_str(&site.page_url(i));
                 s.push('\n');
             }
@@ -441,7 +450,7 @@ fn site_reply(
                     let pages = host_pages()
                         .skip((k * SITEMAP_CHUNK) as usize)
                         .take(SITEMAP_CHUNK as usize);
-                    Reply::bytes(200, "application/xml", urlset(site, pages).into())
+                    Reply::bytes(200, "application/xml", urlset(site, pages, generation).into())
                 }
                 None => Reply::text(404, "not found"),
             }
@@ -500,14 +509,22 @@ fn page_reply(shared: &Shared, i: u64, headers: &http::HeaderMap) -> Reply {
     }
 }
 
-fn urlset(site: &Site, pages: impl Iterator<Item = u64>) -> String {
+/// A urlset of `pages` at generation `g`: those not gone, each with its `<lastmod>`
+/// ([`Site::lastmod`]).
+fn urlset(site: &Site, pages: impl Iterator<Item = u64>, g: u64) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
     );
-    for i in pages {
+    for i in pages.filter(|i| site.in_sitemap(*i, g)) {
         s.push_str("  <url><loc>");
         s.push_str(&site.page_url(i));
-        s.push_str("</loc></url>\n");
+        s.push_str("</loc>");
+        if let Some(lastmod) = site.lastmod(i, g) {
+            s.push_str("<lastmod>");
+            s.push_str(&lastmod);
+            s.push_str("</lastmod>");
+        }
+        s.push_str("</url>\n");
     }
     s.push_str("</urlset>\n");
     s

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use trawl_fetcher::{AcceptTypes, GateSnapshot, RequestOptions};
+use trawl_fetcher::{GateSnapshot, RequestOptions};
 use trawl_frontier::Lease;
 
 use super::Shared;
@@ -114,9 +114,8 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         Work::Skip(why) => (Fetch::Skipped(why), None),
         Work::Fetch(host_permit) => {
             let result = if lane.is_some() {
-                let sitemap = RequestOptions::new().accept(AcceptTypes::sitemaps());
                 sh.fetcher
-                    .fetch_claimed_with(&lease.url, host_permit, &sitemap)
+                    .fetch_claimed_with(&lease.url, host_permit, &super::sitemap::request())
                     .await
             } else if let Some(prior) = crate::recrawl::decode_prior(&lease.data)
                 && !prior.validators().is_empty()

@@ -33,7 +33,7 @@ mod parse;
 mod progress;
 mod record;
 mod schedule;
-mod sitemap;
+pub(crate) mod sitemap;
 mod sources;
 
 use std::collections::{HashMap, HashSet};
@@ -312,7 +312,7 @@ pub(crate) fn decode_data(data: &[u8]) -> (Discovery, Option<String>) {
 /// Reads what [`encode_origin`] wrote.
 pub(crate) fn decode_origin(data: &[u8]) -> Origin {
     let first = data.first().copied().unwrap_or(0);
-    let discovery = match first & !crate::recrawl::PRIOR_FLAG {
+    let discovery = match first & !(crate::recrawl::PRIOR_FLAG | crate::recrawl::SKIP_FLAG) {
         1 => Discovery::Link,
         2 => Discovery::Redirect,
         3 => Discovery::Sitemap,
@@ -477,13 +477,47 @@ impl Crawler {
                 .map_err(|e| Error::state(&dir, e))?;
         }
         let persisted = state.persisted()?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
+        if fresh {
+            preflight(&fetcher, &seeds).await?;
+        }
+        // Cool-downs survive a restart: a host in a Retry-After window stays in it,
+        // and a host the adaptive rate holds back starts again at that rate.
+        let now = now_ms();
+        for h in frontier.hosts() {
+            let until = h.politeness.earliest_ms();
+            if (until > now || h.politeness.adaptive_millirate != 0)
+                && let Ok(url) = Url::parse(&h.key)
+            {
+                fetcher.gate(&url).restore(GateSnapshot {
+                    cool_down: Duration::from_millis(until.saturating_sub(now)),
+                    backoff_level: h.politeness.backoff_level,
+                    adaptive_millirate: h.politeness.adaptive_millirate,
+                });
+            }
+        }
         // A recrawl queues every URL its source knew, with what it was, before the
-        // seeds and anything found: they are revisits, not new URLs.
+        // seeds and anything found: they are revisits, not new URLs. With
+        // `--changed-since`, the sitemaps are read first, for their `<lastmod>`s.
+        let mut changed_since = None;
         if let Some(r) = &cfg.recrawl {
+            let lastmods = match &r.changed_since {
+                Some(d) if !crate::recrawl::is_seeded(&frontier, &dir)? => {
+                    let since = crate::recrawl::parse_changed_since(d).map_err(|message| Error::Config {
+                        setting: Some("changed-since"),
+                        message,
+                    })?;
+                    Some(crate::recrawl::read_lastmods(&fetcher, &scope, &cfg, &r.source, since).await?)
+                }
+                _ => None,
+            };
             let (frontier, dir, source) = (frontier.clone(), dir.clone(), r.source.clone());
-            tokio::task::spawn_blocking(move || crate::recrawl::seed(&frontier, &dir, &source))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
+            changed_since = tokio::task::spawn_blocking(move || {
+                crate::recrawl::seed(&frontier, &dir, &source, lastmods)?;
+                crate::recrawl::changed_since(&frontier, &dir)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
         }
 
         // The seeds (and the sitemaps of their hosts) are queued every time: enqueue
@@ -511,10 +545,6 @@ impl Crawler {
         }
         frontier.enqueue(queued).map_err(|e| Error::state(&dir, e))?;
 
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
-        if fresh {
-            preflight(&fetcher, &seeds).await?;
-        }
         for h in &cfg.scope.extra_hosts {
             let h = h.trim();
             if scope.check_str(&format!("http://{h}/")).is_err()
@@ -530,23 +560,8 @@ impl Crawler {
         let (broken_log, broken_lines) = state.open_broken(&cfg)?;
         let sources = sources::Sources::new(broken_log, broken_lines, frontier.counts().queued > 0 && !fresh);
 
-        // Cool-downs survive a restart: a host in a Retry-After window stays in it,
-        // and a host the adaptive rate holds back starts again at that rate.
-        let now = now_ms();
-        for h in frontier.hosts() {
-            let until = h.politeness.earliest_ms();
-            if (until > now || h.politeness.adaptive_millirate != 0)
-                && let Ok(url) = Url::parse(&h.key)
-            {
-                fetcher.gate(&url).restore(GateSnapshot {
-                    cool_down: Duration::from_millis(until.saturating_sub(now)),
-                    backoff_level: h.politeness.backoff_level,
-                    adaptive_millirate: h.politeness.adaptive_millirate,
-                });
-            }
-        }
-
         let stats = Arc::new(Stats::new());
+        *stats.changed_since.lock().unwrap_or_else(|e| e.into_inner()) = changed_since;
         let counts = frontier.counts();
         stats.queued.store(counts.queued, Relaxed);
         stats.done_total.store(counts.done, Relaxed);

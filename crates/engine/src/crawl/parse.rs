@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use trawl_fetcher::GateSnapshot;
 use trawl_frontier::{FrontierStore, Lease, NewUrl, Outcome, Priority};
-use trawl_parser::{SitemapKind, SitemapLimits};
+use trawl_parser::SitemapKind;
 use trawl_sink::{Discovery, FailureInfo, PageRecord, RobotsFlags, SKIPPED_CONTENT_TYPE};
 use url::Url;
 
@@ -237,6 +237,30 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         Fetch::Skipped(why) => Err(why),
     };
     let fetched = match fetch {
+        Err(Skip::Unchanged) => {
+            // Not fetched: the sitemap says it last changed before --changed-since.
+            // The record stands for what was known, and the history keeps it so.
+            let p = prior.unwrap_or_default();
+            record.recrawl = Some(trawl_sink::SKIPPED_UNCHANGED.to_string());
+            record.content_hash = p.hash;
+            record.etag = p.etag;
+            record.last_modified = p.last_modified;
+            record.carried = Some(trawl_sink::Carried {
+                status: p.status,
+                capture: p.capture,
+            });
+            return Done {
+                lease,
+                host,
+                record: Some(record),
+                exchange: None,
+                outcome: Outcome::Done,
+                discovered,
+                host_failure: None,
+                cool: None,
+                bytes: 0,
+            };
+        }
         Err(Skip::HostUnavailable) => {
             let message =
                 "host unavailable: too many consecutive failures, so no request was made".to_string();
@@ -534,7 +558,7 @@ const SITEMAP_QUEUE_WATERMARK: u64 = 20_000;
 /// before every batch was in.
 fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<NewUrl>) -> bool {
     let child_depth = lease.depth.saturating_add(1);
-    let map = match trawl_parser::parse_sitemap(body, &SitemapLimits::default()) {
+    let map = match super::sitemap::read(body) {
         Ok(map) => map,
         Err(e) => {
             tracing::debug!(url = %lease.url, error = %e, "sitemap does not read");
@@ -542,8 +566,8 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
         }
     };
     let mut stalled = false;
-    for loc in map.locs {
-        let Ok(c) = trawl_parser::canonicalize(loc.trim(), None, &sh.parse_opts.canon) else {
+    for entry in map.entries {
+        let Ok(c) = trawl_parser::canonicalize(entry.loc.trim(), None, &sh.parse_opts.canon) else {
             continue;
         };
         let (priority, depth) = match map.kind {

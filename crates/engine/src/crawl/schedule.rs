@@ -37,17 +37,20 @@ use crate::error::Error;
 pub(crate) enum Work {
     /// Fetch it: the host's gate has let the request start.
     Fetch(HostPermit),
-    /// Fail it at once, without a request.
+    /// Record it at once, without a request (and without a wait for the host).
     Skip(Skip),
 }
 
-/// Why a lease fails without a request.
+/// Why a lease is recorded without a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Skip {
-    /// The host's circuit breaker gave up on it.
+    /// The host's circuit breaker gave up on it: it fails.
     HostUnavailable,
-    /// Leased [`MAX_LEASES`] times without completing.
+    /// Leased [`MAX_LEASES`] times without completing: it fails.
     TooManyAttempts,
+    /// A recrawl's revisit that the sitemap's `<lastmod>` says is older than
+    /// `--changed-since` (`crate::recrawl::SKIP_FLAG`): `skipped-unchanged`.
+    Unchanged,
 }
 
 /// A lease on its way to a fetch task, with the permits that bound it.
@@ -427,8 +430,18 @@ impl Scheduler<'_> {
             let Ok(permit) = self.global.clone().try_acquire_owned() else {
                 return Ok(Served::NoPermits);
             };
+            // A revisit the sitemap says is unchanged makes no request, so it takes
+            // nothing from the host's gate: thousands of them cost no politeness wait.
+            let unchanged = !dead
+                && (slot.sitemaps.is_empty() || lane.available_permits() == 0)
+                && slot
+                    .pages
+                    .front()
+                    .is_some_and(|l| crate::recrawl::is_skipped(&l.data));
             let mut work = if dead {
                 Work::Skip(Skip::HostUnavailable)
+            } else if unchanged {
+                Work::Skip(Skip::Unchanged)
             } else {
                 match slot.gate.try_acquire() {
                     Ok(p) => Work::Fetch(p),
@@ -441,7 +454,7 @@ impl Scheduler<'_> {
             };
             // A sitemap when the lane has room (its URLs are enqueued by the
             // sitemap thread, one or two at a time, alongside the crawl), else a page.
-            let lane_permit = if dead || slot.sitemaps.is_empty() {
+            let lane_permit = if dead || unchanged || slot.sitemaps.is_empty() {
                 None
             } else {
                 lane.clone().try_acquire_owned().ok()

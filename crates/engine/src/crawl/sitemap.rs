@@ -15,12 +15,18 @@
 //! small sitemap (64 KiB or less) leaves the lane once downloaded, so a broad crawl's
 //! one small sitemap per host is not held to two downloads at a time; it waits for
 //! this thread in `SITEMAP_CHANNEL` like a page for the parse stage.
+//!
+//! How a sitemap is asked for and read ([`request`], [`read`]) is shared with a
+//! recrawl's `--changed-since`, which reads the sitemaps again before its revisits
+//! start (`crate::recrawl`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use trawl_fetcher::{AcceptTypes, RequestOptions};
+use trawl_parser::{Sitemap, SitemapError, SitemapLimits};
 
 use super::Shared;
 use super::fetch::Fetched;
@@ -31,6 +37,18 @@ use super::parse::{Done, process};
 pub const SITEMAP_LANE: usize = 2;
 /// Fetched sitemaps waiting for the sitemap thread; the lane bounds them already.
 pub(crate) const SITEMAP_CHANNEL: usize = SITEMAP_LANE;
+
+/// The request a sitemap is fetched with: it accepts the types sitemaps are served as
+/// (XML, gzip, plain text, `application/octet-stream`), whatever the pages accept.
+pub(crate) fn request() -> RequestOptions {
+    RequestOptions::new().accept(AcceptTypes::sitemaps())
+}
+
+/// Reads a fetched sitemap within the protocol's limits (50,000 URLs and 50 MB after
+/// decompression per file); the fetcher's body cap bounds what was downloaded.
+pub(crate) fn read(body: &[u8]) -> Result<Sitemap, SitemapError> {
+    trawl_parser::parse_sitemap(body, &SitemapLimits::default())
+}
 
 /// Reads sitemaps until the fetch stage is done.
 pub(crate) fn sitemap_loop(

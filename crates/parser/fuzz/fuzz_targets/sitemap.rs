@@ -8,6 +8,9 @@ use trawl_parser::{SitemapLimits, parse_sitemap};
 fuzz_target!(|data: &[u8]| {
     let limits = SitemapLimits::default();
     if let Ok(s) = parse_sitemap(data, &limits) {
-        assert!(s.locs.len() <= limits.max_urls);
+        assert!(s.entries.len() <= limits.max_urls);
+        for l in s.entries.iter().filter_map(|e| e.lastmod) {
+            assert!(l.earliest <= l.latest);
+        }
     }
 });
