@@ -380,6 +380,32 @@ impl HostGate {
         }
     }
 
+    /// What the request path tells the gate about a retryable status (429, 503, 408,
+    /// another 5xx but 501) to a request sent at `sent_at`, once its permit is
+    /// dropped: 429, 503 and 504 cut the adaptive rate, and every one starts a
+    /// cool-down, `retry_after` when the server gave one. Returns the cool-down.
+    /// `fetch/request.rs` calls this, and so does the simulation in `adaptive_sim`,
+    /// so that the simulation drives the gate exactly as a crawl does.
+    pub(crate) fn answered_retryable(
+        &self,
+        sent_at: Instant,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        if matches!(status, 429 | 503 | 504) {
+            self.adapt_overloaded(sent_at, Signal::Refused);
+        }
+        self.cool_down(retry_after)
+    }
+
+    /// What the request path tells the gate about a response that is not a retryable
+    /// status, once its permit is dropped: the backoff starts over and the adaptive
+    /// rate hears of a healthy response with its time to first byte.
+    pub(crate) fn answered(&self, sent_at: Instant, first_byte: Duration) {
+        self.succeeded();
+        self.adapt_healthy(sent_at, first_byte);
+    }
+
     /// The adaptive limit in requests per second while it holds the host below its
     /// configured rate (and Crawl-delay); `None` at the ceiling, or without
     /// [`GatePolicy::adaptive`].
