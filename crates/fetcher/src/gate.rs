@@ -78,9 +78,20 @@ impl Default for GatePolicy {
     }
 }
 
+/// The most hosts whose Crawl-delay a gate keeps (a gate shared by the hosts of one
+/// address, [`PolitenessKey::Ip`](crate::PolitenessKey::Ip)); past it the smallest
+/// goes, so the largest, the one that rules, is kept. Hosts without a Crawl-delay
+/// take no room.
+const CRAWL_DELAY_HOSTS: usize = 64;
+
 #[derive(Debug, Default)]
 struct GateState {
+    /// The Crawl-delay applied: the largest of `crawl_delays`.
     crawl_delay: Duration,
+    /// The non-zero Crawl-delays of the hosts behind this gate (capped by the
+    /// policy), by host. One entry for a gate of one host; in a gate shared by
+    /// several, the most polite host rules, whichever robots.txt was read last.
+    crawl_delays: Vec<(String, Duration)>,
     /// When the last request started (on the gate's clock), for the crawl delay.
     last_start: Option<Duration>,
     /// No request before this (on the gate's clock).
@@ -204,15 +215,65 @@ impl HostGate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a robots.txt `Crawl-delay` (seconds), capped by the policy.
+    /// Applies a robots.txt `Crawl-delay` (seconds), capped by the policy, as the
+    /// delay of the gate's one host: it replaces any set before, for any host.
     pub fn set_crawl_delay(&self, seconds: Option<f64>) {
-        let d = seconds
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map_or(Duration::ZERO, Duration::from_secs_f64);
-        let d = d.min(self.policy.max_crawl_delay);
+        let d = self.capped_crawl_delay(seconds);
         let mut st = self.state();
+        st.crawl_delays.clear();
+        if !d.is_zero() {
+            st.crawl_delays.push((String::new(), d));
+        }
+        self.apply_crawl_delay(&mut st);
+    }
+
+    /// Applies the robots.txt `Crawl-delay` (seconds) of `host`, one of the hosts
+    /// behind this gate: it replaces that host's earlier one, and the gate spaces
+    /// starts by the largest of its hosts' delays.
+    pub(crate) fn set_crawl_delay_of(&self, host: &str, seconds: Option<f64>) {
+        let d = self.capped_crawl_delay(seconds);
+        let mut st = self.state();
+        let delays = &mut st.crawl_delays;
+        match delays.iter().position(|(h, _)| h == host) {
+            Some(i) if d.is_zero() => {
+                delays.swap_remove(i);
+            }
+            Some(i) => delays[i].1 = d,
+            None if d.is_zero() => return,
+            None => {
+                if delays.len() >= CRAWL_DELAY_HOSTS {
+                    let Some((i, least)) = delays.iter().enumerate().min_by_key(|(_, (_, d))| *d) else {
+                        return;
+                    };
+                    if least.1 >= d {
+                        // Smaller than every delay kept: it changes nothing.
+                        return;
+                    }
+                    delays.swap_remove(i);
+                }
+                delays.push((host.to_string(), d));
+            }
+        }
+        self.apply_crawl_delay(&mut st);
+    }
+
+    fn capped_crawl_delay(&self, seconds: Option<f64>) -> Duration {
+        seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::ZERO, Duration::from_secs_f64)
+            .min(self.policy.max_crawl_delay)
+    }
+
+    /// The largest of the hosts' delays becomes the gate's, and its rate the
+    /// adaptive limit's ceiling (with the configured rate).
+    fn apply_crawl_delay(&self, st: &mut GateState) {
+        let d = st
+            .crawl_delays
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(Duration::ZERO);
         st.crawl_delay = d;
-        // The adaptive limit's ceiling: the rate, and the Crawl-delay as a rate.
         let by_delay = (!d.is_zero()).then(|| 1.0 / d.as_secs_f64());
         let ceiling = match (self.policy.rate, by_delay) {
             (Some(r), Some(c)) => Some(r.min(c)),

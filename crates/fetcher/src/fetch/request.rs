@@ -291,7 +291,7 @@ impl Fetcher {
                 return Err(Error::RobotsDenied { url });
             }
         }
-        let gate = self.gate(&url);
+        let gate = self.gate_for(&url).await;
         let mut attempts = 0;
         loop {
             attempts += 1;
