@@ -841,4 +841,69 @@ mod tests {
         }
         assert_eq!(gate.adaptive_rate(), None, "back at the ceiling, never above it");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_gate_spaces_by_the_largest_crawl_delay_whichever_came_last() {
+        let (small, large) = (("http://a.test", 0.2), ("http://b.test", 1.0));
+        for order in [[small, large], [large, small]] {
+            let gate = HostGate::new(GatePolicy {
+                rate: None,
+                concurrency: 10,
+                ..policy()
+            });
+            for (host, d) in order {
+                gate.set_crawl_delay_of(host, Some(d));
+            }
+            assert_eq!(gate.crawl_delay(), Duration::from_secs(1), "{order:?}");
+            drop(gate.try_acquire().expect("the first start"));
+            tokio::time::advance(Duration::from_millis(999)).await;
+            assert_eq!(
+                gate.try_acquire().err(),
+                Some(NotReady::Wait(Duration::from_millis(1))),
+                "{order:?}"
+            );
+            tokio::time::advance(Duration::from_millis(1)).await;
+            drop(gate.try_acquire().expect("1 s after"));
+            // A robots.txt read again replaces its host's delay: the next largest rules.
+            gate.set_crawl_delay_of(large.0, None);
+            assert_eq!(gate.crawl_delay(), Duration::from_millis(200));
+            gate.set_crawl_delay_of(small.0, Some(0.1));
+            assert_eq!(gate.crawl_delay(), Duration::from_millis(100));
+            // The one-host setter replaces them all.
+            gate.set_crawl_delay(Some(3.0));
+            assert_eq!(gate.crawl_delay(), Duration::from_secs(3));
+            gate.set_crawl_delay(None);
+            assert_eq!(gate.crawl_delay(), Duration::ZERO);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_of_many_hosts_keeps_the_largest_crawl_delays() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        for k in 1..=(CRAWL_DELAY_HOSTS as u64 * 3) {
+            gate.set_crawl_delay_of(&format!("http://h{k}.test"), Some(k as f64 / 1000.0));
+            // Hosts without one take no room.
+            gate.set_crawl_delay_of(&format!("http://none{k}.test"), None);
+        }
+        let most = Duration::from_millis(CRAWL_DELAY_HOSTS as u64 * 3);
+        assert_eq!(gate.crawl_delay(), most);
+        assert_eq!(gate.state().crawl_delays.len(), CRAWL_DELAY_HOSTS);
+        gate.set_crawl_delay_of("http://h1.test", Some(0.001));
+        assert_eq!(
+            gate.state().crawl_delays.len(),
+            CRAWL_DELAY_HOSTS,
+            "smaller than all kept"
+        );
+        // The largest goes: the next largest of the kept ones rules.
+        gate.set_crawl_delay_of(&format!("http://h{}.test", CRAWL_DELAY_HOSTS * 3), None);
+        assert_eq!(gate.crawl_delay(), most - Duration::from_millis(1));
+        // And the rate that the Crawl-delay allows is the adaptive ceiling.
+        gate.adapt_overloaded(Instant::now(), Signal::Refused);
+        let ceiling = 1.0 / (most - Duration::from_millis(1)).as_secs_f64();
+        let limit = gate.adaptive_rate().expect("cut");
+        assert!((limit - ceiling * 0.75).abs() < 1e-6, "{limit} against {ceiling}");
+    }
 }

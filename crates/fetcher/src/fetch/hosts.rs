@@ -584,4 +584,113 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&a, &b), "by host, a gate each");
     }
+
+    /// A fetcher keyed by address whose resolver answers `names` after their delays
+    /// (with an address, or failing without one).
+    fn by_ip_with(names: &[(&str, u64, Option<&str>)]) -> Fetcher {
+        let f = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .build()
+            .expect("fetcher");
+        let mut fake = f.inner.dns.fake.lock().expect("lock");
+        for (name, ms, ip) in names {
+            let ip = ip.map(|ip| ip.parse().expect("ip"));
+            fake.insert((*name).to_string(), (Duration::from_millis(*ms), ip));
+        }
+        drop(fake);
+        f
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_ip_a_name_being_looked_up_holds_no_one_up_and_is_looked_up_once() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = by_ip_with(&[
+            ("slow.example.test", 2_000, Some("10.0.0.7")),
+            ("alias.example.test", 0, Some("10.0.0.7")),
+        ]);
+        let slow = url("http://slow.example.test/");
+        let t0 = Instant::now();
+        assert!(
+            f.try_gate(&slow).is_none(),
+            "not resolved yet: no answer, no wait"
+        );
+        assert!(f.try_gate(&url("http://slow.example.test/other")).is_none());
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // Other hosts are served meanwhile.
+        let other = f
+            .try_gate(&url("http://h0.localhost/"))
+            .expect("known without a lookup");
+        assert!(other.try_acquire().is_ok());
+        tokio::time::sleep(Duration::from_millis(1_999)).await;
+        assert!(f.try_gate(&slow).is_none(), "still being looked up");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let gate = f.try_gate(&slow).expect("resolved");
+        assert_eq!(f.dns_lookups(), 1, "one lookup however often it was asked for");
+        // Another name of the same address shares the gate (asked for by a task:
+        // it waits for the lookup, on the runtime).
+        assert!(Arc::ptr_eq(
+            &gate,
+            &f.gate_for(&url("http://alias.example.test/")).await
+        ));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&url("http://10.0.0.7/"))));
+        assert!(!Arc::ptr_eq(&gate, &other));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_ip_a_name_that_does_not_resolve_gets_a_gate_of_its_own() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = by_ip_with(&[
+            ("gone.example.test", 10, None),
+            ("stuck.example.test", 3_600_000, Some("127.0.0.1")),
+        ]);
+        let gone = url("http://gone.example.test/");
+        assert!(f.try_gate(&gone).is_none());
+        tokio::time::sleep(Duration::from_millis(11)).await;
+        let own = f.try_gate(&gone).expect("given up on");
+        let shared = f.gate(&url("http://127.0.0.1/"));
+        assert!(!Arc::ptr_eq(&own, &shared));
+        assert!(Arc::ptr_eq(&own, &f.gate_for(&gone).await), "and it keeps it");
+        // A lookup that never answers is given up at the connect timeout (10 s).
+        let t0 = Instant::now();
+        let stuck = f.gate_for(&url("http://stuck.example.test/")).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+        assert!(
+            !Arc::ptr_eq(&stuck, &shared),
+            "a gate of its own, not 127.0.0.1's"
+        );
+        assert_eq!(f.gates_in_memory(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_that_comes_to_a_shared_gate_brings_its_crawl_delay() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .politeness(GatePolicy {
+                rate: None,
+                concurrency: 4,
+                ..GatePolicy::default()
+            })
+            .build()
+            .expect("fetcher");
+        let (a, b) = (url("http://a.localhost/"), url("http://b.localhost/"));
+        for (u, delay) in [(&a, "0.2"), (&b, "1")] {
+            let robots = Robots::parse(format!("User-agent: *\nCrawl-delay: {delay}\n").as_bytes(), "t");
+            f.inner.robots.lock().expect("lock").insert(
+                origin(u),
+                Duration::from_secs(3_600),
+                RobotsVerdict::Rules(Arc::new(robots)),
+                16,
+            );
+        }
+        // The gate is made for `a` (0.2 s); `b` comes to it later with 1 s.
+        let gate = f.gate(&a);
+        assert_eq!(gate.crawl_delay(), Duration::from_millis(200));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&b)));
+        assert_eq!(gate.crawl_delay(), Duration::from_secs(1));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&a)));
+        assert_eq!(gate.crawl_delay(), Duration::from_secs(1), "the largest stays");
+    }
 }
