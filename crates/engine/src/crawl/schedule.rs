@@ -17,7 +17,11 @@
 //! fetched. A job is dispatched only once the gate has let its request start
 //! ([`HostGate::try_acquire`]), so no task waits on a host while holding a global
 //! permit, and a host that is rate-limited, in a crawl delay, cooling down or at its
-//! concurrency cap never holds up another. Nothing it does waits on one host.
+//! concurrency cap never holds up another. Nothing it does waits on one host, not
+//! even a DNS lookup: with `--politeness-key ip` a host whose address is not known
+//! yet gets its gate from [`Fetcher::try_gate`](trawl_fetcher::Fetcher::try_gate),
+//! which looks the name up on the runtime while the host's slot waits
+//! ([`RESOLVE_POLL`], at most [`RESOLVING_MAX`] such slots at once).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
