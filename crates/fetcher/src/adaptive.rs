@@ -16,9 +16,10 @@
 //!   a naive "slow down on 429" oscillates and this does not: it spends most of its
 //!   time just under the rate that hurt, and probes above it in small steps.
 //!
-//! Measured against a hidden limit of R requests per second with a ceiling of 4R (a
-//! simulation of the testsite endpoint, then the e2e test): the achieved rate settles
-//! at 0.85R to 0.9R, with under 1% of the requests refused after the warm-up.
+//! Measured against a hidden limit of R requests per second with a ceiling of 4R
+//! (through the real gate on paused time in `adaptive_sim`, then the e2e test): the
+//! achieved rate settles at 0.85R to 0.9R, with under 1% of the requests refused
+//! after the warm-up.
 //!
 //! Time is the gate's clock (durations since the gate was made), so this is pure and
 //! runs on paused time in tests.

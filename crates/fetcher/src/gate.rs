@@ -78,9 +78,20 @@ impl Default for GatePolicy {
     }
 }
 
+/// The most hosts whose Crawl-delay a gate keeps (a gate shared by the hosts of one
+/// address, [`PolitenessKey::Ip`](crate::PolitenessKey::Ip)); past it the smallest
+/// goes, so the largest, the one that rules, is kept. Hosts without a Crawl-delay
+/// take no room.
+const CRAWL_DELAY_HOSTS: usize = 64;
+
 #[derive(Debug, Default)]
 struct GateState {
+    /// The Crawl-delay applied: the largest of `crawl_delays`.
     crawl_delay: Duration,
+    /// The non-zero Crawl-delays of the hosts behind this gate (capped by the
+    /// policy), by host. One entry for a gate of one host; in a gate shared by
+    /// several, the most polite host rules, whichever robots.txt was read last.
+    crawl_delays: Vec<(String, Duration)>,
     /// When the last request started (on the gate's clock), for the crawl delay.
     last_start: Option<Duration>,
     /// No request before this (on the gate's clock).
@@ -204,15 +215,65 @@ impl HostGate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a robots.txt `Crawl-delay` (seconds), capped by the policy.
+    /// Applies a robots.txt `Crawl-delay` (seconds), capped by the policy, as the
+    /// delay of the gate's one host: it replaces any set before, for any host.
     pub fn set_crawl_delay(&self, seconds: Option<f64>) {
-        let d = seconds
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map_or(Duration::ZERO, Duration::from_secs_f64);
-        let d = d.min(self.policy.max_crawl_delay);
+        let d = self.capped_crawl_delay(seconds);
         let mut st = self.state();
+        st.crawl_delays.clear();
+        if !d.is_zero() {
+            st.crawl_delays.push((String::new(), d));
+        }
+        self.apply_crawl_delay(&mut st);
+    }
+
+    /// Applies the robots.txt `Crawl-delay` (seconds) of `host`, one of the hosts
+    /// behind this gate: it replaces that host's earlier one, and the gate spaces
+    /// starts by the largest of its hosts' delays.
+    pub(crate) fn set_crawl_delay_of(&self, host: &str, seconds: Option<f64>) {
+        let d = self.capped_crawl_delay(seconds);
+        let mut st = self.state();
+        let delays = &mut st.crawl_delays;
+        match delays.iter().position(|(h, _)| h == host) {
+            Some(i) if d.is_zero() => {
+                delays.swap_remove(i);
+            }
+            Some(i) => delays[i].1 = d,
+            None if d.is_zero() => return,
+            None => {
+                if delays.len() >= CRAWL_DELAY_HOSTS {
+                    let Some((i, least)) = delays.iter().enumerate().min_by_key(|(_, (_, d))| *d) else {
+                        return;
+                    };
+                    if least.1 >= d {
+                        // Smaller than every delay kept: it changes nothing.
+                        return;
+                    }
+                    delays.swap_remove(i);
+                }
+                delays.push((host.to_string(), d));
+            }
+        }
+        self.apply_crawl_delay(&mut st);
+    }
+
+    fn capped_crawl_delay(&self, seconds: Option<f64>) -> Duration {
+        seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::ZERO, Duration::from_secs_f64)
+            .min(self.policy.max_crawl_delay)
+    }
+
+    /// The largest of the hosts' delays becomes the gate's, and its rate the
+    /// adaptive limit's ceiling (with the configured rate).
+    fn apply_crawl_delay(&self, st: &mut GateState) {
+        let d = st
+            .crawl_delays
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(Duration::ZERO);
         st.crawl_delay = d;
-        // The adaptive limit's ceiling: the rate, and the Crawl-delay as a rate.
         let by_delay = (!d.is_zero()).then(|| 1.0 / d.as_secs_f64());
         let ceiling = match (self.policy.rate, by_delay) {
             (Some(r), Some(c)) => Some(r.min(c)),
@@ -378,6 +439,32 @@ impl HostGate {
         if st.adaptive.signal(why, started, now) {
             tracing::debug!(?why, limit = ?st.adaptive.limit(), "adaptive rate cut");
         }
+    }
+
+    /// What the request path tells the gate about a retryable status (429, 503, 408,
+    /// another 5xx but 501) to a request sent at `sent_at`, once its permit is
+    /// dropped: 429, 503 and 504 cut the adaptive rate, and every one starts a
+    /// cool-down, `retry_after` when the server gave one. Returns the cool-down.
+    /// `fetch/request.rs` calls this, and so does the simulation in `adaptive_sim`,
+    /// so that the simulation drives the gate exactly as a crawl does.
+    pub(crate) fn answered_retryable(
+        &self,
+        sent_at: Instant,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        if matches!(status, 429 | 503 | 504) {
+            self.adapt_overloaded(sent_at, Signal::Refused);
+        }
+        self.cool_down(retry_after)
+    }
+
+    /// What the request path tells the gate about a response that is not a retryable
+    /// status, once its permit is dropped: the backoff starts over and the adaptive
+    /// rate hears of a healthy response with its time to first byte.
+    pub(crate) fn answered(&self, sent_at: Instant, first_byte: Duration) {
+        self.succeeded();
+        self.adapt_healthy(sent_at, first_byte);
     }
 
     /// The adaptive limit in requests per second while it holds the host below its
@@ -753,5 +840,70 @@ mod tests {
             gate.adapt_healthy(Instant::now(), Duration::from_millis(1));
         }
         assert_eq!(gate.adaptive_rate(), None, "back at the ceiling, never above it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_gate_spaces_by_the_largest_crawl_delay_whichever_came_last() {
+        let (small, large) = (("http://a.test", 0.2), ("http://b.test", 1.0));
+        for order in [[small, large], [large, small]] {
+            let gate = HostGate::new(GatePolicy {
+                rate: None,
+                concurrency: 10,
+                ..policy()
+            });
+            for (host, d) in order {
+                gate.set_crawl_delay_of(host, Some(d));
+            }
+            assert_eq!(gate.crawl_delay(), Duration::from_secs(1), "{order:?}");
+            drop(gate.try_acquire().expect("the first start"));
+            tokio::time::advance(Duration::from_millis(999)).await;
+            assert_eq!(
+                gate.try_acquire().err(),
+                Some(NotReady::Wait(Duration::from_millis(1))),
+                "{order:?}"
+            );
+            tokio::time::advance(Duration::from_millis(1)).await;
+            drop(gate.try_acquire().expect("1 s after"));
+            // A robots.txt read again replaces its host's delay: the next largest rules.
+            gate.set_crawl_delay_of(large.0, None);
+            assert_eq!(gate.crawl_delay(), Duration::from_millis(200));
+            gate.set_crawl_delay_of(small.0, Some(0.1));
+            assert_eq!(gate.crawl_delay(), Duration::from_millis(100));
+            // The one-host setter replaces them all.
+            gate.set_crawl_delay(Some(3.0));
+            assert_eq!(gate.crawl_delay(), Duration::from_secs(3));
+            gate.set_crawl_delay(None);
+            assert_eq!(gate.crawl_delay(), Duration::ZERO);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_of_many_hosts_keeps_the_largest_crawl_delays() {
+        let gate = HostGate::new(GatePolicy {
+            rate: None,
+            ..policy()
+        });
+        for k in 1..=(CRAWL_DELAY_HOSTS as u64 * 3) {
+            gate.set_crawl_delay_of(&format!("http://h{k}.test"), Some(k as f64 / 1000.0));
+            // Hosts without one take no room.
+            gate.set_crawl_delay_of(&format!("http://none{k}.test"), None);
+        }
+        let most = Duration::from_millis(CRAWL_DELAY_HOSTS as u64 * 3);
+        assert_eq!(gate.crawl_delay(), most);
+        assert_eq!(gate.state().crawl_delays.len(), CRAWL_DELAY_HOSTS);
+        gate.set_crawl_delay_of("http://h1.test", Some(0.001));
+        assert_eq!(
+            gate.state().crawl_delays.len(),
+            CRAWL_DELAY_HOSTS,
+            "smaller than all kept"
+        );
+        // The largest goes: the next largest of the kept ones rules.
+        gate.set_crawl_delay_of(&format!("http://h{}.test", CRAWL_DELAY_HOSTS * 3), None);
+        assert_eq!(gate.crawl_delay(), most - Duration::from_millis(1));
+        // And the rate that the Crawl-delay allows is the adaptive ceiling.
+        gate.adapt_overloaded(Instant::now(), Signal::Refused);
+        let ceiling = 1.0 / (most - Duration::from_millis(1)).as_secs_f64();
+        let limit = gate.adaptive_rate().expect("cut");
+        assert!((limit - ceiling * 0.75).abs() < 1e-6, "{limit} against {ceiling}");
     }
 }

@@ -94,6 +94,8 @@
 
 mod accept;
 mod adaptive;
+#[cfg(test)]
+mod adaptive_sim;
 mod body;
 mod fetch;
 mod gate;

@@ -129,6 +129,11 @@ pub(crate) struct DnsCache {
     entries: Mutex<HashMap<String, DnsEntry>>,
     /// Lookups made (cache hits not counted), for `Fetcher::dns_lookups`.
     pub(crate) lookups: std::sync::atomic::AtomicU64,
+    /// Tests' stand-in for the system's resolver: a name here answers after its delay
+    /// (on tokio's clock, so paused-time tests work) with its address, or fails
+    /// without one.
+    #[cfg(test)]
+    pub(crate) fake: Mutex<HashMap<String, (Duration, Option<std::net::IpAddr>)>>,
 }
 
 impl DnsCache {
@@ -137,10 +142,13 @@ impl DnsCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
             lookups: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            fake: Mutex::new(HashMap::new()),
         }
     }
 
-    fn get(&self, host: &str) -> Option<Arc<[SocketAddr]>> {
+    /// The cached addresses of `host`, if they are fresh; never a lookup.
+    pub(crate) fn get(&self, host: &str) -> Option<Arc<[SocketAddr]>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (at, addrs) = entries.get(host)?;
         (at.elapsed() < self.ttl).then(|| addrs.clone())
@@ -168,19 +176,52 @@ impl DnsCache {
             return Ok(addrs);
         }
         self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(test)]
+        if let Some((_, ip)) = self.faked(host) {
+            let addrs: Arc<[SocketAddr]> = ip.map(|ip| SocketAddr::new(ip, 0)).into_iter().collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::other("no such name (fake)"));
+            }
+            self.put(host.to_string(), addrs.clone());
+            return Ok(addrs);
+        }
         let addrs: Arc<[SocketAddr]> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))?.collect();
         self.put(host.to_string(), addrs.clone());
         Ok(addrs)
     }
 
-    async fn resolve(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
+    /// The addresses of `host`: from the cache, or looked up without blocking the
+    /// runtime (`tokio::net::lookup_host` runs the system's resolver on the blocking
+    /// pool).
+    pub(crate) async fn resolve(&self, host: &str) -> std::io::Result<Arc<[SocketAddr]>> {
         if let Some(addrs) = self.get(host) {
             return Ok(addrs);
         }
         self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(test)]
+        if let Some((delay, ip)) = self.faked(host) {
+            tokio::time::sleep(delay).await;
+            let addrs: Arc<[SocketAddr]> = ip.map(|ip| SocketAddr::new(ip, 0)).into_iter().collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::other("no such name (fake)"));
+            }
+            self.put(host.to_string(), addrs.clone());
+            return Ok(addrs);
+        }
         let addrs: Arc<[SocketAddr]> = tokio::net::lookup_host((host, 0)).await?.collect();
         self.put(host.to_string(), addrs.clone());
         Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+impl DnsCache {
+    fn faked(&self, host: &str) -> Option<(Duration, Option<std::net::IpAddr>)> {
+        self.fake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .copied()
     }
 }
 

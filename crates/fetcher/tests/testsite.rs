@@ -1,6 +1,7 @@
 //! The fetcher against trawl-testsite on 127.0.0.1, over real HTTP: caps, timeouts,
 //! robots.txt status rules and variants, Retry-After, SSRF refusals.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use trawl_fetcher::{Fetcher, GatePolicy, RobotsStore};
@@ -920,4 +921,62 @@ async fn resolve_sends_a_host_and_port_to_the_given_address() {
     let err = f.fetch(&on(other)).await.expect_err("no override for this port");
     assert!(!err.is_forbidden(), "{err:?}");
     assert_eq!(f.dns_lookups(), 1);
+}
+
+/// Two sites on 127.0.0.1 (two ports), one with `Crawl-delay: 0.2` and one with
+/// `Crawl-delay: 1`, fetched by address: their shared gate spaces request starts by
+/// 1 s, whichever robots.txt was read last.
+#[tokio::test]
+async fn by_ip_a_shared_gate_honours_the_largest_crawl_delay_of_its_hosts() {
+    async fn starts(large_first: bool) -> Vec<Duration> {
+        let start = |d| async move {
+            TestSite::new()
+                .crawl_delay(Some(d))
+                .track_requests(true)
+                .start()
+                .await
+                .expect("site")
+        };
+        let (small, large) = (start(0.2).await, start(1.0).await);
+        let f = one_at_a_time()
+            .politeness_key(trawl_fetcher::PolitenessKey::Ip)
+            .build()
+            .expect("fetcher");
+        let (first, second) = if large_first {
+            (&large, &small)
+        } else {
+            (&small, &large)
+        };
+        // Each first fetch reads its site's robots.txt: the second one is read last.
+        for site in [first, second, first, second] {
+            f.fetch(&site.site().page_url(1)).await.expect("fetch");
+        }
+        let gate = f.gate(&url::Url::parse(&small.site().page_url(1)).expect("url"));
+        assert!(Arc::ptr_eq(
+            &gate,
+            &f.gate(&url::Url::parse(&large.site().page_url(1)).expect("url"))
+        ));
+        assert_eq!(gate.crawl_delay(), Duration::from_secs(1));
+        // Every request start after both robots.txt were read, both sites together.
+        let mut log: Vec<_> = small.requests().into_iter().chain(large.requests()).collect();
+        log.sort_by_key(|r| r.at);
+        let second_robots = log
+            .iter()
+            .rposition(|r| r.url.ends_with("/robots.txt"))
+            .expect("robots.txt");
+        let t0 = log[second_robots].at;
+        log[second_robots..].iter().map(|r| r.at - t0).collect()
+    }
+    let (a, b) = tokio::join!(starts(false), starts(true));
+    for since in [&a, &b] {
+        assert_eq!(since.len(), 4, "{since:?}");
+        // The contract from the first of them, as `tests/e2e/politeness.rs` reads
+        // it: a gap between neighbours is also shortened by a late send.
+        for (k, t) in since.iter().enumerate() {
+            assert!(
+                *t + Duration::from_millis(20) >= Duration::from_secs(k as u64),
+                "spaced by the largest Crawl-delay: request {k} {t:?} after the last robots.txt: {since:?}"
+            );
+        }
+    }
 }

@@ -489,7 +489,7 @@ impl Crawler {
             if (until > now || h.politeness.adaptive_millirate != 0)
                 && let Ok(url) = Url::parse(&h.key)
             {
-                fetcher.gate(&url).restore(GateSnapshot {
+                fetcher.gate_for(&url).await.restore(GateSnapshot {
                     cool_down: Duration::from_millis(until.saturating_sub(now)),
                     backoff_level: h.politeness.backoff_level,
                     adaptive_millirate: h.politeness.adaptive_millirate,

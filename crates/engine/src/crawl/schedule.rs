@@ -17,7 +17,11 @@
 //! fetched. A job is dispatched only once the gate has let its request start
 //! ([`HostGate::try_acquire`]), so no task waits on a host while holding a global
 //! permit, and a host that is rate-limited, in a crawl delay, cooling down or at its
-//! concurrency cap never holds up another. Nothing it does waits on one host.
+//! concurrency cap never holds up another. Nothing it does waits on one host, not
+//! even a DNS lookup: with `--politeness-key ip` a host whose address is not known
+//! yet gets its gate from [`Fetcher::try_gate`](trawl_fetcher::Fetcher::try_gate),
+//! which looks the name up on the runtime while the host's slot waits
+//! ([`RESOLVE_POLL`], at most [`RESOLVING_MAX`] such slots at once).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -75,7 +79,7 @@ pub(crate) struct Job {
 /// the hosts of the crawl.
 struct HostSlot {
     label: String,
-    gate: Arc<HostGate>,
+    gate: SlotGate,
     /// Leased pages waiting for the gate.
     pages: VecDeque<Lease>,
     /// Leased sitemaps waiting for the gate, with the sitemap lane free. Apart from the
@@ -89,6 +93,15 @@ struct HostSlot {
     timer: Option<Instant>,
     /// Whether it is in the runnable queue.
     runnable: bool,
+}
+
+/// A slot's gate, or the host's URL while the fetcher looks up the address its gate
+/// is keyed by (`--politeness-key ip`, a name not resolved yet): the lookup runs on
+/// the runtime, and the scheduler looks again every [`RESOLVE_POLL`] meanwhile
+/// instead of waiting on one name.
+enum SlotGate {
+    Ready(Arc<HostGate>),
+    Resolving(Url),
 }
 
 impl HostSlot {
@@ -143,6 +156,14 @@ const ADMIT_CALLS: usize = 8;
 /// How long a host whose gate is busy with no request of ours in flight (its slots
 /// held elsewhere) waits before it is looked at again.
 const BUSY_RETRY: Duration = Duration::from_millis(10);
+
+/// How often a host whose gate waits for an address lookup is looked at again.
+const RESOLVE_POLL: Duration = Duration::from_millis(5);
+
+/// Hosts whose gates wait for an address lookup past which no new host is taken on:
+/// lookups in parallel, not one name holding up the others, but not one per host of
+/// a broad crawl at once either.
+const RESOLVING_MAX: usize = 64;
 
 fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
@@ -232,6 +253,8 @@ struct Scheduler<'a> {
     /// when a whole pass took none: no new pass until they change.
     fruitless: usize,
     swept: Option<(u64, u64, u64)>,
+    /// Slots whose gate waits for an address lookup ([`SlotGate::Resolving`]).
+    resolving: usize,
 }
 
 impl Scheduler<'_> {
@@ -299,11 +322,19 @@ impl Scheduler<'_> {
         let Ok(url) = Url::parse(&info.key) else {
             return false;
         };
+        // Never a DNS lookup on this thread: it serves every host.
+        let gate = match self.sh.fetcher.try_gate(&url) {
+            Some(g) => SlotGate::Ready(g),
+            None => {
+                self.resolving += 1;
+                SlotGate::Resolving(url)
+            }
+        };
         self.slots.insert(
             id,
             HostSlot {
                 label: host_label(&info.key),
-                gate: self.sh.fetcher.gate(&url),
+                gate,
                 pages: VecDeque::new(),
                 sitemaps: VecDeque::new(),
                 in_flight: 0,
@@ -312,6 +343,25 @@ impl Scheduler<'_> {
             },
         );
         true
+    }
+
+    /// The host's gate, once its address is known; until then `None`, with a timer
+    /// to look again.
+    fn ready_gate(&mut self, id: HostId) -> Option<Arc<HostGate>> {
+        let slot = self.slots.get_mut(&id)?;
+        let url = match &slot.gate {
+            SlotGate::Ready(g) => return Some(g.clone()),
+            SlotGate::Resolving(url) => url,
+        };
+        if let Some(g) = self.sh.fetcher.try_gate(url) {
+            slot.gate = SlotGate::Ready(g.clone());
+            self.resolving -= 1;
+            return Some(g);
+        }
+        if slot.timer.is_none() {
+            self.set_timer(id, RESOLVE_POLL);
+        }
+        None
     }
 
     fn set_timer(&mut self, id: HostId, d: Duration) {
@@ -351,6 +401,9 @@ impl Scheduler<'_> {
             self.timers.push(Reverse((at, id)));
         }
         if !slot.busy() {
+            if matches!(slot.gate, SlotGate::Resolving(_)) {
+                self.resolving -= 1;
+            }
             self.slots.remove(&id);
         }
         served
@@ -363,6 +416,9 @@ impl Scheduler<'_> {
         // A host the breaker gave up on: its URLs fail at once, no gate, no pace.
         let dead = sh.host_dead(id);
         let lane = &sh.sitemap_lane;
+        let Some(gate) = self.ready_gate(id) else {
+            return Ok(Served::Done);
+        };
         loop {
             let Some(slot) = self.slots.get_mut(&id) else {
                 return Ok(Served::Done);
@@ -373,10 +429,10 @@ impl Scheduler<'_> {
             // A host is leased from only when its gate would let a request start
             // now, so the buffers stay small however many hosts wait.
             if !dead && !slot.dispatchable(lane) {
-                if slot.gate.free_slots() == 0 {
+                if gate.free_slots() == 0 {
                     return Ok(Served::Done);
                 }
-                let ready_in = slot.gate.ready_in();
+                let ready_in = gate.ready_in();
                 if !ready_in.is_zero() {
                     self.set_timer(id, ready_in);
                     return Ok(Served::Done);
@@ -443,7 +499,7 @@ impl Scheduler<'_> {
             } else if unchanged {
                 Work::Skip(Skip::Unchanged)
             } else {
-                match slot.gate.try_acquire() {
+                match gate.try_acquire() {
                     Ok(p) => Work::Fetch(p),
                     Err(NotReady::Busy) => return Ok(Served::Done),
                     Err(NotReady::Wait(d)) => {
@@ -486,7 +542,7 @@ impl Scheduler<'_> {
                 work,
                 permit,
                 lane: lane_permit,
-                gate: slot.gate.clone(),
+                gate: gate.clone(),
                 host: slot.label.clone(),
                 check_sitemaps,
             };
@@ -532,7 +588,7 @@ impl Scheduler<'_> {
                 return Ok(out);
             }
             for id in scan.hosts {
-                if self.global.available_permits() == 0 || *room == 0 {
+                if self.global.available_permits() == 0 || *room == 0 || self.resolving >= RESOLVING_MAX {
                     return Ok(out);
                 }
                 self.cursor = Some(id);
@@ -594,6 +650,7 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         buffered: 0,
         fruitless: 0,
         swept: None,
+        resolving: 0,
     };
     loop {
         if sh.stop.is_cancelled() {
@@ -658,16 +715,19 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         // have piled up waiting for the lane: every new host brings its own (a broad
         // crawl), so taking on hosts faster than the lane reads them only moves them
         // from the frontier's queues on disk into memory.
-        let admitted =
-            if sched.global.available_permits() > 0 && room > 0 && sched.lane_queue.len() < LANE_QUEUE_MAX {
-                let a = sched.admit(&mut room, &mut progressed)?;
-                if a.closed {
-                    return Ok(());
-                }
-                Some(a)
-            } else {
-                None
-            };
+        let admitted = if sched.global.available_permits() > 0
+            && room > 0
+            && sched.lane_queue.len() < LANE_QUEUE_MAX
+            && sched.resolving < RESOLVING_MAX
+        {
+            let a = sched.admit(&mut room, &mut progressed)?;
+            if a.closed {
+                return Ok(());
+            }
+            Some(a)
+        } else {
+            None
+        };
         if progressed {
             continue;
         }

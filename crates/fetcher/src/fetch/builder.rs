@@ -386,6 +386,7 @@ impl FetcherBuilder {
                 robots: Mutex::new(RobotsCache::default()),
                 robots_flights: Mutex::new(HashMap::new()),
                 ip_keys: Mutex::new(HashMap::new()),
+                ip_pending: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }

@@ -136,89 +136,202 @@ impl RobotsCache {
 }
 
 impl Fetcher {
-    /// The politeness gate of the host of `url`. One gate per origin while it is
-    /// in use: a gate is dropped from memory only when it is at rest (see
-    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity)) and no one holds it, and a new one
-    /// takes the Crawl-delay of the host's cached robots.txt, so a host's rules hold
-    /// across its gates.
+    /// The politeness gate of the host of `url`. One gate per origin (or per address
+    /// with [`PolitenessKey::Ip`]) while it is in use: a gate is dropped from memory
+    /// only when it is at rest (see
+    /// [`FetcherBuilder::host_cache_capacity`](super::FetcherBuilder::host_cache_capacity))
+    /// and no one holds it, and a new one takes the Crawl-delay of the host's cached
+    /// robots.txt, so a host's rules hold across its gates.
+    ///
+    /// With [`PolitenessKey::Ip`], a name whose address is not known yet (no IP
+    /// literal, `resolve` entry, `*.localhost` or cached DNS answer) is looked up on
+    /// this thread, blocking it. On an async runtime use [`Fetcher::gate_for`]; a
+    /// scheduler that must not wait for one host uses [`Fetcher::try_gate`].
     pub fn gate(&self, url: &Url) -> Arc<HostGate> {
-        let key = self.gate_key(url);
-        if let Some(g) = self.lock_gates().map.get(&key) {
-            return g.clone();
+        let key = match self.known_key(url) {
+            Some(k) => k,
+            None => {
+                let ip = self.lookup_blocking(url);
+                self.remember_key(url, ip)
+            }
+        };
+        self.gate_by_key(key, url)
+    }
+
+    /// [`Fetcher::gate`] for async callers: a name not resolved yet is looked up
+    /// without blocking the runtime (the fetcher's caching resolver, at most the
+    /// connect timeout). A name that fails to resolve gets a gate of its own (and
+    /// its requests then fail with the resolver's error).
+    pub async fn gate_for(&self, url: &Url) -> Arc<HostGate> {
+        let key = match self.known_key(url) {
+            Some(k) => k,
+            None => {
+                let ip = self.lookup(url).await;
+                self.remember_key(url, ip)
+            }
+        };
+        self.gate_by_key(key, url)
+    }
+
+    /// [`Fetcher::gate`] without waiting: `None` while the address of `url`'s name is
+    /// being looked up (with [`PolitenessKey::Ip`] only; the lookup is started on the
+    /// current tokio runtime, once per origin, and the answer kept), so that a
+    /// scheduler serving many hosts asks again later instead of waiting on one name.
+    /// Without a runtime the lookup is made on this thread.
+    pub fn try_gate(&self, url: &Url) -> Option<Arc<HostGate>> {
+        if let Some(key) = self.known_key(url) {
+            return Some(self.gate_by_key(key, url));
         }
-        // Read before the gates' lock is taken again: never both locks at once.
-        let crawl_delay = self
-            .inner
-            .robots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .crawl_delay(&origin(url));
+        let origin = origin(url);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Some(self.gate(url));
+        };
+        if !self.lock_pending().insert(origin.clone()) {
+            return None;
+        }
+        let (fetcher, url) = (self.clone(), url.clone());
+        runtime.spawn(async move {
+            let ip = fetcher.lookup(&url).await;
+            fetcher.remember_key(&url, ip);
+            fetcher.lock_pending().remove(&origin);
+        });
+        None
+    }
+
+    /// The gate under `key`, made if there is none, for `url`'s host.
+    fn gate_by_key(&self, key: String, url: &Url) -> Arc<HostGate> {
+        let shared = self.inner.cfg.politeness_key == PolitenessKey::Ip;
+        let found = self.lock_gates().map.get(&key).cloned();
+        if let Some(g) = found {
+            if shared {
+                // Several hosts share this gate: each one's Crawl-delay counts (the
+                // largest rules), including a host that comes to a gate made by
+                // another. Read before the gate's lock: never two locks at once.
+                if let Some(d) = self.cached_crawl_delay(url) {
+                    g.set_crawl_delay_of(&origin(url), Some(d));
+                }
+            }
+            return g;
+        }
+        let crawl_delay = self.cached_crawl_delay(url);
         let mut gates = self.lock_gates();
         if let Some(g) = gates.map.get(&key) {
             return g.clone();
         }
         gates.evict_some(self.inner.cfg.host_cache);
         let gate = HostGate::new(self.inner.cfg.policy);
-        gate.set_crawl_delay(crawl_delay);
+        gate.set_crawl_delay_of(&origin(url), crawl_delay);
         let gate = Arc::new(gate);
         gates.order.push_back(key.clone());
         gates.map.insert(key, gate.clone());
         gate
     }
 
-    /// The key of `url`'s gate: its origin, or with [`PolitenessKey::Ip`] the address
-    /// it resolves to. An origin keeps the key it got first (a memo bounded like the
-    /// gates), so a gate is found again without a lookup and a host never moves to
-    /// another gate; a name that cannot be resolved keeps a gate of its own.
-    fn gate_key(&self, url: &Url) -> String {
-        let origin = origin(url);
-        if self.inner.cfg.politeness_key == PolitenessKey::Host {
-            return origin;
-        }
-        let memo = |f: &dyn Fn(&mut HashMap<String, String>) -> Option<String>| {
-            f(&mut self.inner.ip_keys.lock().unwrap_or_else(|e| e.into_inner()))
-        };
-        if let Some(k) = memo(&|m| m.get(&origin).cloned()) {
-            return k;
-        }
-        let key = self
-            .address_of(url)
-            .map_or_else(|| origin.clone(), |ip| format!("ip:{ip}"));
-        let capacity = self.inner.cfg.host_cache.max(1);
-        memo(&|m| {
-            if m.len() >= capacity.saturating_mul(2) {
-                // Forgetting a key only means looking the name up again.
-                m.clear();
-            }
-            m.insert(origin.clone(), key.clone())
-        });
-        key
+    /// The Crawl-delay of the cached robots.txt of `url`'s origin.
+    fn cached_crawl_delay(&self, url: &Url) -> Option<f64> {
+        self.inner
+            .robots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .crawl_delay(&origin(url))
     }
 
-    /// The address `url` will be fetched from: an IP literal, an address given to
-    /// `resolve`, loopback for `*.localhost`, or the DNS answer (cached; looked up
-    /// here, blocking, when not: a scheduler asks for a host's gate before its
-    /// first request, on its own thread).
-    fn address_of(&self, url: &Url) -> Option<std::net::IpAddr> {
-        match url.host()? {
-            url::Host::Ipv4(v4) => return Some(v4.into()),
-            url::Host::Ipv6(v6) => return Some(v6.into()),
-            url::Host::Domain(_) => {}
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner.ip_pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of `url`'s gate when it is known without a DNS lookup: its origin, or
+    /// with [`PolitenessKey::Ip`] the key the origin got first (a memo bounded like
+    /// the gates, so a gate is found again without a lookup and a host never moves
+    /// to another gate), or the address of an IP literal, a `resolve` entry,
+    /// `*.localhost` or a cached DNS answer.
+    fn known_key(&self, url: &Url) -> Option<String> {
+        let origin = origin(url);
+        if self.inner.cfg.politeness_key == PolitenessKey::Host {
+            return Some(origin);
         }
-        let host = url.host_str()?.to_ascii_lowercase();
-        let port = url.port_or_known_default()?;
+        if let Some(k) = self
+            .inner
+            .ip_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&origin)
+        {
+            return Some(k.clone());
+        }
+        let ip = self.address_without_lookup(url)?;
+        Some(self.remember_key(url, ip))
+    }
+
+    /// Keeps the key of `url`'s origin: the address `ip` it resolves to, or with none
+    /// (the name did not resolve) the origin itself, a gate of its own. The key an
+    /// origin got first stays; that is the one returned.
+    fn remember_key(&self, url: &Url, ip: Option<std::net::IpAddr>) -> String {
+        let origin = origin(url);
+        let key = ip.map_or_else(|| origin.clone(), |ip| format!("ip:{ip}"));
+        let capacity = self.inner.cfg.host_cache.max(1);
+        let mut memo = self.inner.ip_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= capacity.saturating_mul(2) && !memo.contains_key(&origin) {
+            // Forgetting a key only means looking the name up again.
+            memo.clear();
+        }
+        memo.entry(origin).or_insert(key).clone()
+    }
+
+    /// The address `url` will be fetched from when it is known without a lookup:
+    /// `Some(Some(ip))` for an IP literal, an address given to `resolve`, loopback
+    /// for `*.localhost` or a cached DNS answer; `Some(None)` for a URL without a
+    /// name; `None` when the name must be looked up.
+    fn address_without_lookup(&self, url: &Url) -> Option<Option<std::net::IpAddr>> {
+        match url.host() {
+            Some(url::Host::Ipv4(v4)) => return Some(Some(v4.into())),
+            Some(url::Host::Ipv6(v6)) => return Some(Some(v6.into())),
+            Some(url::Host::Domain(_)) => {}
+            None => return Some(None),
+        }
+        let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+            return Some(None);
+        };
+        let port = url.port_or_known_default();
         if let Some((_, ips)) = self
             .inner
             .cfg
             .resolves
             .iter()
-            .find(|((h, p), _)| *h == host && *p == port)
+            .find(|((h, p), _)| *h == host && Some(*p) == port)
         {
-            return ips.first().copied();
+            return Some(ips.first().copied());
         }
         if crate::net::is_localhost(&host) {
-            return Some(std::net::Ipv4Addr::LOCALHOST.into());
+            return Some(Some(std::net::Ipv4Addr::LOCALHOST.into()));
         }
+        let cached = self.inner.dns.get(&host)?;
+        Some(cached.first().map(|a| a.ip()))
+    }
+
+    /// The first address `url`'s name resolves to, looked up without blocking the
+    /// runtime; `None` when the lookup fails or takes longer than the connect
+    /// timeout.
+    async fn lookup(&self, url: &Url) -> Option<std::net::IpAddr> {
+        let host = url.host_str()?.to_ascii_lowercase();
+        let answer =
+            tokio::time::timeout(self.inner.cfg.connect_timeout, self.inner.dns.resolve(&host)).await;
+        match answer {
+            Ok(Ok(addrs)) => addrs.first().map(|a| a.ip()),
+            Ok(Err(e)) => {
+                tracing::debug!(%host, error = %e, "no address for the politeness key: a gate of its own");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%host, "the address lookup timed out: a gate of its own");
+                None
+            }
+        }
+    }
+
+    /// [`Fetcher::lookup`] on this thread, blocking it.
+    fn lookup_blocking(&self, url: &Url) -> Option<std::net::IpAddr> {
+        let host = url.host_str()?.to_ascii_lowercase();
         self.inner
             .dns
             .resolve_blocking(&host)
@@ -470,5 +583,114 @@ mod tests {
             by_host.gate(&url("http://h1.localhost:8080/")),
         );
         assert!(!Arc::ptr_eq(&a, &b), "by host, a gate each");
+    }
+
+    /// A fetcher keyed by address whose resolver answers `names` after their delays
+    /// (with an address, or failing without one).
+    fn by_ip_with(names: &[(&str, u64, Option<&str>)]) -> Fetcher {
+        let f = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .build()
+            .expect("fetcher");
+        let mut fake = f.inner.dns.fake.lock().expect("lock");
+        for (name, ms, ip) in names {
+            let ip = ip.map(|ip| ip.parse().expect("ip"));
+            fake.insert((*name).to_string(), (Duration::from_millis(*ms), ip));
+        }
+        drop(fake);
+        f
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_ip_a_name_being_looked_up_holds_no_one_up_and_is_looked_up_once() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = by_ip_with(&[
+            ("slow.example.test", 2_000, Some("10.0.0.7")),
+            ("alias.example.test", 0, Some("10.0.0.7")),
+        ]);
+        let slow = url("http://slow.example.test/");
+        let t0 = Instant::now();
+        assert!(
+            f.try_gate(&slow).is_none(),
+            "not resolved yet: no answer, no wait"
+        );
+        assert!(f.try_gate(&url("http://slow.example.test/other")).is_none());
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // Other hosts are served meanwhile.
+        let other = f
+            .try_gate(&url("http://h0.localhost/"))
+            .expect("known without a lookup");
+        assert!(other.try_acquire().is_ok());
+        tokio::time::sleep(Duration::from_millis(1_999)).await;
+        assert!(f.try_gate(&slow).is_none(), "still being looked up");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let gate = f.try_gate(&slow).expect("resolved");
+        assert_eq!(f.dns_lookups(), 1, "one lookup however often it was asked for");
+        // Another name of the same address shares the gate (asked for by a task:
+        // it waits for the lookup, on the runtime).
+        assert!(Arc::ptr_eq(
+            &gate,
+            &f.gate_for(&url("http://alias.example.test/")).await
+        ));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&url("http://10.0.0.7/"))));
+        assert!(!Arc::ptr_eq(&gate, &other));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_ip_a_name_that_does_not_resolve_gets_a_gate_of_its_own() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = by_ip_with(&[
+            ("gone.example.test", 10, None),
+            ("stuck.example.test", 3_600_000, Some("127.0.0.1")),
+        ]);
+        let gone = url("http://gone.example.test/");
+        assert!(f.try_gate(&gone).is_none());
+        tokio::time::sleep(Duration::from_millis(11)).await;
+        let own = f.try_gate(&gone).expect("given up on");
+        let shared = f.gate(&url("http://127.0.0.1/"));
+        assert!(!Arc::ptr_eq(&own, &shared));
+        assert!(Arc::ptr_eq(&own, &f.gate_for(&gone).await), "and it keeps it");
+        // A lookup that never answers is given up at the connect timeout (10 s).
+        let t0 = Instant::now();
+        let stuck = f.gate_for(&url("http://stuck.example.test/")).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+        assert!(
+            !Arc::ptr_eq(&stuck, &shared),
+            "a gate of its own, not 127.0.0.1's"
+        );
+        assert_eq!(f.gates_in_memory(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_that_comes_to_a_shared_gate_brings_its_crawl_delay() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let f = Fetcher::builder()
+            .user_agent("t/1")
+            .politeness_key(PolitenessKey::Ip)
+            .politeness(GatePolicy {
+                rate: None,
+                concurrency: 4,
+                ..GatePolicy::default()
+            })
+            .build()
+            .expect("fetcher");
+        let (a, b) = (url("http://a.localhost/"), url("http://b.localhost/"));
+        for (u, delay) in [(&a, "0.2"), (&b, "1")] {
+            let robots = Robots::parse(format!("User-agent: *\nCrawl-delay: {delay}\n").as_bytes(), "t");
+            f.inner.robots.lock().expect("lock").insert(
+                origin(u),
+                Duration::from_secs(3_600),
+                RobotsVerdict::Rules(Arc::new(robots)),
+                16,
+            );
+        }
+        // The gate is made for `a` (0.2 s); `b` comes to it later with 1 s.
+        let gate = f.gate(&a);
+        assert_eq!(gate.crawl_delay(), Duration::from_millis(200));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&b)));
+        assert_eq!(gate.crawl_delay(), Duration::from_secs(1));
+        assert!(Arc::ptr_eq(&gate, &f.gate(&a)));
+        assert_eq!(gate.crawl_delay(), Duration::from_secs(1), "the largest stays");
     }
 }

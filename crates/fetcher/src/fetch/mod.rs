@@ -46,6 +46,9 @@ struct Inner {
     robots_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// With [`PolitenessKey::Ip`]: each origin's gate key, as first resolved.
     ip_keys: Mutex<HashMap<String, String>>,
+    /// With [`PolitenessKey::Ip`]: the origins whose address [`Fetcher::try_gate`] is
+    /// looking up, so that a name is looked up once however often it is asked for.
+    ip_pending: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A polite HTTP fetcher. Cheap to clone: clones share one connection pool, the

@@ -291,7 +291,7 @@ impl Fetcher {
                 return Err(Error::RobotsDenied { url });
             }
         }
-        let gate = self.gate(&url);
+        let gate = self.gate_for(&url).await;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -363,10 +363,7 @@ impl Fetcher {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
                 drop(permit);
-                if matches!(status, 429 | 503 | 504) {
-                    gate.adapt_overloaded(sent_at, Signal::Refused);
-                }
-                let wait = gate.cool_down(retry_after);
+                let wait = gate.answered_retryable(sent_at, status, retry_after);
                 if attempts < self.inner.cfg.max_attempts {
                     tracing::debug!(
                         attempt = attempts,
@@ -415,8 +412,7 @@ impl Fetcher {
                 // it is downloaded.
                 drop(resp);
                 drop(permit);
-                gate.succeeded();
-                gate.adapt_healthy(sent_at, first_byte);
+                gate.answered(sent_at, first_byte);
                 return Ok(Fetched {
                     final_url: url.clone(),
                     url,
@@ -462,8 +458,7 @@ impl Fetcher {
                     return Err(e);
                 }
             };
-            gate.succeeded();
-            gate.adapt_healthy(sent_at, first_byte);
+            gate.answered(sent_at, first_byte);
             let body_bytes = body.len() as u64;
             return Ok(Fetched {
                 final_url: url.clone(),

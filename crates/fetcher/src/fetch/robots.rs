@@ -127,7 +127,7 @@ impl Fetcher {
         }
         self.check_address(&url)?;
         if !self.inner.cfg.robots {
-            self.gate(&url).acquire_start().await;
+            self.gate_for(&url).await.acquire_start().await;
             return match self.client(&url).head(url.clone()).send().await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(classify_send_error(url, e)),
@@ -234,7 +234,7 @@ impl Fetcher {
             },
         };
         if let RobotsVerdict::Rules(r) = &verdict {
-            self.gate(url).set_crawl_delay(r.crawl_delay());
+            self.gate_for(url).await.set_crawl_delay_of(&key, r.crawl_delay());
         }
         let mut cache = self.inner.robots.lock().unwrap_or_else(|e| e.into_inner());
         cache.insert(key.clone(), ttl, verdict.clone(), self.inner.cfg.host_cache);
@@ -266,7 +266,7 @@ impl Fetcher {
         };
         for _ in 0..=ROBOTS_REDIRECTS {
             self.check_address(&url)?;
-            self.gate(&url).acquire_start().await;
+            self.gate_for(&url).await.acquire_start().await;
             let resp = match self.client(&url).get(url.clone()).send().await {
                 Ok(resp) => resp,
                 Err(e) => return Err(classify_send_error(url, e)),
