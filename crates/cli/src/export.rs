@@ -77,17 +77,16 @@ fn export_broken(
 ) -> R<u8> {
     let links = reader.broken_links().map_err(crate::failure::engine)?;
     let mut sources = 0usize;
-    for l in &links {
-        let line = serde_json::to_string(l).map_err(|e| write_failure(std::io::Error::other(e)))?;
-        sources += l.sources.len();
-        match writeln!(out, "{line}") {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
-            Err(e) => return Err(write_failure(e)),
+    let written = (|| -> std::io::Result<()> {
+        for l in &links {
+            writeln!(out, "{}", serde_json::to_string(l)?)?;
+            sources += l.sources.len();
         }
-    }
-    match out.flush() {
+        out.flush()
+    })();
+    match written {
         Ok(()) => {}
+        // A reader that stopped reading (`| head`) is not a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
         Err(e) => return Err(write_failure(e)),
     }

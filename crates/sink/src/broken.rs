@@ -8,8 +8,7 @@
 //! its checkpoint on resume, so it holds exactly the lines of acked work.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -141,30 +140,7 @@ impl BrokenSink {
         path: &Path,
         checkpoint: &Checkpoint,
     ) -> Result<Box<dyn Iterator<Item = Result<BrokenLink>>>> {
-        let f = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && checkpoint.offset == 0 => {
-                return Ok(Box::new(std::iter::empty()));
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        if len < checkpoint.offset {
-            return Err(Error::Behind {
-                path: path.to_path_buf(),
-                checkpoint: checkpoint.offset,
-                found: len,
-            });
-        }
-        let owned: PathBuf = path.to_path_buf();
-        Ok(Box::new(
-            BufReader::with_capacity(64 * 1024, f.take(checkpoint.offset))
-                .lines()
-                .map(move |line| {
-                    let line = line.map_err(|e| Error::io(&owned, e))?;
-                    serde_json::from_str(&line).map_err(|e| Error::Serialize(Box::new(e)))
-                }),
-        ))
+        crate::file::read_json_lines(path, checkpoint, true)
     }
 
     /// The file's path.

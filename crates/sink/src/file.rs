@@ -83,3 +83,38 @@ impl OutFile {
         &self.path
     }
 }
+
+/// The JSON lines of the file at `path` up to `checkpoint` (what was acked; a crash
+/// may have left more after it), in the order written. With `missing_ok`, a missing
+/// file with a zero checkpoint reads as empty.
+pub(crate) fn read_json_lines<T: serde::de::DeserializeOwned + 'static>(
+    path: &Path,
+    checkpoint: &crate::Checkpoint,
+    missing_ok: bool,
+) -> Result<Box<dyn Iterator<Item = Result<T>>>> {
+    use std::io::{BufRead, BufReader, Read};
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound && checkpoint.offset == 0 => {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len < checkpoint.offset {
+        return Err(Error::Behind {
+            path: path.to_path_buf(),
+            checkpoint: checkpoint.offset,
+            found: len,
+        });
+    }
+    let owned = path.to_path_buf();
+    Ok(Box::new(
+        BufReader::with_capacity(256 * 1024, f.take(checkpoint.offset))
+            .lines()
+            .map(move |line| {
+                let line = line.map_err(|e| Error::io(&owned, e))?;
+                serde_json::from_str(&line).map_err(|e| Error::Serialize(Box::new(e)))
+            }),
+    ))
+}

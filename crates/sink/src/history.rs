@@ -4,7 +4,6 @@
 //! capture a WARC revisit record refers to. It is a sink like the others, cut back to
 //! its checkpoint on resume, so it holds exactly one line per acked URL.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,22 +68,7 @@ impl HistorySink {
     /// shorter than the checkpoint; the iterator yields [`Error::Serialize`] for a line
     /// that does not read.
     pub fn read(path: &Path, checkpoint: &Checkpoint) -> Result<impl Iterator<Item = Result<HistoryEntry>>> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        if len < checkpoint.offset {
-            return Err(Error::Behind {
-                path: path.to_path_buf(),
-                checkpoint: checkpoint.offset,
-                found: len,
-            });
-        }
-        let owned = path.to_path_buf();
-        Ok(BufReader::with_capacity(256 * 1024, f.take(checkpoint.offset))
-            .lines()
-            .map(move |line| {
-                let line = line.map_err(|e| Error::io(&owned, e))?;
-                serde_json::from_str(&line).map_err(|e| Error::Serialize(Box::new(e)))
-            }))
+        crate::file::read_json_lines(path, checkpoint, false)
     }
 }
 

@@ -263,7 +263,15 @@ pub(crate) fn encode_data(discovery: Discovery, parent: Option<&str>) -> Vec<u8>
 /// [`encode_data`] with the link's anchor text.
 pub(crate) fn encode_origin(discovery: Discovery, parent: Option<&str>, anchor: Option<&str>) -> Vec<u8> {
     let anchor = anchor
-        .map(|a| cut_at(a.trim(), MAX_KEPT_ANCHOR))
+        .map(|a| {
+            // At most MAX_KEPT_ANCHOR bytes, cut at a character boundary.
+            let a = a.trim();
+            let mut end = a.len().min(MAX_KEPT_ANCHOR);
+            while !a.is_char_boundary(end) {
+                end -= 1;
+            }
+            &a[..end]
+        })
         .filter(|a| !a.is_empty());
     let mut v = Vec::with_capacity(2 + parent.map_or(0, str::len) + anchor.map_or(0, str::len));
     v.push(match discovery {
@@ -281,18 +289,6 @@ pub(crate) fn encode_origin(discovery: Discovery, parent: Option<&str>, anchor: 
         v.extend_from_slice(a.as_bytes());
     }
     v
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn cut_at(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// How a URL was found: what [`encode_origin`] keeps.
@@ -337,6 +333,16 @@ pub(crate) fn decode_origin(data: &[u8]) -> Origin {
         discovery,
         parent: text(parent),
         anchor: anchor.and_then(text),
+    }
+}
+
+/// How long an idle connection is kept for reuse at `rate` requests a second per
+/// host (`0`: no limit, back to back): twice the spacing, from 0.5 s to 30 s.
+fn pool_idle_secs(rate: f64) -> f64 {
+    if rate > 0.0 {
+        (2.0 / rate).clamp(0.5, 30.0)
+    } else {
+        0.5
     }
 }
 
@@ -794,13 +800,12 @@ fn build_fetcher(
         .total_timeout(Duration::from_secs_f64(cfg.fetch.total_timeout_secs))
         .robots_store(Arc::new(FrontierRobots(frontier.clone())))
         .host_cache_capacity(cfg.fetch.host_cache)
-        // Long enough to reuse a host's connection at its rate, short enough that a
-        // broad crawl does not keep one per host it ever fetched.
-        .pool_idle_timeout(if p.rate > 0.0 {
-            Duration::from_secs_f64((2.0 / p.rate).clamp(2.0, 30.0))
-        } else {
-            Duration::from_secs(2)
-        });
+        // Long enough to reuse a host's connection at its rate (twice its spacing),
+        // short enough that a broad crawl does not keep one per host it fetched
+        // lately: every idle connection holds about 65 KB (hyper's dispatch channel
+        // and buffers), and at 1,500 requests a second to distinct hosts a 2 s
+        // timeout kept 3,000 of them (BENCHMARKS.md, broad crawl, session 7).
+        .pool_idle_timeout(Duration::from_secs_f64(pool_idle_secs(p.rate)));
     for h in scope.named_hosts() {
         builder = builder.allow_host(h);
     }

@@ -600,10 +600,12 @@ impl Scheduler<'_> {
                     out.saw_at_limit = true;
                     continue;
                 }
+                // The slots before this host's opened: after serving it, one more
+                // means it kept its slot (it had work), as many means it had none.
+                let before = self.slots.len();
                 if !self.open_slot(id) {
                     continue;
                 }
-                let before = self.slots.len();
                 match self.serve(id, room, progressed)? {
                     Served::Closed => {
                         out.closed = true;
