@@ -30,7 +30,7 @@ use super::decode_origin;
 use super::parse::Done;
 
 /// The memory the tracker may hold for pending URLs' later sources.
-pub(crate) const TRACKER_BUDGET: usize = 16 << 20;
+pub(crate) const TRACKER_BUDGET: usize = 4 << 20;
 
 /// What a pending URL costs in the maps, about.
 const ENTRY_BYTES: usize = 24;
