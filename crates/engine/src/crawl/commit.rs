@@ -5,7 +5,8 @@
 //!   batch in the frontier with the sinks' checkpoints and the engine's counters, in
 //!   one atomic batch, and wakes the scheduler.
 //! - Owns: the sinks, the broken-link tracker (`sources`), the engine's persisted
-//!   counters, the flush clock, and the per-host circuit breaker, whose state is the frontier's persisted politeness.
+//!   counters, the flush clock, and the per-host circuit breaker, whose state is the
+//!   frontier's persisted politeness.
 //!
 //! A record reaches the sinks before its ack, and the ack carries the sinks'
 //! checkpoints, so a resume that cuts each output back to its checkpoint leaves a
