@@ -256,7 +256,10 @@ async fn path_budgets_hold_for_sitemap_urls_too() {
         .filter(|r| r["url"].as_str().is_some_and(|u| u.contains("/page/")))
         .collect();
     // The sitemap lists all 399 pages under /page/: the budget holds for them too.
+    // It counts distinct URLs: a link to a URL already known gives its unit back
+    // after the ack (so one refused in between, while a unit is out, is the only
+    // way to end below the budget).
     assert!(under.len() <= 25, "{} records under /page/", under.len());
-    assert!(under.len() >= 20, "{} records under /page/", under.len());
+    assert!(under.len() >= 24, "{} records under /page/", under.len());
     assert!(summary.stats.over_budget > 300, "{}", summary.stats.over_budget);
 }

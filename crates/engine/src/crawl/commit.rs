@@ -12,11 +12,13 @@
 //! checkpoints, so a resume that cuts each output back to its checkpoint leaves a
 //! record in the output if and only if its URL is done or failed in the frontier.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use trawl_frontier::{Ack, FrontierStore, NewUrl};
+
+use trawl_frontier::{Ack, Fingerprint, FrontierStore, NewUrl};
 use trawl_sink::Sink;
 
 use super::parse::{Done, ENQUEUE_CHUNK};
@@ -51,6 +53,9 @@ pub(crate) fn commit_loop(
                 }
             }
             sources.before_ack(&batch)?;
+            // The budget units this batch's links took, to give back for the URLs the
+            // frontier had seen already.
+            let mut charged: Vec<(u128, String)> = Vec::new();
             let mut acks = Vec::with_capacity(batch.len());
             let mut records = 0u64;
             let mut bytes = 0u64;
@@ -61,6 +66,13 @@ pub(crate) fn commit_loop(
                 if d.discovered.len() > ENQUEUE_CHUNK {
                     sources.untracked_links();
                     enqueue_ahead(sh, std::mem::take(&mut d.discovered))?;
+                }
+                if !sh.cfg.limits.budgets.is_empty() {
+                    for u in &d.discovered {
+                        if let Some((key, _)) = super::parse::budget_of(sh, &u.url) {
+                            charged.push((Fingerprint::of(&u.url).0, key));
+                        }
+                    }
                 }
                 if let Some(rec) = &d.record {
                     let x = d.exchange.as_ref().map(|x| x.as_exchange());
@@ -109,6 +121,7 @@ pub(crate) fn commit_loop(
             fault::point("before-ack");
             let new = sh.frontier.ack_new(acks, &refs).map_err(|e| sh.state_error(e))?;
             sources.after_ack(&new);
+            refund_budgets(sh, charged, &new);
             fault::point("after-ack");
             sh.pages_total.store(persisted.pages, Relaxed);
             sh.stats.bytes.fetch_add(bytes, Relaxed);
@@ -140,6 +153,25 @@ pub(crate) fn commit_loop(
     // Whatever happened, what was acked is made durable.
     let flushed = sh.frontier.flush().map_err(|e| sh.state_error(e));
     result.and(flushed)
+}
+
+/// Gives back the budget units of the URLs in `charged` that the ack did not enqueue
+/// (`new` holds those it did; a URL charged twice in one batch is new once). The
+/// budgets are stored with the next ack: a crash before it only leaves them high.
+fn refund_budgets(sh: &Shared, charged: Vec<(u128, String)>, new: &[Fingerprint]) {
+    if charged.is_empty() {
+        return;
+    }
+    let mut fresh: HashSet<u128> = new.iter().map(|f| f.0).collect();
+    let mut used = sh.budgets.lock().unwrap_or_else(|e| e.into_inner());
+    for (fp, key) in charged {
+        if fresh.remove(&fp) {
+            continue;
+        }
+        if let Some(n) = used.get_mut(&key) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// Enqueues a large link set in chunks ahead of its page's ack.

@@ -130,21 +130,29 @@ fn follow(sh: &Shared, url: String, depth: u16) -> Result<String, Refused> {
         sh.stats.links_guarded.fetch_add(1, Relaxed);
         return Err(Refused::Variants);
     }
-    let budgets = &sh.cfg.limits.budgets;
-    if !budgets.is_empty() {
-        let path = path_of(&url);
-        if let Some(b) = budgets.iter().find(|b| path.starts_with(&b.prefix)) {
-            let key = format!("{} {}", super::host_label(&url), b.prefix);
-            let mut used = sh.budgets.lock().unwrap_or_else(|e| e.into_inner());
-            let n = used.entry(key).or_default();
-            if *n >= b.max {
-                sh.stats.over_budget.fetch_add(1, Relaxed);
-                return Err(Refused::Budget);
-            }
-            *n += 1;
+    if let Some((key, max)) = budget_of(sh, &url) {
+        let mut used = sh.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let n = used.entry(key).or_default();
+        if *n >= max {
+            sh.stats.over_budget.fetch_add(1, Relaxed);
+            return Err(Refused::Budget);
         }
+        *n += 1;
     }
     Ok(url)
+}
+
+/// The path budget `url` counts against (`host prefix` and its size), if any. A URL is
+/// charged when [`follow`] takes it, and the commit stage gives the unit back when the
+/// frontier had seen the URL already, so a budget counts distinct URLs.
+pub(crate) fn budget_of(sh: &Shared, url: &str) -> Option<(String, u64)> {
+    let budgets = &sh.cfg.limits.budgets;
+    if budgets.is_empty() {
+        return None;
+    }
+    let path = path_of(url);
+    let b = budgets.iter().find(|b| path.starts_with(&b.prefix))?;
+    Some((format!("{} {}", super::host_label(url), b.prefix), b.max))
 }
 
 /// The setting that lifts a canonicalization trap guard.
