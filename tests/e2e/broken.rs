@@ -70,21 +70,31 @@ fn check(got: &[serde_json::Value], truth: &BTreeMap<String, BrokenTarget>, comp
     assert!(missing.is_empty(), "broken links not reported: {missing:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_broken_link_report_matches_the_truth_with_sources_and_anchors() {
-    let site = TestSite::new()
+/// A 600-page site with broken links.
+async fn broken_site() -> trawl_testsite::RunningSite {
+    TestSite::new()
         .pages(600)
         .broken_links(true)
         .start()
         .await
-        .expect("site");
-    let dir = workdir();
-    let d = dir.path();
-    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
-    let root = site.root_url();
-    let mut args = vec!["crawl", &root, "-o", &out, "--state", &state];
+        .expect("site")
+}
+
+/// Crawls `site` into `d/out.jsonl` with the state in `state`, politeness lifted.
+async fn crawl(site: &trawl_testsite::RunningSite, d: &Path, state: &str, extra: &[&str]) -> trawl_e2e::Run {
+    let (out, root) = (arg(d, "out.jsonl"), site.root_url());
+    let mut args = vec!["crawl", &root, "-o", &out, "--state", state];
     args.extend(FAST);
-    let r = run(bin(), d, &args).await;
+    args.extend(extra);
+    run(bin(), d, &args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broken_link_report_matches_the_truth_with_sources_and_anchors() {
+    let (site, dir) = (broken_site().await, workdir());
+    let d = dir.path();
+    let state = arg(d, "state");
+    let r = crawl(&site, d, &state, &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let truth = site.site().broken_truth();
     assert!(truth.len() >= 12 && truth.values().any(|t| t.sources.len() > CAP));
@@ -110,28 +120,10 @@ async fn the_broken_link_report_matches_the_truth_with_sources_and_anchors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broken_link_report_survives_a_stop_and_a_resume() {
-    let site = TestSite::new()
-        .pages(600)
-        .broken_links(true)
-        .start()
-        .await
-        .expect("site");
-    let dir = workdir();
+    let (site, dir) = (broken_site().await, workdir());
     let d = dir.path();
-    let (out, state) = (arg(d, "out.jsonl"), arg(d, "state"));
-    let root = site.root_url();
-    let mut args = vec![
-        "crawl",
-        &root,
-        "-o",
-        &out,
-        "--state",
-        &state,
-        "--max-pages",
-        "250",
-    ];
-    args.extend(FAST);
-    let r = run(bin(), d, &args).await;
+    let state = arg(d, "state");
+    let r = crawl(&site, d, &state, &["--max-pages", "250"]).await;
     assert_eq!(r.code, 3, "the limit stops it: {}", r.stderr);
     let truth = site.site().broken_truth();
     let part = report(d, &state).await;
