@@ -147,7 +147,7 @@ pub fn is_complete(dir: &Path) -> Result<bool, Error> {
     let opts = Options::default().cache_capacity(8 << 20).read_only(true);
     let f = Frontier::open(dir, opts).map_err(|e| Error::state(dir, e))?;
     let seeded = f.meta(SEEDED).map_err(|e| Error::state(dir, e))?.is_some();
-    let c = f.counts();
+    let c = f.counts().map_err(|e| Error::state(dir, e))?;
     Ok(seeded && c.queued == 0 && c.leased == 0)
 }
 
@@ -683,7 +683,7 @@ mod tests {
         ];
         enqueue_newest_first(&f, dir.path(), &mut fresh).expect("enqueue");
         assert!(fresh.is_empty());
-        let host = f.hosts()[0].id;
+        let host = f.hosts().expect("read")[0].id;
         let order: Vec<String> = f
             .lease(host, 10)
             .expect("lease")

@@ -275,7 +275,7 @@ pub(crate) fn describe_outputs(o: &OutputConfig) -> String {
 /// memtable is being sealed): each one runs as blocking work
 /// ([`tokio::task::block_in_place`]), so the runtime hands that worker's other tasks to
 /// another thread instead of stalling them. A broad crawl makes one of each per host.
-pub(crate) struct FrontierRobots(pub(crate) Arc<Frontier>);
+pub(crate) struct FrontierRobots(pub(crate) Arc<dyn FrontierStore>);
 
 /// Runs `f`, as blocking work when on a multi-threaded runtime.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -288,7 +288,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 impl RobotsStore for FrontierRobots {
     fn load(&self, origin: &str) -> Option<StoredRobots> {
         blocking(|| {
-            let id = self.0.host_id(origin)?;
+            let id = self.0.host_id(origin).ok()??;
             let e = self.0.robots(id).ok()??;
             Some(StoredRobots {
                 status: e.status,
@@ -305,7 +305,7 @@ impl RobotsStore for FrontierRobots {
 
 impl FrontierRobots {
     fn save_now(&self, origin: &str, answer: &StoredRobots) {
-        if let Some(id) = self.0.host_id(origin) {
+        if let Ok(Some(id)) = self.0.host_id(origin) {
             let entry = RobotsEntry {
                 status: answer.status,
                 fetched_at_ms: answer
@@ -355,12 +355,14 @@ impl StateReader {
 
     /// URLs by state.
     pub fn counts(&self) -> Counts {
-        self.frontier.counts()
+        // The sled frontier keeps its counts in memory: this read cannot fail.
+        self.frontier.counts().unwrap_or_default()
     }
 
     /// Every host with its counts and persisted politeness.
     pub fn hosts(&self) -> Vec<HostInfo> {
-        self.frontier.hosts()
+        // The sled frontier keeps its host table in memory: this read cannot fail.
+        self.frontier.hosts().unwrap_or_default()
     }
 
     /// Every known URL with its state, finished ones first (a scan).

@@ -165,7 +165,7 @@ async fn a_url_leased_too_often_fails_with_a_record_and_no_request() {
     for _ in 0..=trawl_engine::MAX_LEASES {
         let f = Frontier::open(&state, Options::default().max_attempts(u32::MAX)).expect("open");
         f.enqueue(vec![NewUrl::page(root.clone(), 0)]).expect("enqueue");
-        let (host, _) = f.ready_hosts()[0];
+        let (host, _) = f.ready_hosts().expect("read")[0];
         assert_eq!(f.lease(host, 1).expect("lease").len(), 1);
         f.flush().expect("flush");
     }
@@ -203,7 +203,7 @@ async fn a_damaged_engine_checkpoint_is_a_state_error() {
     // Store garbage as the engine's counters, the way a torn write would.
     {
         let f = Frontier::open(&config.state.dir, Options::default()).expect("open");
-        let (host, _) = f.ready_hosts()[0];
+        let (host, _) = f.ready_hosts().expect("read")[0];
         let lease = f.lease(host, 1).expect("lease").remove(0);
         let ack = Ack {
             lease,

@@ -52,6 +52,22 @@ pub enum Error {
     /// the call would change it.
     #[error("the state directory is open read-only")]
     ReadOnly,
+    /// This worker lost its claim on part of a shared crawl: a host it owned was given
+    /// to another worker after its claim ran out (the worker was paused or cut off),
+    /// or the store lost acks this worker had made (a server restarted without them).
+    /// Nothing of the call was applied. The worker cuts its outputs back to its stored
+    /// checkpoints and opens the store again.
+    #[error("this worker lost its claim on the shared crawl: {reason}")]
+    LostOwnership {
+        /// What was lost.
+        reason: String,
+    },
+    /// A shared store could not be reached or refused a command.
+    #[error("the shared frontier failed: {detail}")]
+    Backend {
+        /// The server's or the connection's error.
+        detail: String,
+    },
     /// An I/O error from sled (a full disk, a read-only directory, and the like).
     #[error("state directory i/o failed")]
     Io(#[source] std::io::Error),

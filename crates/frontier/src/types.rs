@@ -249,14 +249,31 @@ pub struct UrlRecord {
 }
 
 /// The operations the engine needs from a frontier. [`Frontier`](crate::Frontier) is
-/// the sled implementation; a backend on a shared store would implement the same.
+/// the embedded sled implementation; `trawl-frontier-redis` is the shared one, which
+/// several worker processes use at once.
 ///
-/// Every method is synchronous and short (a few sled operations); the engine calls the
-/// ones that write from a blocking-friendly task.
+/// Every method is synchronous and short (a few sled operations, or one round trip to
+/// a server); the engine calls the ones that write from a blocking-friendly task.
+/// Every read can fail, since a networked store can be unreachable.
+///
+/// # Workers
+/// A shared store is used by several workers, each with its own outputs. For it:
+/// - [`FrontierStore::worker`] names this worker;
+/// - a host is owned by one worker at a time: [`FrontierStore::lease`] claims it and
+///   [`FrontierStore::release`] gives it back;
+/// - an ack or lease made after this worker lost its claim fails with
+///   [`Error::LostOwnership`](crate::Error::LostOwnership), and nothing of it is
+///   applied; the worker then cuts its outputs back to its stored checkpoints and
+///   opens the store again;
+/// - [`FrontierStore::finished`] judges completion across every worker.
+///
+/// An embedded store has a single worker, and those methods have trivial defaults.
 pub trait FrontierStore: Send + Sync {
     /// Adds URLs not seen before, in one atomic batch; returns how many were new.
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize>;
     /// Leases up to `max` queued URLs of `host`, in queue order, in one atomic batch.
+    /// A shared store claims the host for this worker first, and returns no leases
+    /// when another worker owns it.
     fn lease(&self, host: HostId, max: usize) -> Result<Vec<Lease>>;
     /// Completes leases, enqueues their discovered links and stores the sinks'
     /// checkpoints `(sink name, checkpoint)`, all in one atomic batch.
@@ -271,15 +288,16 @@ pub trait FrontierStore: Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Hosts with queued URLs, with the earliest time (ms since the epoch) each may be
     /// fetched, soonest first.
-    fn ready_hosts(&self) -> Vec<(HostId, u64)>;
+    fn ready_hosts(&self) -> Result<Vec<(HostId, u64)>>;
     /// Up to `max` hosts with queued URLs whose persisted politeness lets them be
     /// fetched at `now_ms`, in host order starting after `after` and wrapping around,
     /// so that a scheduler that goes on from the last host it got serves every host
     /// in turn. Its cost is in proportion to `max`, not to the number of hosts (the
     /// default implementation, on [`FrontierStore::ready_hosts`], is not; the sled
-    /// frontier keeps an index).
-    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> ReadyScan {
-        let all = self.ready_hosts();
+    /// frontier keeps an index). A shared store leaves out hosts that other workers
+    /// own.
+    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> Result<ReadyScan> {
+        let all = self.ready_hosts()?;
         let next_ms = all.iter().map(|(_, t)| *t).filter(|t| *t > now_ms).min();
         let mut open: Vec<HostId> = all
             .iter()
@@ -294,17 +312,21 @@ pub trait FrontierStore: Send + Sync {
             .take(max)
             .copied()
             .collect();
-        ReadyScan {
+        Ok(ReadyScan {
             hosts,
             ready: open.len(),
             next_ms,
-        }
+        })
     }
     /// One host's details.
-    fn host(&self, id: HostId) -> Option<HostInfo>;
+    fn host(&self, id: HostId) -> Result<Option<HostInfo>>;
+    /// The number of a host key (`scheme://host[:port]`), if known.
+    fn host_id(&self, key: &str) -> Result<Option<HostId>>;
+    /// Every host, in id order.
+    fn hosts(&self) -> Result<Vec<HostInfo>>;
     /// One host's persisted politeness state (a cheap read from memory).
-    fn politeness(&self, id: HostId) -> Option<Politeness> {
-        self.host(id).map(|h| h.politeness)
+    fn politeness(&self, id: HostId) -> Result<Option<Politeness>> {
+        Ok(self.host(id)?.map(|h| h.politeness))
     }
     /// Stores a host's politeness state.
     fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()>;
@@ -314,10 +336,37 @@ pub trait FrontierStore: Send + Sync {
     fn set_robots(&self, id: HostId, entry: &RobotsEntry) -> Result<()>;
     /// Fails every queued URL of a host with `reason`; returns how many.
     fn fail_host(&self, id: HostId, reason: &str) -> Result<u64>;
-    /// The last checkpoint stored for a sink.
+    /// The last checkpoint stored for a sink (of this worker, in a shared store).
     fn checkpoint(&self, sink: &str) -> Result<Option<Vec<u8>>>;
-    /// Counts by state, without a scan.
-    fn counts(&self) -> Counts;
+    /// Counts by state, without a scan (across every worker, in a shared store).
+    fn counts(&self) -> Result<Counts>;
     /// The record of a URL, if known.
     fn get(&self, url: &str) -> Result<Option<UrlRecord>>;
+    /// Stores a meta value (for example the crawl's configuration); in a shared store
+    /// it is this worker's own.
+    fn set_meta(&self, name: &str, value: &[u8]) -> Result<()>;
+    /// Reads a meta value stored with [`FrontierStore::set_meta`].
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// This worker's name in a shared store; `None` for an embedded one.
+    fn worker(&self) -> Option<&str> {
+        None
+    }
+    /// Whether a request to `host` that starts now and takes up to `within_ms` ends
+    /// before this worker's claim on the host runs out (always, in an embedded store,
+    /// where claims do not run out).
+    fn may_start(&self, host: HostId, within_ms: u64) -> bool {
+        let _ = (host, within_ms);
+        true
+    }
+    /// Gives up this worker's claim on a host it has no leases of, so that another
+    /// worker may take it (a no-op in an embedded store).
+    fn release(&self, host: HostId) -> Result<()> {
+        let _ = host;
+        Ok(())
+    }
+    /// Whether the crawl is over: nothing queued and nothing leased, by any worker.
+    fn finished(&self) -> Result<bool> {
+        let c = self.counts()?;
+        Ok(c.queued == 0 && c.leased == 0)
+    }
 }

@@ -15,7 +15,7 @@ fn page(url: &str, depth: u16) -> NewUrl {
 }
 
 fn only_host(f: &Frontier) -> HostId {
-    let ready = f.ready_hosts();
+    let ready = f.ready_hosts().expect("read");
     assert_eq!(ready.len(), 1, "{ready:?}");
     ready[0].0
 }
@@ -43,7 +43,7 @@ fn enqueue_is_idempotent_and_counted() {
         .expect("enqueue");
     assert_eq!(n, 2, "a duplicate inside one batch is added once");
     assert_eq!(f.enqueue(vec![page("http://a.test/2", 0)]).expect("enqueue"), 0);
-    assert_eq!(f.counts().queued, 2);
+    assert_eq!(f.counts().expect("read").queued, 2);
     let rec = f.get("http://a.test/1").expect("get").expect("known");
     assert_eq!(rec.state, UrlState::Queued);
     assert_eq!(f.enqueue(vec![page("not a url", 0)]).expect("enqueue"), 0);
@@ -91,10 +91,10 @@ fn lease_order_is_class_then_depth_then_fifo() {
             "http://a.test/deep"
         ]
     );
-    assert_eq!(f.counts().leased, 5);
+    assert_eq!(f.counts().expect("read").leased, 5);
     assert!(f.lease(host, 10).expect("lease").is_empty());
     assert!(
-        f.ready_hosts().is_empty(),
+        f.ready_hosts().expect("read").is_empty(),
         "a host with nothing queued is not ready"
     );
 }
@@ -138,7 +138,7 @@ fn ack_completes_enqueues_links_and_stores_checkpoints() {
         // A second ack of the same lease is ignored rather than skewing the counts.
         f.ack(vec![done(l3.clone(), vec![])], &[]).expect("ack");
         f.ack(vec![done(l3, vec![])], &[("jsonl", b"200")]).expect("ack");
-        let c = f.counts();
+        let c = f.counts().expect("read");
         assert_eq!((c.queued, c.leased, c.done, c.failed), (2, 0, 2, 1));
         f.flush().expect("flush");
     }
@@ -153,7 +153,7 @@ fn ack_completes_enqueues_links_and_stores_checkpoints() {
         (UrlState::Failed, Some("http 404"))
     );
     assert_eq!(f.get("http://b.test/").expect("get").expect("known").depth, 1);
-    assert_eq!(f.hosts().len(), 2);
+    assert_eq!(f.hosts().expect("read").len(), 2);
     let c = f.verify().expect("consistent");
     assert_eq!((c.queued, c.done, c.failed), (2, 2, 1));
 }
@@ -219,7 +219,7 @@ fn reopening_returns_leases_and_quarantines_crash_loops() {
     {
         let f = Frontier::open(dir.path(), opts()).expect("open");
         assert_eq!(f.open_report().requeued, 2);
-        assert_eq!(f.counts().queued, 2);
+        assert_eq!(f.counts().expect("read").queued, 2);
         let leases = f.lease(only_host(&f), 2).expect("lease");
         assert_eq!(leases.iter().map(|l| l.attempts).collect::<Vec<_>>(), [2, 2]);
         f.flush().expect("flush");
@@ -255,7 +255,7 @@ fn a_read_only_open_changes_nothing() {
         let f = Frontier::open(dir.path(), opts().read_only(true)).expect("open read-only");
         assert_eq!(f.open_report().requeued, 0);
         assert_eq!(f.open_report().quarantined, 0);
-        let c = f.counts();
+        let c = f.counts().expect("read");
         assert_eq!((c.queued, c.leased, c.done, c.failed), (1, 1, 1, 0), "{c:?}");
         let leased: Vec<_> = f
             .urls()
@@ -275,7 +275,7 @@ fn a_read_only_open_changes_nothing() {
     let f = Frontier::open(dir.path(), opts()).expect("open");
     assert_eq!(f.open_report().requeued, 1, "the lease was still there");
     assert_eq!(f.open_report().quarantined, 0);
-    assert_eq!(f.counts().queued, 2);
+    assert_eq!(f.counts().expect("read").queued, 2);
     assert!(f.get("http://a.test/4").expect("get").is_none());
 }
 
@@ -286,7 +286,7 @@ fn a_read_only_open_of_a_new_directory_creates_nothing() {
     std::fs::create_dir(&path).expect("mkdir");
     let f = Frontier::open(&path, Options::default().read_only(true)).expect("open");
     assert!(f.open_report().created);
-    assert_eq!(f.counts().total(), 0);
+    assert_eq!(f.counts().expect("read").total(), 0);
     drop(f);
     let f = Frontier::open(&path, Options::default()).expect("open");
     assert!(
@@ -316,12 +316,12 @@ fn host_state_and_robots_survive_reopen() {
         let h = only_host(&f);
         f.set_politeness(h, p).expect("politeness");
         f.set_robots(h, &robots).expect("robots");
-        assert_eq!(f.ready_hosts(), vec![(h, 5_000)]);
+        assert_eq!(f.ready_hosts().expect("read"), vec![(h, 5_000)]);
         f.flush().expect("flush");
     }
     let f = open(&dir);
-    let h = f.host_id("http://a.test").expect("known host");
-    let info = f.host(h).expect("host");
+    let h = f.host_id("http://a.test").expect("read").expect("known host");
+    let info = f.host(h).expect("read").expect("host");
     assert_eq!(info.politeness, p);
     assert_eq!(info.counts.queued, 1);
     assert_eq!(f.robots(h).expect("robots"), Some(robots));
@@ -337,10 +337,17 @@ fn fail_host_fails_only_its_queued_urls() {
         page("http://b.test/1", 0),
     ])
     .expect("enqueue");
-    let a = f.host_id("http://a.test").expect("a");
-    let b = f.host_id("http://b.test").expect("b");
+    let a = f.host_id("http://a.test").expect("read").expect("a");
+    let b = f.host_id("http://b.test").expect("read").expect("b");
     assert_eq!(f.fail_host(a, "host unavailable").expect("fail"), 2);
-    assert_eq!(f.ready_hosts().iter().map(|(h, _)| *h).collect::<Vec<_>>(), [b]);
+    assert_eq!(
+        f.ready_hosts()
+            .expect("read")
+            .iter()
+            .map(|(h, _)| *h)
+            .collect::<Vec<_>>(),
+        [b]
+    );
     let rec = f.get("http://a.test/2").expect("get").expect("known");
     assert_eq!(rec.reason.as_deref(), Some("host unavailable"));
     f.verify().expect("consistent");
@@ -491,7 +498,7 @@ fn the_seen_set_survives_seals_merges_and_reopen_and_leftovers_go() {
             f.enqueue(batch).expect("enqueue");
         }
         // Finish some, so that finished values reach the runs as well.
-        let host = f.host_id("http://h3.test").expect("host");
+        let host = f.host_id("http://h3.test").expect("read").expect("host");
         let leases = f.lease(host, 100).expect("lease");
         let acks = leases.into_iter().map(|l| done(l, Vec::new())).collect();
         f.ack(acks, &[]).expect("ack");
@@ -578,12 +585,16 @@ fn ready_scan_goes_round_the_hosts_and_holds_back_the_cooling_ones() {
     let f = open(&dir);
     let urls: Vec<NewUrl> = (0..10).map(|h| page(&format!("http://h{h}.test/"), 0)).collect();
     f.enqueue(urls).expect("enqueue");
-    let id = |h: usize| f.host_id(&format!("http://h{h}.test")).expect("known");
+    let id = |h: usize| {
+        f.host_id(&format!("http://h{h}.test"))
+            .expect("read")
+            .expect("known")
+    };
     let ids = |s: &ReadyScan| s.hosts.iter().map(|h| h.0).collect::<Vec<_>>();
-    let s = f.ready_scan(None, 1_000, 4);
+    let s = f.ready_scan(None, 1_000, 4).expect("read");
     assert_eq!((ids(&s), s.ready, s.next_ms), (vec![0, 1, 2, 3], 10, None));
     // From the last host given, wrapping round.
-    let s = f.ready_scan(Some(id(8)), 1_000, 4);
+    let s = f.ready_scan(Some(id(8)), 1_000, 4).expect("read");
     assert_eq!(ids(&s), [9, 0, 1, 2]);
     // A host in a cool-down is held back until its time, then comes back.
     let cool = Politeness {
@@ -591,15 +602,15 @@ fn ready_scan_goes_round_the_hosts_and_holds_back_the_cooling_ones() {
         ..Politeness::default()
     };
     f.set_politeness(id(1), cool).expect("politeness");
-    let s = f.ready_scan(None, 1_000, 100);
+    let s = f.ready_scan(None, 1_000, 100).expect("read");
     assert_eq!((s.ready, s.next_ms), (9, Some(5_000)));
     assert!(!ids(&s).contains(&id(1).0));
     f.verify().expect("consistent");
-    let s = f.ready_scan(None, 5_000, 100);
+    let s = f.ready_scan(None, 5_000, 100).expect("read");
     assert_eq!((s.ready, s.next_ms), (10, None));
     // A host whose last URL is leased leaves; a retry brings it back.
     let lease = f.lease(id(2), 10).expect("lease");
-    assert_eq!(f.ready_scan(None, 5_000, 100).ready, 9);
+    assert_eq!(f.ready_scan(None, 5_000, 100).expect("read").ready, 9);
     f.verify().expect("consistent");
     f.ack(
         vec![Ack {
@@ -610,20 +621,20 @@ fn ready_scan_goes_round_the_hosts_and_holds_back_the_cooling_ones() {
         &[],
     )
     .expect("ack");
-    assert_eq!(f.ready_scan(None, 5_000, 100).ready, 10);
+    assert_eq!(f.ready_scan(None, 5_000, 100).expect("read").ready, 10);
     f.flush().expect("flush");
     drop(f);
     // Rebuilt on open, cool-downs included.
     let f = open(&dir);
     f.set_politeness(
-        f.host_id("http://h3.test").expect("known"),
+        f.host_id("http://h3.test").expect("read").expect("known"),
         Politeness {
             retry_after_until_ms: 9_000,
             ..Politeness::default()
         },
     )
     .expect("politeness");
-    let s = f.ready_scan(None, 6_000, 100);
+    let s = f.ready_scan(None, 6_000, 100).expect("read");
     assert_eq!((s.ready, s.next_ms), (9, Some(9_000)));
     f.verify().expect("consistent");
 }

@@ -62,7 +62,7 @@ fn crash_child() {
     };
     let dir = Path::new(&dir);
     let f = Frontier::open(dir.join("state"), opts()).expect("child opens");
-    if f.counts().total() == 0 {
+    if f.counts().expect("read").total() == 0 {
         f.enqueue(vec![NewUrl::page(page_url(0), 0)]).expect("seed");
         f.flush().expect("flush");
     }
@@ -74,7 +74,7 @@ fn crash_child() {
     let mut unflushed: Vec<String> = Vec::new();
     let mut batches = 0u64;
     loop {
-        let ready = f.ready_hosts();
+        let ready = f.ready_hosts().expect("read");
         if ready.is_empty() {
             break;
         }

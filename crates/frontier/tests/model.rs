@@ -201,7 +201,7 @@ proptest! {
                 }
                 Op::Lease(h, n) => {
                     let host = format!("http://h{h}.test");
-                    let got: Vec<Lease> = match f.host_id(&host) {
+                    let got: Vec<Lease> = match f.host_id(&host).expect("read") {
                         Some(id) => f.lease(id, n.into()).expect("lease"),
                         None => Vec::new(),
                     };
@@ -239,7 +239,7 @@ proptest! {
                     prop_assert_eq!(f.checkpoint("s").expect("cp"), last_checkpoint.clone());
                 }
             }
-            let c = f.counts();
+            let c = f.counts().expect("read");
             prop_assert_eq!(c.queued, model.count(UrlState::Queued));
             prop_assert_eq!(c.leased, model.count(UrlState::Leased));
             prop_assert_eq!(c.done, model.count(UrlState::Done));
@@ -253,9 +253,9 @@ proptest! {
                 .collect();
             want.sort();
             want.dedup();
-            let scan = f.ready_scan(None, u64::MAX, usize::MAX);
+            let scan = f.ready_scan(None, u64::MAX, usize::MAX).expect("read");
             prop_assert_eq!(scan.ready, want.len());
-            let mut got: Vec<String> = scan.hosts.iter().filter_map(|h| f.host(*h).map(|i| i.key)).collect();
+            let mut got: Vec<String> = scan.hosts.iter().filter_map(|h| f.host(*h).expect("read").map(|i| i.key)).collect();
             got.sort();
             prop_assert_eq!(got, want);
         }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use trawl_frontier::{Ack, Fingerprint, FrontierStore, NewUrl};
+use trawl_frontier::{Ack, Fingerprint, NewUrl};
 use trawl_sink::Sink;
 
 use super::parse::{Done, ENQUEUE_CHUNK};
@@ -126,7 +126,7 @@ pub(crate) fn commit_loop(
             sh.pages_total.store(persisted.pages, Relaxed);
             sh.stats.bytes.fetch_add(bytes, Relaxed);
             sh.stats.in_flight.fetch_sub(n, Relaxed);
-            let counts = sh.frontier.counts();
+            let counts = sh.frontier.counts().map_err(|e| sh.state_error(e))?;
             sh.stats.queued.store(counts.queued, Relaxed);
             sh.stats.done_total.store(counts.done, Relaxed);
             sh.stats.failed_total.store(counts.failed, Relaxed);
@@ -212,7 +212,11 @@ fn breaker(sh: &Shared, d: &Done) -> Result<(), Error> {
         p_cfg.give_up_after_failures.max(1),
     );
     let id = d.lease.host;
-    let before = sh.frontier.politeness(id).unwrap_or_default();
+    let before = sh
+        .frontier
+        .politeness(id)
+        .map_err(|e| sh.state_error(e))?
+        .unwrap_or_default();
     let mut p = before;
     let now = now_ms();
     match d.host_failure {

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trawl_fetcher::{AcceptTypes, Fetcher, GatePolicy, GateSnapshot};
-use trawl_frontier::{Frontier, FrontierStore, NewUrl, Priority};
+use trawl_frontier::{FrontierStore, NewUrl, Priority};
 use trawl_parser::ParseOptions;
 use trawl_sink::{Discovery, Sink};
 use url::Url;
@@ -171,7 +171,8 @@ pub(crate) fn now_ms() -> u64 {
 /// State shared by the stages.
 pub(crate) struct Shared {
     pub(crate) cfg: CrawlConfig,
-    pub(crate) frontier: Arc<Frontier>,
+    /// The frontier, through the seam: the embedded sled store or a shared one.
+    pub(crate) frontier: Arc<dyn FrontierStore>,
     pub(crate) fetcher: Fetcher,
     pub(crate) scope: Scope,
     pub(crate) stats: Arc<Stats>,
@@ -233,6 +234,8 @@ impl Shared {
     pub(crate) fn host_dead(&self, id: trawl_frontier::HostId) -> bool {
         self.frontier
             .politeness(id)
+            .ok()
+            .flatten()
             .is_some_and(|p| p.consecutive_failures >= self.cfg.politeness.give_up_after_failures.max(1))
     }
 }
@@ -368,6 +371,7 @@ impl Crawler {
         cfg.state.dir = dir.clone();
         cfg.state.cache_capacity = state.cache_capacity;
         let frontier = state.frontier.clone();
+        let store: Arc<dyn FrontierStore> = frontier.clone();
         let json = serde_json::to_vec(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(stored) = state.stored_config()? {
             if stored.identity() != cfg.identity() {
@@ -401,14 +405,14 @@ impl Crawler {
                 .map_err(|e| Error::state(&dir, e))?;
         }
         let persisted = state.persisted()?;
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &store)?;
         if fresh {
             preflight(&fetcher, &seeds).await?;
         }
         // Cool-downs survive a restart: a host in a Retry-After window stays in it,
         // and a host the adaptive rate holds back starts again at that rate.
         let now = now_ms();
-        for h in frontier.hosts() {
+        for h in frontier.hosts().map_err(|e| Error::state(&dir, e))? {
             let until = h.politeness.earliest_ms();
             if (until > now || h.politeness.adaptive_millirate != 0)
                 && let Ok(url) = Url::parse(&h.key)
@@ -482,17 +486,17 @@ impl Crawler {
         }
         let sinks = state.open_sinks(&cfg, fresh)?;
         let (broken_log, broken_lines) = state.open_broken(&cfg)?;
-        let sources = sources::Sources::new(broken_log, broken_lines, frontier.counts().queued > 0 && !fresh);
+        let counts = frontier.counts().map_err(|e| Error::state(&dir, e))?;
+        let sources = sources::Sources::new(broken_log, broken_lines, counts.queued > 0 && !fresh);
 
         let stats = Arc::new(Stats::new());
         *stats.changed_since.lock().unwrap_or_else(|e| e.into_inner()) = changed_since;
-        let counts = frontier.counts();
         stats.queued.store(counts.queued, Relaxed);
         stats.done_total.store(counts.done, Relaxed);
         stats.failed_total.store(counts.failed, Relaxed);
         let want_exchange = cfg.output.warc.is_some();
         let shared = Arc::new(Shared {
-            frontier,
+            frontier: store,
             fetcher,
             scope,
             stats,
@@ -591,7 +595,7 @@ impl Crawler {
         tracing::info!(
             seeds = ?cfg.seeds,
             state = %cfg.state.dir.display(),
-            queued = sh.frontier.counts().queued,
+            queued = sh.stats.queued.load(Relaxed),
             "crawl starting"
         );
         if !cfg.politeness.robots {
@@ -685,7 +689,7 @@ fn build_fetcher(
     ca_pems: Vec<Vec<u8>>,
     accept: AcceptTypes,
     resolves: &[crate::validate::Resolve],
-    frontier: &Arc<Frontier>,
+    frontier: &Arc<dyn FrontierStore>,
 ) -> Result<Fetcher, Error> {
     let p = &cfg.politeness;
     let mut policy = GatePolicy::default();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use trawl_fetcher::GateSnapshot;
-use trawl_frontier::{FrontierStore, Lease, NewUrl, Outcome, Priority};
+use trawl_frontier::{Lease, NewUrl, Outcome, Priority};
 use trawl_parser::SitemapKind;
 use trawl_sink::{Discovery, FailureInfo, PageRecord, RobotsFlags, SKIPPED_CONTENT_TYPE};
 use url::Url;
@@ -595,7 +595,8 @@ fn read_sitemap(sh: &Shared, lease: &Lease, body: &[u8], discovered: &mut Vec<Ne
             // Unless the crawl is not acking anything (every host waiting, or at its
             // page limit): then the queue will not shrink, and waiting would hold the
             // crawl's end up for ever.
-            while !stalled && sh.frontier.counts().queued > SITEMAP_QUEUE_WATERMARK {
+            // A store that cannot count is reported by the enqueue below.
+            while !stalled && sh.frontier.counts().map_or(0, |c| c.queued) > SITEMAP_QUEUE_WATERMARK {
                 if sh.stop.is_cancelled() {
                     return false;
                 }

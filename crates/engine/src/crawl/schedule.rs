@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use trawl_fetcher::{HostGate, HostPermit, NotReady};
-use trawl_frontier::{FrontierStore, HostId, Lease, Priority};
+use trawl_frontier::{HostId, Lease, Priority};
 use url::Url;
 
 use super::{CrawlOutcome, LEASE_BATCH, Limit, MAX_LEASES, Shared, host_label, now_ms};
@@ -316,8 +316,13 @@ impl Scheduler<'_> {
 
     /// A slot for a host the frontier named, or `None` for a host it does not know.
     fn open_slot(&mut self, id: HostId) -> bool {
-        let Some(info) = self.sh.frontier.host(id) else {
-            return false;
+        let info = match self.sh.frontier.host(id) {
+            Ok(Some(info)) => info,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(host = id.0, error = %e, "cannot read a host from the frontier");
+                return false;
+            }
         };
         let Ok(url) = Url::parse(&info.key) else {
             return false;
@@ -449,7 +454,7 @@ impl Scheduler<'_> {
                 } as u64;
                 n = n.min(*room);
                 if let Some(max) = cfg.limits.max_pages_per_host
-                    && let Some(info) = sh.frontier.host(id)
+                    && let Some(info) = sh.frontier.host(id).map_err(|e| sh.state_error(e))?
                 {
                     let used = info.counts.done + info.counts.failed + info.counts.leased;
                     if used >= max {
@@ -571,10 +576,15 @@ impl Scheduler<'_> {
     /// from where the last round stopped, while global permits are free.
     fn admit(&mut self, room: &mut u64, progressed: &mut bool) -> Result<Admitted, Error> {
         let mut out = Admitted::default();
-        let counts = self.sh.frontier.counts();
+        let state_error = |e| self.sh.state_error(e);
+        let counts = self.sh.frontier.counts().map_err(state_error)?;
         let now = now_ms();
         for _ in 0..ADMIT_CALLS {
-            let scan = self.sh.frontier.ready_scan(self.cursor, now, ADMIT_SCAN);
+            let scan = self
+                .sh
+                .frontier
+                .ready_scan(self.cursor, now, ADMIT_SCAN)
+                .map_err(state_error)?;
             out.next_ms = scan.next_ms;
             let version = (counts.queued, counts.total(), scan.ready as u64);
             if self.swept == Some(version) {
@@ -741,7 +751,12 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         // A host with a persisted wait (a cool-down) comes back at its time.
         let next_ms = match &admitted {
             Some(a) => a.next_ms,
-            None => sh.frontier.ready_scan(None, now_ms(), 0).next_ms,
+            None => {
+                sh.frontier
+                    .ready_scan(None, now_ms(), 0)
+                    .map_err(|e| sh.state_error(e))?
+                    .next_ms
+            }
         };
         if let Some(t) = next_ms {
             soonest(Duration::from_millis(t.saturating_sub(now_ms())), &mut next);
@@ -768,7 +783,8 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
                 Some(_) => continue,
                 // No room left under the page limit.
                 None => {
-                    let outcome = if cfg.limits.max_pages.is_some() && sh.frontier.counts().queued > 0 {
+                    let queued = sh.frontier.counts().map_err(|e| sh.state_error(e))?.queued;
+                    let outcome = if cfg.limits.max_pages.is_some() && queued > 0 {
                         CrawlOutcome::LimitReached(Limit::Pages)
                     } else {
                         CrawlOutcome::Completed

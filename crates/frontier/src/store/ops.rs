@@ -156,7 +156,7 @@ impl FrontierStore for Frontier {
         Ok(())
     }
 
-    fn ready_hosts(&self) -> Vec<(HostId, u64)> {
+    fn ready_hosts(&self) -> Result<Vec<(HostId, u64)>> {
         let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = |h: u32| st.hosts.get(h as usize).map_or(0, |h| h.politeness.earliest_ms());
         let mut out: Vec<(HostId, u64)> = st
@@ -167,10 +167,10 @@ impl FrontierStore for Frontier {
             .chain(st.ready.timed.iter().map(|(t, h)| (HostId(*h), *t)))
             .collect();
         out.sort_by_key(|(id, t)| (*t, *id));
-        out
+        Ok(out)
     }
 
-    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> ReadyScan {
+    fn ready_scan(&self, after: Option<HostId>, now_ms: u64, max: usize) -> Result<ReadyScan> {
         let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *guard;
         st.ready.advance(&mut st.hosts, now_ms);
@@ -182,26 +182,62 @@ impl FrontierStore for Frontier {
             .take(max)
             .map(|h| HostId(*h))
             .collect();
-        ReadyScan {
+        Ok(ReadyScan {
             hosts,
             ready: open.len(),
             next_ms: st.ready.timed.first().map(|(t, _)| *t),
-        }
+        })
     }
 
-    fn host(&self, id: HostId) -> Option<HostInfo> {
+    fn host(&self, id: HostId) -> Result<Option<HostInfo>> {
         let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.hosts.get(id.0 as usize).map(|h| HostInfo {
+        Ok(st.hosts.get(id.0 as usize).map(|h| HostInfo {
             id,
             key: h.key.to_string(),
             counts: h.counts,
             politeness: h.politeness,
-        })
+        }))
     }
 
-    fn politeness(&self, id: HostId) -> Option<Politeness> {
+    fn host_id(&self, key: &str) -> Result<Option<HostId>> {
         let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.hosts.get(id.0 as usize).map(|h| h.politeness)
+        Ok(st.host_ids.get(key, |i| st.hosts.host_key(HostId(i))))
+    }
+
+    fn hosts(&self) -> Result<Vec<HostInfo>> {
+        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(st
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HostInfo {
+                id: HostId(i as u32),
+                key: h.key.to_string(),
+                counts: h.counts,
+                politeness: h.politeness,
+            })
+            .collect())
+    }
+
+    fn politeness(&self, id: HostId) -> Result<Option<Politeness>> {
+        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(st.hosts.get(id.0 as usize).map(|h| h.politeness))
+    }
+
+    fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        let _st = self.shared.write_lock()?;
+        self.shared
+            .tree
+            .insert(codec::meta_key(&format!("x:{name}")), value)?;
+        Ok(())
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .shared
+            .tree
+            .get(codec::meta_key(&format!("x:{name}")))?
+            .map(|v| v.to_vec()))
     }
 
     fn set_politeness(&self, id: HostId, p: Politeness) -> Result<()> {
@@ -293,13 +329,14 @@ impl FrontierStore for Frontier {
             .map(|v| v.to_vec()))
     }
 
-    fn counts(&self) -> Counts {
-        self.shared
+    fn counts(&self) -> Result<Counts> {
+        Ok(self
+            .shared
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .counters
-            .counts
+            .counts)
     }
 
     /// The record of a URL: its state, attempts, depth, class, host and failure reason,

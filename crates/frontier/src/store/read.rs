@@ -1,4 +1,4 @@
-//! Reads that are not part of the engine's interface: metadata, the host list, every
+//! Reads that are not part of the engine's interface: the crawl binding, every
 //! URL with its record (for exports), the size on disk, and the consistency check.
 
 use super::*;
@@ -19,24 +19,6 @@ impl Frontier {
         &self.shared.opts
     }
 
-    /// Stores a meta value (for example the crawl's configuration).
-    pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        let _st = self.shared.write_lock()?;
-        self.shared
-            .tree
-            .insert(codec::meta_key(&format!("x:{name}")), value)?;
-        Ok(())
-    }
-
-    /// Reads a meta value stored with [`Frontier::set_meta`].
-    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .shared
-            .tree
-            .get(codec::meta_key(&format!("x:{name}")))?
-            .map(|v| v.to_vec()))
-    }
-
     /// Binds the directory to one crawl. The first call stores `identity` (a short
     /// description of what makes two crawls the same, such as seeds and scope) and
     /// `config`, and flushes; later calls return the stored configuration, or
@@ -54,27 +36,6 @@ impl Frontier {
                 Ok(config.to_vec())
             }
         }
-    }
-
-    /// Every host, in id order.
-    pub fn hosts(&self) -> Vec<HostInfo> {
-        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| HostInfo {
-                id: HostId(i as u32),
-                key: h.key.to_string(),
-                counts: h.counts,
-                politeness: h.politeness,
-            })
-            .collect()
-    }
-
-    /// The number of a host key (`scheme://host[:port]`), if known.
-    pub fn host_id(&self, key: &str) -> Option<HostId> {
-        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.host_ids.get(key, |i| st.hosts.host_key(HostId(i)))
     }
 
     /// Every URL with its record: the finished ones in the order they finished, then
