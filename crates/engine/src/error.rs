@@ -94,6 +94,19 @@ impl Error {
         }
     }
 
+    /// Whether this worker lost its claim on a shared crawl
+    /// ([`trawl_frontier::Error::LostOwnership`]): it then opens the store again,
+    /// which cuts its outputs back to its stored checkpoints, and goes on.
+    pub fn is_lost_ownership(&self) -> bool {
+        matches!(
+            self,
+            Error::State {
+                source: trawl_frontier::Error::LostOwnership { .. },
+                ..
+            }
+        )
+    }
+
     /// Whether another process holds the state directory.
     pub fn is_locked(&self) -> bool {
         matches!(

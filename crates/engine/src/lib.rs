@@ -81,7 +81,9 @@ pub use scope::{Refusal, Scope};
 pub use state::{ArchiveFiles, StateDir, StateReader, read_progress};
 pub use stats::{HostSnapshot, StageTimes, Stats, StatsSnapshot};
 pub use tokio_util::sync::CancellationToken;
-pub use trawl_frontier::{Counts, Error as FrontierError, HostInfo, Politeness, UrlRecord, UrlState};
+pub use trawl_frontier::{
+    Counts, Error as FrontierError, Fingerprint, FrontierStore, HostInfo, Politeness, UrlRecord, UrlState,
+};
 pub use trawl_sink::{
     BrokenLink, LinkSource, MAX_LINK_SOURCES, WaczInput, WaczSummary, rfc3339_ms, write_wacz,
 };

@@ -50,7 +50,11 @@ impl Persisted {
 #[derive(Debug)]
 pub struct StateDir {
     pub(crate) dir: PathBuf,
-    pub(crate) frontier: Arc<Frontier>,
+    /// The frontier the crawl runs on: the embedded sled store in `dir`, or a shared
+    /// one ([`StateDir::open_shared`]).
+    pub(crate) frontier: Arc<dyn FrontierStore>,
+    /// The embedded store, when it is the one (a recrawl and the reports need it).
+    pub(crate) sled: Option<Arc<Frontier>>,
     /// Whether the directory did not exist before this open (then a crawl that cannot
     /// start removes it again, leaving nothing behind).
     pub(crate) made: bool,
@@ -93,11 +97,33 @@ impl StateDir {
                 "recovered leases left by an earlier run"
             );
         }
+        let frontier = Arc::new(frontier);
         Ok(StateDir {
             dir: dir.to_path_buf(),
-            frontier: Arc::new(frontier),
+            frontier: frontier.clone(),
+            sled: Some(frontier),
             made,
             cache_capacity,
+        })
+    }
+
+    /// Opens `dir` for a crawl whose frontier is `store`, a shared one that several
+    /// workers use (such as `trawl-frontier-redis`): the crawl's configuration, its
+    /// counters and its outputs' checkpoints are this worker's, in the store; `dir`
+    /// holds this worker's local files (its broken-link log and history), and is
+    /// created if need be.
+    ///
+    /// # Errors
+    /// [`Error::State`] when `dir` cannot be created.
+    pub fn open_shared(dir: &Path, store: Arc<dyn FrontierStore>) -> Result<StateDir, Error> {
+        let made = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|e| Error::state(dir, trawl_frontier::Error::Io(e)))?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            frontier: store,
+            sled: None,
+            made,
+            cache_capacity: 0,
         })
     }
 
@@ -111,7 +137,7 @@ impl StateDir {
     /// # Errors
     /// [`Error::State`] when it is stored but does not read (a damaged directory).
     pub fn stored_config(&self) -> Result<Option<CrawlConfig>, Error> {
-        stored_config(&self.dir, &self.frontier)
+        stored_config(&self.dir, &*self.frontier)
     }
 
     /// The counters of earlier runs.
@@ -233,16 +259,20 @@ impl StateDir {
     /// could not start leaves nothing behind.
     pub(crate) fn discard_if_new(self) {
         let StateDir {
-            dir, frontier, made, ..
+            dir,
+            frontier,
+            sled,
+            made,
+            ..
         } = self;
-        drop(frontier);
+        drop((frontier, sled));
         if made {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
 
-fn stored_config(dir: &Path, frontier: &Frontier) -> Result<Option<CrawlConfig>, Error> {
+fn stored_config(dir: &Path, frontier: &dyn FrontierStore) -> Result<Option<CrawlConfig>, Error> {
     match frontier.meta("config").map_err(|e| Error::state(dir, e))? {
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)

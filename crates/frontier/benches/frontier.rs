@@ -135,7 +135,7 @@ fn speed_run(n: u64, hosts: u64, spread: Spread, links: Links) -> Run {
     let mut done = 0u64;
     let mut k = 0u64;
     while done < n {
-        let ready = f.ready_hosts();
+        let ready = f.ready_hosts().expect("read");
         if ready.is_empty() {
             break;
         }
@@ -173,7 +173,7 @@ fn speed_run(n: u64, hosts: u64, spread: Spread, links: Links) -> Run {
     }
     f.flush().expect("flush");
     let lease_ack = done as f64 / t.elapsed().as_secs_f64();
-    assert_eq!(f.counts().done, n);
+    assert_eq!(f.counts().expect("read").done, n);
     Run {
         enqueue_new,
         enqueue_seen,
@@ -221,7 +221,7 @@ fn scale_run(n: u64, hosts: u64) {
     let t = Instant::now();
     let mut done = 0u64;
     'outer: loop {
-        for (host, _) in f.ready_hosts() {
+        for (host, _) in f.ready_hosts().expect("read") {
             let leases = f.lease(host, BATCH).expect("lease");
             done += leases.len() as u64;
             let acks = leases
@@ -255,8 +255,8 @@ fn scale_run(n: u64, hosts: u64) {
     println!(
         "reopen: {:.1} s for {} known URLs ({} queued); peak RSS {} MiB",
         t.elapsed().as_secs_f64(),
-        f.counts().total(),
-        f.counts().queued,
+        f.counts().expect("read").total(),
+        f.counts().expect("read").queued,
         peak_rss_kib() / 1024
     );
 }

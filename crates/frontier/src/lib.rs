@@ -47,13 +47,13 @@
 //! let dir = tempfile::tempdir().expect("temp dir");
 //! let frontier = Frontier::open(dir.path(), Options::default())?;
 //! frontier.enqueue(vec![NewUrl::page("http://example.com/", 0)])?;
-//! let (host, _ready_at) = frontier.ready_hosts()[0];
+//! let (host, _ready_at) = frontier.ready_hosts()?[0];
 //! let lease = frontier.lease(host, 10)?.remove(0);
 //! let links = vec![NewUrl::page("http://example.com/about", 1)];
 //! frontier.ack(vec![Ack { lease, outcome: Outcome::Done, discovered: links }], &[("jsonl", b"1234")])?;
 //! frontier.flush()?;
-//! assert_eq!(frontier.counts().done, 1);
-//! assert_eq!(frontier.counts().queued, 1);
+//! assert_eq!(frontier.counts()?.done, 1);
+//! assert_eq!(frontier.counts()?.queued, 1);
 //! # Ok(()) }
 //! ```
 //!

@@ -268,7 +268,7 @@ pub struct UrlRecord {
 /// - [`FrontierStore::finished`] judges completion across every worker.
 ///
 /// An embedded store has a single worker, and those methods have trivial defaults.
-pub trait FrontierStore: Send + Sync {
+pub trait FrontierStore: Send + Sync + std::fmt::Debug {
     /// Adds URLs not seen before, in one atomic batch; returns how many were new.
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize>;
     /// Leases up to `max` queued URLs of `host`, in queue order, in one atomic batch.
@@ -347,6 +347,24 @@ pub trait FrontierStore: Send + Sync {
     fn set_meta(&self, name: &str, value: &[u8]) -> Result<()>;
     /// Reads a meta value stored with [`FrontierStore::set_meta`].
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Binds the store to one crawl. The first call stores `identity` (a short
+    /// description of what makes two crawls the same, such as seeds and scope) and
+    /// `config`, and flushes; later calls return the stored configuration, or
+    /// [`Error::ConfigMismatch`](crate::Error::ConfigMismatch) when the identity differs.
+    fn bind_config(&self, identity: &str, config: &[u8]) -> Result<Vec<u8>> {
+        match self.meta("identity")? {
+            Some(stored) if stored != identity.as_bytes() => Err(crate::Error::ConfigMismatch {
+                stored: String::from_utf8_lossy(&stored).into_owned(),
+            }),
+            Some(_) => Ok(self.meta("config")?.unwrap_or_else(|| config.to_vec())),
+            None => {
+                self.set_meta("identity", identity.as_bytes())?;
+                self.set_meta("config", config)?;
+                self.flush()?;
+                Ok(config.to_vec())
+            }
+        }
+    }
     /// This worker's name in a shared store; `None` for an embedded one.
     fn worker(&self) -> Option<&str> {
         None

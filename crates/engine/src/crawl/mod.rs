@@ -371,7 +371,6 @@ impl Crawler {
         cfg.state.dir = dir.clone();
         cfg.state.cache_capacity = state.cache_capacity;
         let frontier = state.frontier.clone();
-        let store: Arc<dyn FrontierStore> = frontier.clone();
         let json = serde_json::to_vec(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(stored) = state.stored_config()? {
             if stored.identity() != cfg.identity() {
@@ -405,7 +404,7 @@ impl Crawler {
                 .map_err(|e| Error::state(&dir, e))?;
         }
         let persisted = state.persisted()?;
-        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &store)?;
+        let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
         if fresh {
             preflight(&fetcher, &seeds).await?;
         }
@@ -429,8 +428,13 @@ impl Crawler {
         // `--changed-since`, the sitemaps are read first, for their `<lastmod>`s.
         let mut changed_since = None;
         if let Some(r) = &cfg.recrawl {
+            // A recrawl reads its source generation's sled directory.
+            let sled = state.sled.clone().ok_or_else(|| Error::Config {
+                setting: Some("frontier"),
+                message: "a recrawl runs on the embedded frontier, not on a shared one".into(),
+            })?;
             let lastmods = match &r.changed_since {
-                Some(d) if !crate::recrawl::is_seeded(&frontier, &dir)? => {
+                Some(d) if !crate::recrawl::is_seeded(&sled, &dir)? => {
                     let since = crate::recrawl::parse_changed_since(d).map_err(|message| Error::Config {
                         setting: Some("changed-since"),
                         message,
@@ -439,10 +443,10 @@ impl Crawler {
                 }
                 _ => None,
             };
-            let (frontier, dir, source) = (frontier.clone(), dir.clone(), r.source.clone());
+            let (dir, source) = (dir.clone(), r.source.clone());
             changed_since = tokio::task::spawn_blocking(move || {
-                crate::recrawl::seed(&frontier, &dir, &source, lastmods)?;
-                crate::recrawl::changed_since(&frontier, &dir)
+                crate::recrawl::seed(&sled, &dir, &source, lastmods)?;
+                crate::recrawl::changed_since(&sled, &dir)
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
@@ -496,7 +500,7 @@ impl Crawler {
         stats.failed_total.store(counts.failed, Relaxed);
         let want_exchange = cfg.output.warc.is_some();
         let shared = Arc::new(Shared {
-            frontier: store,
+            frontier,
             fetcher,
             scope,
             stats,

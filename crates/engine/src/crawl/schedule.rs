@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use trawl_fetcher::{HostGate, HostPermit, NotReady};
+use trawl_fetcher::{GateSnapshot, HostGate, HostPermit, NotReady};
 use trawl_frontier::{HostId, Lease, Priority};
 use url::Url;
 
@@ -165,6 +165,24 @@ const RESOLVE_POLL: Duration = Duration::from_millis(5);
 /// a broad crawl at once either.
 const RESOLVING_MAX: usize = 64;
 
+/// How soon a host whose claim in a shared frontier would run out during a request is
+/// looked at again.
+const CLAIM_RETRY: Duration = Duration::from_millis(250);
+
+/// How often a worker of a shared frontier with nothing to do looks again for work
+/// the other workers' links bring, until every worker is done.
+const SHARED_IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Restores a host's gate from the politeness state a shared frontier keeps for it.
+fn restore_gate(g: &HostGate, p: &trawl_frontier::Politeness) {
+    let now = now_ms();
+    g.restore(GateSnapshot {
+        cool_down: Duration::from_millis(p.earliest_ms().saturating_sub(now)),
+        backoff_level: p.backoff_level,
+        adaptive_millirate: p.adaptive_millirate,
+    });
+}
+
 fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
 }
@@ -255,6 +273,9 @@ struct Scheduler<'a> {
     swept: Option<(u64, u64, u64)>,
     /// Slots whose gate waits for an address lookup ([`SlotGate::Resolving`]).
     resolving: usize,
+    /// The longest a request can take (`--timeout`), in ms: a worker of a shared
+    /// frontier starts one only when its claim on the host lasts that long.
+    request_ms: u64,
 }
 
 impl Scheduler<'_> {
@@ -329,7 +350,14 @@ impl Scheduler<'_> {
         };
         // Never a DNS lookup on this thread: it serves every host.
         let gate = match self.sh.fetcher.try_gate(&url) {
-            Some(g) => SlotGate::Ready(g),
+            Some(g) => {
+                if self.sh.frontier.worker().is_some() {
+                    // A shared frontier: the host may come from another worker, with
+                    // its cool-down, backoff and adaptive rate.
+                    restore_gate(&g, &info.politeness);
+                }
+                SlotGate::Ready(g)
+            }
             None => {
                 self.resolving += 1;
                 SlotGate::Resolving(url)
@@ -409,9 +437,35 @@ impl Scheduler<'_> {
             if matches!(slot.gate, SlotGate::Resolving(_)) {
                 self.resolving -= 1;
             }
-            self.slots.remove(&id);
+            if let Some(slot) = self.slots.remove(&id)
+                && let Err(e) = self.release(id, &slot)
+            {
+                return Err(e);
+            }
         }
         served
+    }
+
+    /// Gives a host whose slot closed back to a shared frontier, with the time its
+    /// next request may start, so the worker that takes it next keeps the pace.
+    fn release(&self, id: HostId, slot: &HostSlot) -> Result<(), Error> {
+        let sh = self.sh;
+        if sh.frontier.worker().is_none() {
+            return Ok(());
+        }
+        if let SlotGate::Ready(g) = &slot.gate {
+            let mut p = sh
+                .frontier
+                .politeness(id)
+                .map_err(|e| sh.state_error(e))?
+                .unwrap_or_default();
+            let next = now_ms() + g.ready_in().as_millis() as u64;
+            if next > p.next_allowed_at_ms {
+                p.next_allowed_at_ms = next;
+                sh.frontier.set_politeness(id, p).map_err(|e| sh.state_error(e))?;
+            }
+        }
+        sh.frontier.release(id).map_err(|e| sh.state_error(e))
     }
 
     fn serve_inner(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
@@ -503,6 +557,12 @@ impl Scheduler<'_> {
                 Work::Skip(Skip::HostUnavailable)
             } else if unchanged {
                 Work::Skip(Skip::Unchanged)
+            } else if !sh.frontier.may_start(id, self.request_ms) {
+                // A shared frontier whose claim on the host runs out before the request
+                // could end: no request (the claim is renewed meanwhile, or lost, and
+                // then the next ack says so).
+                self.set_timer(id, CLAIM_RETRY);
+                return Ok(Served::Done);
             } else {
                 match gate.try_acquire() {
                     Ok(p) => Work::Fetch(p),
@@ -663,6 +723,7 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         fruitless: 0,
         swept: None,
         resolving: 0,
+        request_ms: (cfg.fetch.total_timeout_secs * 1000.0) as u64,
     };
     loop {
         if sh.stop.is_cancelled() {
@@ -769,6 +830,17 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
             match &admitted {
                 // Every host that may be fetched now was looked at and none was
                 // taken on: only hosts at their page limit are left, if any.
+                Some(a)
+                    if a.saw_all
+                        && sh.frontier.worker().is_some()
+                        && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
+                {
+                    // A shared frontier: other workers hold URLs whose links may
+                    // bring more work, or hosts this one may take when they let go.
+                    sched.swept = None;
+                    wait(&sh, Some(SHARED_IDLE_POLL));
+                    continue;
+                }
                 Some(a) if a.saw_all => {
                     let outcome = if a.saw_at_limit {
                         tracing::info!("every remaining URL is on a host at its page limit");

@@ -19,25 +19,6 @@ impl Frontier {
         &self.shared.opts
     }
 
-    /// Binds the directory to one crawl. The first call stores `identity` (a short
-    /// description of what makes two crawls the same, such as seeds and scope) and
-    /// `config`, and flushes; later calls return the stored configuration, or
-    /// [`Error::ConfigMismatch`] when the identity differs.
-    pub fn bind_config(&self, identity: &str, config: &[u8]) -> Result<Vec<u8>> {
-        match self.meta("identity")? {
-            Some(stored) if stored != identity.as_bytes() => Err(Error::ConfigMismatch {
-                stored: String::from_utf8_lossy(&stored).into_owned(),
-            }),
-            Some(_) => Ok(self.meta("config")?.unwrap_or_else(|| config.to_vec())),
-            None => {
-                self.set_meta("identity", identity.as_bytes())?;
-                self.set_meta("config", config)?;
-                self.flush()?;
-                Ok(config.to_vec())
-            }
-        }
-    }
-
     /// Every URL with its record: the finished ones in the order they finished, then
     /// the queued ones in queue order, then the ones leased (by this process, or left
     /// leased by an earlier one when read-only). A scan, for exports and checks.
