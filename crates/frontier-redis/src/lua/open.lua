@@ -1,0 +1,18 @@
+-- open: registers the worker and recovers a restart of it: every lease it still
+-- holds goes back to its queue (in lease order, attempts kept; those that used up
+-- their attempts are failed as quarantined) and its claims end.
+-- Returns {requeued, quarantined, ack seq, op id}.
+redis.call('ZADD', WORKERS, S(NOW), W)
+reap()
+local requeued, quarantined = 0, 0
+for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
+  local a, b = return_leases(W, h)
+  requeued = requeued + a
+  quarantined = quarantined + b
+  drop_claim(h, W)
+end
+place_touched()
+local w = wk(W)
+redis.call('HDEL', w, 'or', 'oh')
+local f = redis.call('HMGET', w, 'seq', 'op')
+return { requeued, quarantined, num(f[1]), num(f[2]) }
