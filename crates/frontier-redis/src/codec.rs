@@ -2,7 +2,9 @@
 //! politeness and robots.txt entries, and the decoding of script replies.
 
 use redis::Value;
-use trawl_frontier::{Error, Fingerprint, HostId, Lease, Politeness, Priority, Result, RobotsEntry, UrlRecord, UrlState};
+use trawl_frontier::{
+    Error, Fingerprint, HostId, Lease, Politeness, Priority, Result, RobotsEntry, UrlRecord, UrlState,
+};
 
 /// Bytes before the URL in a record: fingerprint 16, priority 1, depth 2, attempts 4,
 /// URL length 4. The scripts read the first four fields at these offsets
@@ -11,7 +13,13 @@ const HEADER: usize = 27;
 
 /// A queued or leased URL as the scripts store it: the member of its host's queue, and
 /// (after 16 bytes of lease order and epoch) the value of its lease.
-pub(crate) fn encode_record(fp: Fingerprint, priority: Priority, depth: u16, url: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_record(
+    fp: Fingerprint,
+    priority: Priority,
+    depth: u16,
+    url: &str,
+    data: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + url.len() + data.len());
     out.extend_from_slice(&fp.0.to_be_bytes());
     out.push(priority as u8);
@@ -124,7 +132,9 @@ pub(crate) fn encode_robots(e: &RobotsEntry) -> Vec<u8> {
 pub(crate) fn decode_robots(b: &[u8]) -> Result<RobotsEntry> {
     Ok(RobotsEntry {
         status: u16::from_be_bytes(be::<2>(b, 0).map_err(|_| corrupt("a robots.txt entry is truncated"))?),
-        fetched_at_ms: u64::from_be_bytes(be::<8>(b, 2).map_err(|_| corrupt("a robots.txt entry is truncated"))?),
+        fetched_at_ms: u64::from_be_bytes(
+            be::<8>(b, 2).map_err(|_| corrupt("a robots.txt entry is truncated"))?,
+        ),
         body: b[10..].to_vec(),
     })
 }
@@ -154,7 +164,9 @@ pub(crate) fn array(v: Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) | Value::Set(a) => Ok(a),
         Value::Nil => Ok(Vec::new()),
-        other => Err(corrupt(format!("the server answered {other:?} where a list was expected"))),
+        other => Err(corrupt(format!(
+            "the server answered {other:?} where a list was expected"
+        ))),
     }
 }
 
@@ -164,7 +176,9 @@ pub(crate) fn bytes(v: Value) -> Result<Vec<u8>> {
         Value::SimpleString(s) => Ok(s.into_bytes()),
         Value::Okay => Ok(b"OK".to_vec()),
         Value::Int(i) => Ok(i.to_string().into_bytes()),
-        other => Err(corrupt(format!("the server answered {other:?} where a string was expected"))),
+        other => Err(corrupt(format!(
+            "the server answered {other:?} where a string was expected"
+        ))),
     }
 }
 

@@ -138,7 +138,10 @@ impl Shared {
     }
 
     /// Runs a plain command (or pipeline) on the main connection.
-    pub(crate) fn query<T>(&self, mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
+    pub(crate) fn query<T>(
+        &self,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         let mut m = self.main();
         m.link.run(&self.stop, &mut f)
     }
@@ -180,12 +183,8 @@ impl RedisFrontier {
             opts,
         });
         let sh = &*shared;
-        let policy: Vec<String> = sh.query(|c| {
-            redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("maxmemory-policy")
-                .query(c)
-        })?;
+        let policy: Vec<String> =
+            sh.query(|c| redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(c))?;
         match policy.get(1).map(String::as_str) {
             Some("noeviction") => {}
             Some(p) => {
@@ -233,7 +232,8 @@ impl RedisFrontier {
                 "returned the leases of an earlier run of this worker"
             );
         }
-        let renewer = claims::spawn(shared.clone()).map_err(|e| backend(format!("cannot start the renewal thread: {e}")))?;
+        let renewer = claims::spawn(shared.clone())
+            .map_err(|e| backend(format!("cannot start the renewal thread: {e}")))?;
         Ok(RedisFrontier {
             shared,
             report: reply,

@@ -2,8 +2,8 @@
 //! command or pipeline.
 
 use trawl_frontier::{
-    Ack, Counts, FrontierStore, HostInfo, Lease, NewUrl, Outcome, Politeness, ReadyScan, RobotsEntry, UrlRecord,
-    UrlState, host_of,
+    Ack, Counts, FrontierStore, HostInfo, Lease, NewUrl, Outcome, Politeness, ReadyScan, RobotsEntry,
+    UrlRecord, UrlState, host_of,
 };
 
 use super::*;
@@ -202,18 +202,25 @@ impl FrontierStore for RedisFrontier {
         } else {
             Some(number(Value::BulkString(next))?)
         };
-        Ok(ReadyScan { hosts, ready, next_ms })
+        Ok(ReadyScan {
+            hosts,
+            ready,
+            next_ms,
+        })
     }
 
     fn host(&self, id: HostId) -> Result<Option<HostInfo>> {
         let key = self.shared.key(&format!("h:{}", id.0));
-        let fields: HashMap<String, Vec<u8>> = self.shared.query(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let fields: HashMap<String, Vec<u8>> =
+            self.shared.query(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
         read::host_info(id, fields)
     }
 
     fn host_id(&self, key: &str) -> Result<Option<HostId>> {
         let ids = self.shared.key("hostids");
-        let v: Value = self.shared.query(|c| redis::cmd("HGET").arg(&ids).arg(key).query(c))?;
+        let v: Value = self
+            .shared
+            .query(|c| redis::cmd("HGET").arg(&ids).arg(key).query(c))?;
         match v {
             Value::Nil => Ok(None),
             v => host_id(v).map(Some),
@@ -357,7 +364,9 @@ impl FrontierStore for RedisFrontier {
 impl RedisFrontier {
     fn worker_field(&self, field: &str) -> Result<Option<Vec<u8>>> {
         let key = self.shared.key(&format!("w:{}", self.shared.opts.worker));
-        let v: Value = self.shared.query(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
+        let v: Value = self
+            .shared
+            .query(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
         opt_bytes(v)
     }
 

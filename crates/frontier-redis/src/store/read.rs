@@ -110,10 +110,12 @@ impl RedisFrontier {
             UrlState::Leased => {
                 let hk = sh.key(&format!("h:{}", host.0));
                 let owner: Option<String> = sh.query(|c| redis::cmd("HGET").arg(&hk).arg("o").query(c))?;
-                let owner = owner.ok_or_else(|| codec::corrupt(format!("leased {url} is on an unclaimed host")))?;
+                let owner =
+                    owner.ok_or_else(|| codec::corrupt(format!("leased {url} is on an unclaimed host")))?;
                 let lk = sh.key(&format!("l:{owner}:{}", host.0));
                 let v: Option<Vec<u8>> = sh.query(|c| redis::cmd("HGET").arg(&lk).arg(&want[..]).query(c))?;
-                let v = v.ok_or_else(|| codec::corrupt(format!("leased {url} is missing from its lease hash")))?;
+                let v =
+                    v.ok_or_else(|| codec::corrupt(format!("leased {url} is missing from its lease hash")))?;
                 let rec = codec::decode_record(v.get(16..).unwrap_or_default())?;
                 Ok(Some(rec.into_url_record(host, UrlState::Leased)))
             }
@@ -121,13 +123,8 @@ impl RedisFrontier {
                 let qk = sh.key(&format!("q:{}", host.0));
                 let mut from = 0i64;
                 loop {
-                    let chunk: Vec<Vec<u8>> = sh.query(|c| {
-                        redis::cmd("ZRANGE")
-                            .arg(&qk)
-                            .arg(from)
-                            .arg(from + 1023)
-                            .query(c)
-                    })?;
+                    let chunk: Vec<Vec<u8>> =
+                        sh.query(|c| redis::cmd("ZRANGE").arg(&qk).arg(from).arg(from + 1023).query(c))?;
                     if let Some(r) = chunk.iter().find(|r| r.get(..16) == Some(&want[..])) {
                         let rec = codec::decode_record(r)?;
                         return Ok(Some(rec.into_url_record(host, UrlState::Queued)));
@@ -166,9 +163,14 @@ impl RedisFrontier {
             let hk = sh.key(&format!("h:{}", h.id.0));
             let (owner, ix, ra): (Option<String>, Option<String>, Option<String>) =
                 sh.query(|c| redis::cmd("HMGET").arg(&hk).arg(&["o", "ix", "ra"]).query(c))?;
-            let queued: u64 = sh.query(|c| redis::cmd("ZCARD").arg(sh.key(&format!("q:{}", h.id.0))).query(c))?;
+            let queued: u64 =
+                sh.query(|c| redis::cmd("ZCARD").arg(sh.key(&format!("q:{}", h.id.0))).query(c))?;
             let leased: u64 = match &owner {
-                Some(o) => sh.query(|c| redis::cmd("HLEN").arg(sh.key(&format!("l:{o}:{}", h.id.0))).query(c))?,
+                Some(o) => sh.query(|c| {
+                    redis::cmd("HLEN")
+                        .arg(sh.key(&format!("l:{o}:{}", h.id.0)))
+                        .query(c)
+                })?,
                 None => 0,
             };
             if (queued, leased) != (h.counts.queued, h.counts.leased) {
@@ -183,10 +185,17 @@ impl RedisFrontier {
             found.failed += h.counts.failed;
             if let Some(o) = &owner {
                 owned += 1;
-                let member: bool =
-                    sh.query(|c| redis::cmd("SISMEMBER").arg(sh.key(&format!("wc:{o}"))).arg(h.id.0).query(c))?;
+                let member: bool = sh.query(|c| {
+                    redis::cmd("SISMEMBER")
+                        .arg(sh.key(&format!("wc:{o}")))
+                        .arg(h.id.0)
+                        .query(c)
+                })?;
                 if !member || !claims.contains_key(&h.id.0.to_string()) {
-                    return bad(format!("host {} is owned by {o} but not in its claim sets", h.key));
+                    return bad(format!(
+                        "host {} is owned by {o} but not in its claim sets",
+                        h.key
+                    ));
                 }
                 if queued + leased == 0 {
                     return bad(format!("host {} is claimed with nothing queued or leased", h.key));
@@ -194,11 +203,23 @@ impl RedisFrontier {
             }
             // Where the ready index has it.
             let o = owner.clone().unwrap_or_default();
-            let suffix = if o.is_empty() { String::new() } else { format!(":{o}") };
-            let open: Option<f64> =
-                sh.query(|c| redis::cmd("ZSCORE").arg(sh.key(&format!("open{suffix}"))).arg(h.id.0).query(c))?;
-            let timed: Option<f64> =
-                sh.query(|c| redis::cmd("ZSCORE").arg(sh.key(&format!("timed{suffix}"))).arg(h.id.0).query(c))?;
+            let suffix = if o.is_empty() {
+                String::new()
+            } else {
+                format!(":{o}")
+            };
+            let open: Option<f64> = sh.query(|c| {
+                redis::cmd("ZSCORE")
+                    .arg(sh.key(&format!("open{suffix}")))
+                    .arg(h.id.0)
+                    .query(c)
+            })?;
+            let timed: Option<f64> = sh.query(|c| {
+                redis::cmd("ZSCORE")
+                    .arg(sh.key(&format!("timed{suffix}")))
+                    .arg(h.id.0)
+                    .query(c)
+            })?;
             let placed = match (queued > 0, open, timed) {
                 (false, None, None) => ix.is_none() && ra.is_none(),
                 (true, Some(_), None) => ix.as_deref() == Some(&o) && ra.as_deref() == Some("0"),
@@ -234,7 +255,9 @@ impl RedisFrontier {
             }
         }
         if seen != found {
-            return bad(format!("the seen set says {seen:?}, the queues and leases {found:?}"));
+            return bad(format!(
+                "the seen set says {seen:?}, the queues and leases {found:?}"
+            ));
         }
         Ok(found)
     }

@@ -211,8 +211,15 @@ pub fn check<H: Harness>(h: &mut H, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.enqueue(&discovered);
                 let cp = model.next_seq.to_be_bytes();
                 last_checkpoint = Some(cp.to_vec());
-                f.ack(vec![Ack { lease, outcome, discovered: new_urls(&discovered) }], &[("s", &cp)])
-                    .expect("ack");
+                f.ack(
+                    vec![Ack {
+                        lease,
+                        outcome,
+                        discovered: new_urls(&discovered),
+                    }],
+                    &[("s", &cp)],
+                )
+                .expect("ack");
             }
             Op::Flush => f.flush().expect("flush"),
             Op::Reopen => {
@@ -240,7 +247,11 @@ pub fn check<H: Harness>(h: &mut H, ops: Vec<Op>) -> Result<(), TestCaseError> {
         want.dedup();
         let scan = f.ready_scan(None, u64::MAX, usize::MAX).expect("read");
         prop_assert_eq!(scan.ready, want.len());
-        let mut got: Vec<String> = scan.hosts.iter().filter_map(|h| f.host(*h).expect("read").map(|i| i.key)).collect();
+        let mut got: Vec<String> = scan
+            .hosts
+            .iter()
+            .filter_map(|h| f.host(*h).expect("read").map(|i| i.key))
+            .collect();
         got.sort();
         prop_assert_eq!(got, want);
     }
