@@ -242,9 +242,18 @@ impl RedisFrontier {
         }
         // The seen set: every value's state, counted.
         let mut seen = Counts::default();
-        for b in 0..sh.opts.seen_buckets {
-            let vals: Vec<u64> = sh.query(|c| redis::cmd("HVALS").arg(sh.key(&format!("s:{b}"))).query(c))?;
-            for v in vals {
+        let buckets = u64::from(sh.opts.seen_buckets);
+        let mut from = 0;
+        while from < buckets {
+            let to = (from + CHUNK).min(buckets);
+            let all: Vec<Vec<u64>> = sh.query(|c| {
+                let mut p = redis::pipe();
+                for b in from..to {
+                    p.cmd("HVALS").arg(sh.key(&format!("s:{b}")));
+                }
+                p.query(c)
+            })?;
+            for v in all.into_iter().flatten() {
                 let slot = match codec::decode_seen(v)?.0 {
                     UrlState::Queued => &mut seen.queued,
                     UrlState::Leased => &mut seen.leased,
@@ -253,6 +262,7 @@ impl RedisFrontier {
                 };
                 *slot += 1;
             }
+            from = to;
         }
         if seen != found {
             return bad(format!(
