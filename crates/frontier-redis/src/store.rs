@@ -63,6 +63,8 @@ pub(crate) struct Main {
 pub(crate) struct Shared {
     pub(crate) opts: RedisOptions,
     pub(crate) prefix: String,
+    /// The fields per hash of a seen-set bucket's chain (see `lua/common.lua`).
+    pub(crate) seen_cap: u64,
     pub(crate) scripts: Scripts,
     pub(crate) main: Mutex<Main>,
     /// This process's claims by host id: read by `may_start` without a round trip,
@@ -97,6 +99,10 @@ impl Drop for RedisFrontier {
     }
 }
 
+/// The most fields per seen-set hash, whatever the server allows: a lookup in a
+/// listpack is a linear scan.
+const MAX_SEEN_CAP: u64 = 512;
+
 /// An argument list for a script, after the common header.
 pub(crate) type Args = Vec<Vec<u8>>;
 
@@ -125,7 +131,7 @@ impl Shared {
             arg(o.clock_offset_ms),
             arg(o.claim_ttl.as_millis()),
             arg(o.max_attempts),
-            arg(o.seen_buckets),
+            arg(format!("{}:{}", o.seen_buckets, self.seen_cap)),
         ];
         link.run(&self.stop, |c| {
             let mut inv = script.prepare_invoke();
@@ -167,9 +173,66 @@ impl RedisFrontier {
         if opts.crawl.is_empty() || opts.worker.is_empty() {
             return Err(backend("the crawl and the worker need names"));
         }
-        let link = Link::new(&opts.url, opts.timeout, opts.reconnect_for)?;
+        let mut link = Link::new(&opts.url, opts.timeout, opts.reconnect_for)?;
+        let never = AtomicBool::new(false);
+        let prefix = format!("trawl:{}:", opts.crawl);
+        let (policy, listpack): (Vec<String>, Vec<String>) = link.run(&never, |c| {
+            redis::pipe()
+                .cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .cmd("CONFIG")
+                .arg("GET")
+                .arg("hash-max-listpack-entries")
+                .query(c)
+        })?;
+        match policy.get(1).map(String::as_str) {
+            Some("noeviction") => {}
+            Some(p) => {
+                return Err(backend(format!(
+                    "the server's maxmemory-policy is {p}: the shared frontier needs noeviction, \
+                     since an evicted key would lose URLs"
+                )));
+            }
+            None => return Err(backend("the server does not say its maxmemory-policy")),
+        }
+        // The seen set's layout is the crawl's, fixed by its first open: the number of
+        // buckets, and the fields per hash of a bucket's chain (the server's listpack
+        // limit then, so that every hash stays listpack-encoded).
+        let cap = listpack
+            .get(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(128)
+            .clamp(1, MAX_SEEN_CAP);
+        let config = format!("{prefix}config");
+        let buckets = opts.seen_buckets;
+        let (stored, seen_cap): (u64, u64) = link.run(&never, |c| {
+            redis::pipe()
+                .hset_nx(&config, "buckets", buckets)
+                .ignore()
+                .hset_nx(&config, "cap", cap)
+                .ignore()
+                .hget(&config, "buckets")
+                .hget(&config, "cap")
+                .query(c)
+        })?;
+        if stored != u64::from(buckets) {
+            return Err(backend(format!(
+                "crawl {:?} was started with {stored} seen-set buckets, not {buckets}",
+                opts.crawl
+            )));
+        }
+        if seen_cap < cap {
+            tracing::warn!(
+                crawl = %opts.crawl,
+                seen_cap,
+                hash_max_listpack_entries = cap,
+                "the seen set's hashes were sized for another server setting"
+            );
+        }
         let shared = Arc::new(Shared {
-            prefix: format!("trawl:{}:", opts.crawl),
+            prefix,
+            seen_cap: seen_cap.max(1),
             scripts: Scripts::new(),
             main: Mutex::new(Main {
                 link,
@@ -183,34 +246,6 @@ impl RedisFrontier {
             opts,
         });
         let sh = &*shared;
-        let policy: Vec<String> =
-            sh.query(|c| redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(c))?;
-        match policy.get(1).map(String::as_str) {
-            Some("noeviction") => {}
-            Some(p) => {
-                return Err(backend(format!(
-                    "the server's maxmemory-policy is {p}: the shared frontier needs noeviction, \
-                     since an evicted key would lose URLs"
-                )));
-            }
-            None => return Err(backend("the server does not say its maxmemory-policy")),
-        }
-        let config = sh.key("config");
-        let buckets = sh.opts.seen_buckets;
-        let stored: u64 = sh.query(|c| {
-            redis::pipe()
-                .hset_nx(&config, "buckets", buckets)
-                .ignore()
-                .hget(&config, "buckets")
-                .query::<(u64,)>(c)
-                .map(|(v,)| v)
-        })?;
-        if stored != u64::from(buckets) {
-            return Err(backend(format!(
-                "crawl {:?} was started with {stored} seen-set buckets, not {buckets}",
-                sh.opts.crawl
-            )));
-        }
         let reply = {
             let mut m = sh.main();
             let v = sh.eval(&mut m.link, &sh.scripts.open, &Vec::new())?;

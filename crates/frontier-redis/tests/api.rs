@@ -533,3 +533,51 @@ fn reopening_a_worker_requeues_its_leases_and_releases_its_hosts() {
     assert!(a.claimed().is_empty());
     assert_eq!(b.lease(h, 5).expect("lease").len(), 2, "the host was released");
 }
+
+#[test]
+fn a_full_seen_set_hash_goes_on_in_the_next_one_of_its_bucket() {
+    let server = RedisServer::start_with(&["--hash-max-listpack-entries", "16"]).expect("server");
+    let f = open(server.options("c", "a").seen_buckets(2));
+    seed(&f, 2, 100);
+    assert_eq!(
+        f.enqueue((0..100).map(|i| NewUrl::page(url(1, i), 0)).collect())
+            .expect("again"),
+        0
+    );
+    let mut c = raw(&server);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("trawl:c:s:*").query(&mut c).expect("keys");
+    assert!(keys.len() >= 200 / 16, "{keys:?}");
+    for k in &keys {
+        let enc: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(k)
+            .query(&mut c)
+            .expect("encoding");
+        assert_eq!(enc, "listpack", "{k}");
+    }
+    let lease = f.lease(host(&f, 1), 100).expect("lease");
+    assert_eq!(lease.len(), 100);
+    assert_eq!(
+        f.get(&url(1, 99)).expect("get").expect("known").state,
+        UrlState::Leased
+    );
+    assert_eq!(
+        f.get(&url(0, 99)).expect("get").expect("known").state,
+        UrlState::Queued
+    );
+    assert_eq!(f.get(&url(0, 100)).expect("get"), None);
+    assert_eq!(f.verify().expect("consistent").total(), 200);
+    // Another worker of the crawl on a server set otherwise keeps the crawl's layout.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hash-max-listpack-entries")
+        .arg(128)
+        .exec(&mut c)
+        .expect("config set");
+    let b = open(server.options("c", "b").seen_buckets(2));
+    assert_eq!(b.enqueue(vec![NewUrl::page(url(0, 5), 0)]).expect("enqueue"), 0);
+    assert_eq!(
+        b.get(&url(0, 50)).expect("get").expect("known").state,
+        UrlState::Queued
+    );
+}

@@ -17,7 +17,10 @@ use model::{Harness, MAX_ATTEMPTS, Model};
 
 fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(|| RedisServer::start().expect("redis-server"))
+    // Hashes of 8 fields, so that the seen set's buckets grow chains of several
+    // hashes within a case.
+    SERVER
+        .get_or_init(|| RedisServer::start_with(&["--hash-max-listpack-entries", "8"]).expect("redis-server"))
 }
 
 struct Redis {

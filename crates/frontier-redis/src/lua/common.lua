@@ -4,7 +4,8 @@
 --
 -- KEYS[1]: the crawl's key prefix, "trawl:{crawl}:".
 -- ARGV[1..5]: worker name, clock offset (ms, for tests), claim ttl (ms), max
--- attempts, seen-set buckets. Each script's own arguments start at ARGV[6].
+-- attempts, and the seen set's layout "buckets:cap". Each script's own arguments
+-- start at ARGV[6].
 --
 -- Every number handed to redis.call goes through S(): Lua's own number-to-string
 -- conversion is not exact for large integers (queue scores reach 2^52).
@@ -13,7 +14,8 @@ local P = KEYS[1]
 local W = ARGV[1]
 local TTL = tonumber(ARGV[3])
 local MAXATT = tonumber(ARGV[4])
-local NB = tonumber(ARGV[5])
+local NB, CAP = string.match(ARGV[5], '^(%d+):(%d+)$')
+NB, CAP = tonumber(NB), tonumber(CAP)
 
 local function S(n) return string.format('%.0f', n) end
 -- A reply field as a number: a missing field (false) is 0.
@@ -48,14 +50,28 @@ local WORKERS = P .. 'workers'
 local TOUCHED = {}
 
 -- The seen set: bucket from the fingerprint's top 32 bits, field its low 8 bytes,
--- value attempts * 4 + state.
-local function seen_at(fp)
+-- value attempts * 4 + state. A bucket is a chain of hashes of at most CAP fields
+-- each (so that each stays listpack-encoded): 's:{b}', then 's:{b}:1', ... A level
+-- is created only once the one before it is full, and fields are never deleted, so a
+-- lookup goes down the chain only past full levels.
+--
+-- Returns the key that holds the fingerprint (and true), or the key a new one goes
+-- to (and false), and the field.
+local function seen_find(fp)
   local hi = struct.unpack('>I4', fp)
-  return P .. 's:' .. S(hi % NB), fp:sub(9, 16)
+  local base = P .. 's:' .. S(hi % NB)
+  local f = fp:sub(9, 16)
+  local key, level = base, 0
+  while true do
+    if redis.call('HEXISTS', key, f) == 1 then return key, true, f end
+    if redis.call('HLEN', key) < CAP then return key, false, f end
+    level = level + 1
+    key = base .. ':' .. level
+  end
 end
 local function seen_set(fp, state, attempts)
-  local b, f = seen_at(fp)
-  redis.call('HSET', b, f, S(attempts * 4 + state))
+  local key, _, f = seen_find(fp)
+  redis.call('HSET', key, f, S(attempts * 4 + state))
 end
 
 -- Counter fields by state: 0 queued, 1 leased, 2 done, 3 failed.
@@ -104,8 +120,8 @@ end
 -- Adds a URL unless it was seen (or is in `fresh`, this script's earlier additions).
 local function add_url(fp, key, r, fresh)
   if fresh[fp] then return false end
-  local b, f = seen_at(fp)
-  if redis.call('HEXISTS', b, f) == 1 then return false end
+  local b, known, f = seen_find(fp)
+  if known then return false end
   fresh[fp] = true
   local h = host_id(key)
   redis.call('HSET', b, f, '0')

@@ -370,16 +370,33 @@ impl RedisFrontier {
         opt_bytes(v)
     }
 
-    /// A URL's seen-set entry: its state and attempts, if known.
+    /// A URL's seen-set entry: its state and attempts, if known. It goes down the
+    /// bucket's chain as the scripts do (`seen_find` in `lua/common.lua`).
     pub(crate) fn seen_state(&self, fp: Fingerprint) -> Result<Option<(UrlState, u32)>> {
-        let (bucket, field) = codec::seen_at(fp, self.shared.opts.seen_buckets);
-        let key = self.shared.key(&format!("s:{bucket}"));
-        let v: Value = self
-            .shared
-            .query(|c| redis::cmd("HGET").arg(&key).arg(&field[..]).query(c))?;
-        match v {
-            Value::Nil => Ok(None),
-            v => codec::decode_seen(number(v)?).map(Some),
+        let sh = &*self.shared;
+        let (bucket, field) = codec::seen_at(fp, sh.opts.seen_buckets);
+        let base = sh.key(&format!("s:{bucket}"));
+        for level in 0u64.. {
+            let key = if level == 0 {
+                base.clone()
+            } else {
+                format!("{base}:{level}")
+            };
+            let (v, len): (Value, u64) = sh.query(|c| {
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(&key)
+                    .arg(&field[..])
+                    .cmd("HLEN")
+                    .arg(&key)
+                    .query(c)
+            })?;
+            match v {
+                Value::Nil if len < sh.seen_cap => return Ok(None),
+                Value::Nil => {}
+                v => return codec::decode_seen(number(v)?).map(Some),
+            }
         }
+        Ok(None)
     }
 }

@@ -253,7 +253,33 @@ impl RedisFrontier {
                 }
                 p.query(c)
             })?;
-            for v in all.into_iter().flatten() {
+            let mut vals: Vec<u64> = Vec::new();
+            for (b, level0) in (from..to).zip(all) {
+                // A full hash may have more of its bucket's chain after it.
+                let mut len = level0.len() as u64;
+                vals.extend(level0);
+                let mut level = 1;
+                loop {
+                    if len > sh.seen_cap {
+                        return bad(format!(
+                            "seen-set bucket {b} holds {len} fields in a hash (at most {})",
+                            sh.seen_cap
+                        ));
+                    }
+                    if len < sh.seen_cap {
+                        break;
+                    }
+                    let more: Vec<u64> = sh.query(|c| {
+                        redis::cmd("HVALS")
+                            .arg(sh.key(&format!("s:{b}:{level}")))
+                            .query(c)
+                    })?;
+                    len = more.len() as u64;
+                    vals.extend(more);
+                    level += 1;
+                }
+            }
+            for v in vals {
                 let slot = match codec::decode_seen(v)?.0 {
                     UrlState::Queued => &mut seen.queued,
                     UrlState::Leased => &mut seen.leased,
