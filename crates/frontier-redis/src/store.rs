@@ -294,6 +294,14 @@ impl RedisFrontier {
         m.seq = m.seq.saturating_sub(1);
     }
 
+    /// For tests: makes the next enqueue, lease or fail_host reuse the last one's op
+    /// id, as the resend of a call whose reply was lost does. The server answers it
+    /// with the first call's answer and applies nothing.
+    pub fn resend_last_op_for_tests(&self) {
+        let mut m = self.shared.main();
+        m.op = m.op.saturating_sub(1);
+    }
+
     /// The host ids this process holds a claim on (as far as it knows), in id order.
     pub fn claimed(&self) -> Vec<HostId> {
         let mut v: Vec<HostId> = self

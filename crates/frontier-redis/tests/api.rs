@@ -581,3 +581,35 @@ fn a_full_seen_set_hash_goes_on_in_the_next_one_of_its_bucket() {
         UrlState::Queued
     );
 }
+
+#[test]
+fn a_resent_enqueue_lease_or_fail_host_answers_as_the_first_send() {
+    let server = RedisServer::start().expect("server");
+    let f = open(server.options("c", "a"));
+    let urls: Vec<NewUrl> = (0..4).map(|i| NewUrl::page(url(0, i), 0)).collect();
+    assert_eq!(f.enqueue(urls.clone()).expect("enqueue"), 4);
+    f.resend_last_op_for_tests();
+    assert_eq!(
+        f.enqueue(urls).expect("resent enqueue"),
+        4,
+        "the first answer, not 0"
+    );
+    let h = host(&f, 0);
+    let leases = f.lease(h, 2).expect("lease");
+    f.resend_last_op_for_tests();
+    assert_eq!(
+        f.lease(h, 2).expect("resent lease"),
+        leases,
+        "the same leases, not two more"
+    );
+    let c = f.counts().expect("counts");
+    assert_eq!((c.queued, c.leased), (2, 2));
+    assert_eq!(f.fail_host(h, "gone").expect("fail"), 2);
+    f.resend_last_op_for_tests();
+    assert_eq!(f.fail_host(h, "gone").expect("resent fail"), 2);
+    // The resent lease's URLs can be acked: the client knows their claim.
+    f.ack(leases.into_iter().map(|l| done(l, vec![])).collect(), &[])
+        .expect("ack");
+    let c = f.verify().expect("consistent");
+    assert_eq!((c.done, c.failed, c.queued, c.leased), (2, 2, 0, 0));
+}

@@ -2,6 +2,9 @@
 -- the worker, reaps claims that ran out (its own included), and extends each listed
 -- claim still held with that epoch. Returns the listed hosts that are lost.
 redis.call('ZADD', WORKERS, S(NOW), W)
+-- Workers silent for 100 ttls are long gone (their own hashes stay: a worker of that
+-- name may come back).
+redis.call('ZREMRANGEBYSCORE', WORKERS, '-inf', S(NOW - 100 * TTL))
 reap()
 local lost = {}
 for i = 6, #ARGV, 2 do
