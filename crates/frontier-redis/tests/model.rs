@@ -2,11 +2,14 @@
 //! (`crates/frontier/tests/shared/model.rs`) on one real redis-server, a fresh crawl
 //! name per case. `Reopen` drops the store and opens it again with the same worker
 //! name, which recovers the worker's leases as sled's reopen does.
+//!
+//! The runner is driven by hand rather than through `proptest!`, so that the server
+//! is a local of the test and is killed when it ends.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use trawl_frontier_redis::testing::RedisServer;
 use trawl_frontier_redis::{RedisFrontier, RedisOptions};
 
@@ -14,14 +17,6 @@ use trawl_frontier_redis::{RedisFrontier, RedisOptions};
 mod model;
 
 use model::{Harness, MAX_ATTEMPTS, Model};
-
-fn server() -> &'static RedisServer {
-    static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    // Hashes of 8 fields, so that the seen set's buckets grow chains of several
-    // hashes within a case.
-    SERVER
-        .get_or_init(|| RedisServer::start_with(&["--hash-max-listpack-entries", "8"]).expect("redis-server"))
-}
 
 struct Redis {
     opts: RedisOptions,
@@ -40,17 +35,34 @@ impl Harness for Redis {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 500, ..ProptestConfig::default() })]
-
-    #[test]
-    fn redis_frontier_matches_the_model(ops in prop::collection::vec(model::op(), 1..60), buckets in prop_oneof![Just(1u32), Just(7), Just(64)]) {
-        static CASE: AtomicU64 = AtomicU64::new(0);
-        let crawl = format!("model-{}", CASE.fetch_add(1, Ordering::Relaxed));
-        let opts = server()
-            .options(&crawl, "w1")
+#[test]
+fn redis_frontier_matches_the_model() {
+    // Hashes of 8 fields, so that the seen set's buckets grow chains of several
+    // hashes within a case.
+    let server = RedisServer::start_with(&["--hash-max-listpack-entries", "8"]).expect("redis-server");
+    let config = Config {
+        cases: 64,
+        max_shrink_iters: 500,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
+        ..Config::default()
+    };
+    let case = Cell::new(0u64);
+    let strategy = (
+        prop::collection::vec(model::op(), 1..60),
+        prop_oneof![Just(1u32), Just(7), Just(64)],
+    );
+    let result = TestRunner::new(config).run(&strategy, |(ops, buckets)| {
+        case.set(case.get() + 1);
+        let opts = server
+            .options(&format!("model-{}", case.get()), "w1")
             .max_attempts(MAX_ATTEMPTS)
             .seen_buckets(buckets);
-        model::check(&mut Redis { opts }, ops)?;
+        model::check(&mut Redis { opts }, ops)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
