@@ -40,7 +40,9 @@
 //! - **Fairness**: a worker holds at most ceil(H / W) + 1 claims, H being the hosts
 //!   with queued or leased URLs and W the live workers (a heartbeat within the ttl).
 //! - **Memory**: the seen set costs under 32 bytes per known URL (bucketed hashes of
-//!   8-byte binary fields that stay listpack-encoded; see `examples/memory.rs`).
+//!   8-byte binary fields that stay listpack-encoded): 18.3 bytes at 1 million URLs,
+//!   13.7 at 8 million. A queued URL costs about 180 bytes more (its record in a
+//!   sorted set) until it is leased. See `examples/memory.rs`.
 //!
 //! # Example
 //! ```
