@@ -9,6 +9,7 @@ mod broken;
 mod cli;
 mod crash;
 mod crawl;
+mod distributed;
 mod hostile;
 mod limits;
 mod politeness;

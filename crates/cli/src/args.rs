@@ -85,6 +85,9 @@ pub struct CrawlArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Settings that may change on resume.
+    /// Where the queue lives: in the state directory, or shared with other workers.
+    #[command(flatten)]
+    pub frontier: FrontierArgs,
     #[command(flatten)]
     pub tune: TuneArgs,
 }
@@ -239,6 +242,28 @@ pub struct TuneArgs {
     pub metrics: Option<String>,
 }
 
+/// A crawl shared by several workers, on any machines, through one Redis.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FrontierArgs {
+    /// Share the crawl with other workers through the Redis at URL
+    /// (redis://HOST:PORT/DB, or redis+unix:///PATH): every worker started with the
+    /// same seeds and scope joins the same crawl, writes its own outputs, and
+    /// together they write every page once. The state directory then holds only
+    /// this worker's own files [default: the frontier is in the state directory].
+    #[arg(long, value_name = "URL")]
+    pub frontier: Option<String>,
+    /// This worker's name in a shared crawl: unique among its workers, and the same
+    /// when it restarts, so that it takes up its own work again [default: this
+    /// machine's host name].
+    #[arg(long, value_name = "NAME", requires = "frontier")]
+    pub worker: Option<String>,
+    /// How long a worker's claim on a host lasts unless renewed: a worker that dies
+    /// gives its hosts back after this long. At least twice --timeout, since a request
+    /// starts only when the claim lasts until its end [default: 150s].
+    #[arg(long, value_name = "DURATION", requires = "frontier")]
+    pub claim_ttl: Option<String>,
+}
+
 /// `trawl resume`.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -246,6 +271,9 @@ pub struct ResumeArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Settings to change.
+    /// Where the queue lives (a worker's directory remembers it: no need to repeat).
+    #[command(flatten)]
+    pub frontier: FrontierArgs,
     #[command(flatten)]
     pub tune: TuneArgs,
 }

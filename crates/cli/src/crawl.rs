@@ -12,6 +12,7 @@ use trawl_engine::{
 use crate::args::{CrawlArgs, RecrawlArgs, ResumeArgs};
 use crate::failure::{self, R, usage};
 use crate::settings::{self, CrawlSettings};
+use crate::shared::Shared;
 use crate::{display, exit};
 
 /// Opens `dir` for crawling, with the cache size the flags ask for.
@@ -20,19 +21,46 @@ async fn open_state(dir: &std::path::Path, cache: Option<u64>) -> R<StateDir> {
     StateDir::open(dir, cache).await.map_err(failure::engine)
 }
 
+/// How a crawl's state is opened, again after a worker of a shared crawl lost its
+/// claim: the state directory's own frontier, or a shared one.
+enum Opener {
+    Local(Option<u64>),
+    Shared(Shared),
+}
+
+impl Opener {
+    async fn open(&self, dir: &std::path::Path) -> R<StateDir> {
+        match self {
+            Opener::Local(cache) => open_state(dir, *cache).await,
+            Opener::Shared(s) => s.open(dir).await,
+        }
+    }
+}
+
 /// `trawl crawl`: a new crawl, or the same crawl resumed when the state directory
 /// holds it.
-pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
+pub(crate) async fn crawl(mut a: CrawlArgs, quiet: bool) -> R<u8> {
+    let frontier = std::mem::take(&mut a.frontier);
+    let shared = Shared::from_args(&frontier)?;
     let s = CrawlSettings::new(a)?;
     // Settings are checked before anything is created on disk or asked of the network.
     let mut check = s.fresh.clone();
     settings::apply_tune(&mut check, &s.tune)?;
+    let identity = check.identity();
     let valid = check.validate().map_err(failure::engine)?;
-    let dir = s
-        .state
-        .clone()
-        .unwrap_or_else(|| settings::default_state(&valid.seeds()[0]));
-    let state = open_state(&dir, settings::cache_capacity(&s.tune)?).await?;
+    let dir = s.state.clone().unwrap_or_else(|| {
+        let d = settings::default_state(&valid.seeds()[0]);
+        match &shared {
+            // Several workers may run on one machine: each its own directory.
+            Some(sh) => std::path::PathBuf::from(format!("{}-{}", d.display(), sh.worker)),
+            None => d,
+        }
+    });
+    let opener = match Shared::settle(&dir, shared)? {
+        Some(sh) => Opener::Shared(sh.for_crawl(&dir, &identity)?),
+        None => Opener::Local(settings::cache_capacity(&s.tune)?),
+    };
+    let state = opener.open(&dir).await?;
     let mut cfg = match state.stored_config().map_err(failure::engine)? {
         Some(mut stored) => {
             // The seeds, and the scope and outputs when given, are the flags'; the
@@ -55,7 +83,10 @@ pub(crate) async fn crawl(a: CrawlArgs, quiet: bool) -> R<u8> {
     };
     cfg.state.dir = dir;
     settings::apply_tune(&mut cfg, &s.tune)?;
-    run_crawl(state, cfg, s.tune.stats_json, s.tune.metrics, quiet).await
+    if let Opener::Shared(sh) = &opener {
+        sh.check_timeout(cfg.fetch.total_timeout_secs)?;
+    }
+    run_crawl(&opener, state, cfg, s.tune.stats_json, s.tune.metrics, quiet).await
 }
 
 /// `trawl resume`: the stored crawl, with the tunable settings given.
@@ -66,7 +97,17 @@ pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
             a.dir.display()
         )));
     }
-    let state = open_state(&a.dir, settings::cache_capacity(&a.tune)?).await?;
+    let opener = match Shared::settle(&a.dir, Shared::from_args(&a.frontier)?)? {
+        Some(sh) if sh.crawl.is_some() => Opener::Shared(sh),
+        Some(_) => {
+            return Err(failure::state(format!(
+                "{} has not joined its shared crawl yet; start it with `trawl crawl URL --frontier ...`",
+                a.dir.display()
+            )));
+        }
+        None => Opener::Local(settings::cache_capacity(&a.tune)?),
+    };
+    let state = opener.open(&a.dir).await?;
     let mut cfg = state.stored_config().map_err(failure::engine)?.ok_or_else(|| {
         failure::state(format!(
             "{} holds no crawl yet; start one with `trawl crawl URL --state {}`",
@@ -76,7 +117,10 @@ pub(crate) async fn resume(a: ResumeArgs, quiet: bool) -> R<u8> {
     })?;
     cfg.state.dir = a.dir.clone();
     settings::apply_tune(&mut cfg, &a.tune)?;
-    run_crawl(state, cfg, a.tune.stats_json, a.tune.metrics, quiet).await
+    if let Opener::Shared(sh) = &opener {
+        sh.check_timeout(cfg.fetch.total_timeout_secs)?;
+    }
+    run_crawl(&opener, state, cfg, a.tune.stats_json, a.tune.metrics, quiet).await
 }
 
 /// `trawl recrawl DIR`: the next recrawl generation of the crawl in `DIR`, or the
@@ -102,7 +146,8 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
         None => (1, false),
     };
     let dir = rc::generation_dir(&a.dir, generation);
-    let state = open_state(&dir, settings::cache_capacity(&a.tune)?).await?;
+    let opener = Opener::Local(settings::cache_capacity(&a.tune)?);
+    let state = opener.open(&dir).await?;
     let mut cfg = match state.stored_config().map_err(failure::engine)? {
         Some(stored) => stored,
         None => {
@@ -151,6 +196,7 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
     cfg.state.dir = dir;
     settings::apply_tune(&mut cfg, &a.tune)?;
     run_crawl(
+        &opener,
         state,
         cfg,
         a.tune.stats_json.clone(),
@@ -160,25 +206,62 @@ pub(crate) async fn recrawl(a: RecrawlArgs, quiet: bool) -> R<u8> {
     .await
 }
 
+/// Runs the crawl, and once more each time a worker of a shared crawl loses its claim
+/// on part of it (it was paused or cut off past its claims' time-to-live, or the
+/// server lost its acks): opening the state again cuts the outputs back to the
+/// checkpoints the store holds and gives its URLs back, so each page is still
+/// written once.
 async fn run_crawl(
-    state: StateDir,
+    opener: &Opener,
+    mut state: StateDir,
     cfg: CrawlConfig,
     stats_json: Option<PathBuf>,
     metrics: Option<String>,
     quiet: bool,
 ) -> R<u8> {
     let dir = cfg.state.dir.clone();
-    let grace = cfg.state.grace_secs;
-    let valid = cfg.validate().map_err(failure::engine)?;
-    let listener = match &metrics {
-        Some(addr) => Some(crate::metrics::bind(addr).await?),
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone(), cfg.state.grace_secs));
+    let result = loop {
+        match run_once(state, &cfg, shutdown.clone(), metrics.as_deref(), quiet).await {
+            Err(e) if e.is_lost_ownership() && !shutdown.is_cancelled() => {
+                tracing::warn!(
+                    error = %failure::chain(&e),
+                    "this worker lost its claim on the shared crawl: cutting its outputs back to the stored checkpoints and joining again"
+                );
+                state = opener.open(&dir).await?;
+            }
+            r => break r,
+        }
+    };
+    signals.abort();
+    let summary = result.map_err(failure::engine)?;
+    finish(summary, &dir, stats_json, quiet)
+}
+
+/// One run of the crawl on an opened state, with metrics and the progress display.
+async fn run_once(
+    state: StateDir,
+    cfg: &CrawlConfig,
+    shutdown: CancellationToken,
+    metrics: Option<&str>,
+    quiet: bool,
+) -> Result<trawl_engine::Summary, trawl_engine::Error> {
+    let valid = cfg.clone().validate()?;
+    let listener = match metrics {
+        Some(addr) => Some(
+            crate::metrics::bind(addr)
+                .await
+                .map_err(|f| trawl_engine::Error::Config {
+                    setting: Some("metrics"),
+                    message: f.message,
+                })?,
+        ),
         None => None,
     };
-    let crawler = Crawler::open_in(state, valid).await.map_err(failure::engine)?;
+    let crawler = Crawler::open_in(state, valid).await?;
     let stats = crawler.stats();
     let metrics = listener.map(|l| tokio::spawn(crate::metrics::serve(l, crawler.metrics())));
-    let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(shutdown.clone(), grace));
     let limits = display::Limits {
         max_pages: crawler
             .config()
@@ -194,15 +277,24 @@ async fn run_crawl(
     let progress =
         (!quiet).then(|| tokio::spawn(display::show_progress(stats.clone(), crawler.metrics(), limits)));
     let result = crawler.crawl(shutdown).await;
-    signals.abort();
     if let Some(m) = metrics {
         m.abort();
+        let _ = m.await;
     }
     if let Some(p) = progress {
         p.abort();
         let _ = p.await;
     }
-    let summary = result.map_err(failure::engine)?;
+    result
+}
+
+/// Prints the summary, writes `--stats-json`, and gives the exit code.
+fn finish(
+    summary: trawl_engine::Summary,
+    dir: &std::path::Path,
+    stats_json: Option<PathBuf>,
+    quiet: bool,
+) -> R<u8> {
     if !quiet {
         eprintln!("{}", summary.stats.to_text());
     }

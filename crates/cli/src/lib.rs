@@ -21,6 +21,7 @@ mod failure;
 mod malloc;
 mod metrics;
 mod settings;
+mod shared;
 mod status;
 
 use std::io::IsTerminal;

@@ -376,6 +376,14 @@ pub trait FrontierStore: Send + Sync + std::fmt::Debug {
         let _ = (host, within_ms);
         true
     }
+    /// Whether this worker's claim on a host is gone: it ran out (the worker was paused
+    /// or cut off past its time-to-live) or was found taken. Leases of the host it
+    /// still holds can then not be acked, and the worker must open the store again
+    /// (never, in an embedded store).
+    fn claim_lost(&self, host: HostId) -> bool {
+        let _ = host;
+        false
+    }
     /// Gives up this worker's claim on a host it has no leases of, so that another
     /// worker may take it (a no-op in an embedded store).
     fn release(&self, host: HostId) -> Result<()> {

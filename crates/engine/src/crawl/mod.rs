@@ -405,7 +405,9 @@ impl Crawler {
         }
         let persisted = state.persisted()?;
         let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
-        if fresh {
+        // Not for a worker of a shared crawl: a probe would be a request to a host that
+        // another worker may own, outside its pace (and robots.txt read once more).
+        if fresh && frontier.worker().is_none() {
             preflight(&fetcher, &seeds).await?;
         }
         // Cool-downs survive a restart: a host in a Retry-After window stays in it,

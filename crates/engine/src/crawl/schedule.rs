@@ -558,9 +558,17 @@ impl Scheduler<'_> {
             } else if unchanged {
                 Work::Skip(Skip::Unchanged)
             } else if !sh.frontier.may_start(id, self.request_ms) {
-                // A shared frontier whose claim on the host runs out before the request
-                // could end: no request (the claim is renewed meanwhile, or lost, and
-                // then the next ack says so).
+                // A shared frontier whose claim on the host would run out before the
+                // request could end: no request.
+                if sh.frontier.claim_lost(id) {
+                    // Gone (this worker was paused or cut off): its leases of the host
+                    // cannot be acked, so the crawl stops here and the worker joins
+                    // again, cut back to its stored checkpoints.
+                    return Err(sh.state_error(trawl_frontier::Error::LostOwnership {
+                        reason: format!("the claim on {} ran out", slot.label),
+                    }));
+                }
+                // Not yet renewed: look again shortly.
                 self.set_timer(id, CLAIM_RETRY);
                 return Ok(Served::Done);
             } else {

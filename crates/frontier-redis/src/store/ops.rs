@@ -339,6 +339,15 @@ impl FrontierStore for RedisFrontier {
         !c.lost && Instant::now() + Duration::from_millis(within_ms) < c.deadline
     }
 
+    /// True when this process holds no claim on `host`, or a renewal found it lost, or
+    /// its expiry as last renewed (less the margin) has passed.
+    fn claim_lost(&self, host: HostId) -> bool {
+        let claims = self.shared.claims();
+        claims
+            .get(&host.0)
+            .is_none_or(|c| c.lost || Instant::now() >= c.deadline)
+    }
+
     /// Gives up the claim on `host`, at once if this worker holds no leases of it,
     /// otherwise with the ack that completes the last of them.
     fn release(&self, host: HostId) -> Result<()> {
