@@ -35,6 +35,7 @@ mod progress;
 mod record;
 mod schedule;
 pub(crate) mod sitemap;
+mod slot;
 mod sources;
 
 #[cfg(test)]

@@ -30,10 +30,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use trawl_fetcher::{GateSnapshot, HostGate, HostPermit, NotReady};
+use trawl_fetcher::{HostGate, HostPermit, NotReady};
 use trawl_frontier::{HostId, Lease, Priority};
 use url::Url;
 
+use super::slot::{Bits, HostSlot, SlotGate, release, restore_gate};
 use super::{CrawlOutcome, LEASE_BATCH, Limit, MAX_LEASES, Shared, host_label, now_ms};
 use crate::error::Error;
 
@@ -72,74 +73,6 @@ pub(crate) struct Job {
     pub(crate) check_sitemaps: bool,
 }
 
-/// Per-host scheduling state, owned by the scheduler, for the hosts it is serving:
-/// those with leases in their buffers, requests in flight, or a wait for their gate.
-/// A host with none of these has no slot (its gate and its queue wait in the
-/// fetcher and the frontier), so the slots are bounded by the work in flight, not by
-/// the hosts of the crawl.
-struct HostSlot {
-    label: String,
-    gate: SlotGate,
-    /// Leased pages waiting for the gate.
-    pages: VecDeque<Lease>,
-    /// Leased sitemaps waiting for the gate, with the sitemap lane free. Apart from the
-    /// pages, so that pages go on; while the lane is full they wait in the scheduler's
-    /// `lane_queue` instead, out of any slot.
-    sitemaps: VecDeque<Lease>,
-    /// Jobs dispatched and not yet finished (a finished one is reported through
-    /// `Shared::finished`).
-    in_flight: usize,
-    /// When the gate said a start could pass, if the host waits for that.
-    timer: Option<Instant>,
-    /// Whether it is in the runnable queue.
-    runnable: bool,
-}
-
-/// A slot's gate, or the host's URL while the fetcher looks up the address its gate
-/// is keyed by (`--politeness-key ip`, a name not resolved yet): the lookup runs on
-/// the runtime, and the scheduler looks again every [`RESOLVE_POLL`] meanwhile
-/// instead of waiting on one name.
-enum SlotGate {
-    Ready(Arc<HostGate>),
-    Resolving(Url),
-}
-
-impl HostSlot {
-    fn buffered(&self) -> usize {
-        self.pages.len() + self.sitemaps.len()
-    }
-
-    /// Whether a buffered lease could go now, as far as the lane is concerned.
-    fn dispatchable(&self, lane: &Semaphore) -> bool {
-        !self.pages.is_empty() || (!self.sitemaps.is_empty() && lane.available_permits() > 0)
-    }
-
-    /// Whether anything will bring the scheduler back to this host.
-    fn busy(&self) -> bool {
-        self.in_flight > 0 || self.timer.is_some() || self.buffered() > 0
-    }
-}
-
-/// One bit per host number.
-#[derive(Debug, Default)]
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn get(&self, h: HostId) -> bool {
-        self.0
-            .get(h.0 as usize / 64)
-            .is_some_and(|w| w & (1 << (h.0 % 64)) != 0)
-    }
-
-    fn set(&mut self, h: HostId) {
-        let i = h.0 as usize / 64;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
-        }
-        self.0[i] |= 1 << (h.0 % 64);
-    }
-}
-
 /// The most leases one host's buffers hold: leasing goes on past sitemaps that wait for
 /// the lane, to reach the pages behind them, up to this.
 const HOST_BUFFER_MAX: usize = 1024;
@@ -172,16 +105,6 @@ const CLAIM_RETRY: Duration = Duration::from_millis(250);
 /// How often a worker of a shared frontier with nothing to do looks again for work
 /// the other workers' links bring, until every worker is done.
 const SHARED_IDLE_POLL: Duration = Duration::from_millis(200);
-
-/// Restores a host's gate from the politeness state a shared frontier keeps for it.
-fn restore_gate(g: &HostGate, p: &trawl_frontier::Politeness) {
-    let now = now_ms();
-    g.restore(GateSnapshot {
-        cool_down: Duration::from_millis(p.earliest_ms().saturating_sub(now)),
-        backoff_level: p.backoff_level,
-        adaptive_millirate: p.adaptive_millirate,
-    });
-}
 
 fn soonest(d: Duration, next: &mut Option<Duration>) {
     *next = Some(next.map_or(d, |n| n.min(d)));
@@ -438,34 +361,12 @@ impl Scheduler<'_> {
                 self.resolving -= 1;
             }
             if let Some(slot) = self.slots.remove(&id)
-                && let Err(e) = self.release(id, &slot)
+                && let Err(e) = release(self.sh, id, &slot)
             {
                 return Err(e);
             }
         }
         served
-    }
-
-    /// Gives a host whose slot closed back to a shared frontier, with the time its
-    /// next request may start, so the worker that takes it next keeps the pace.
-    fn release(&self, id: HostId, slot: &HostSlot) -> Result<(), Error> {
-        let sh = self.sh;
-        if sh.frontier.worker().is_none() {
-            return Ok(());
-        }
-        if let SlotGate::Ready(g) = &slot.gate {
-            let mut p = sh
-                .frontier
-                .politeness(id)
-                .map_err(|e| sh.state_error(e))?
-                .unwrap_or_default();
-            let next = now_ms() + g.ready_in().as_millis() as u64;
-            if next > p.next_allowed_at_ms {
-                p.next_allowed_at_ms = next;
-                sh.frontier.set_politeness(id, p).map_err(|e| sh.state_error(e))?;
-            }
-        }
-        sh.frontier.release(id).map_err(|e| sh.state_error(e))
     }
 
     fn serve_inner(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
