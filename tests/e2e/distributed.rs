@@ -1,13 +1,45 @@
 //! A crawl shared by several workers through a real redis-server
-//! (`--frontier redis+unix://…`): together they write every page once.
+//! (`--frontier redis+unix://…`): together they write every page once, and a page
+//! limit holds for them together.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use trawl_e2e::{arg, duplicates, ok_urls, read_jsonl, run, workdir};
 use trawl_frontier_redis::testing::RedisServer;
 use trawl_testsite::TestSite;
 
 use crate::{FAST, bin};
+
+/// The arguments of worker `name`: every root as a seed, its own output and state
+/// directory in `d`, the shared frontier `url`, and `extra`.
+fn worker(d: &Path, roots: &[String], url: &str, name: &str, extra: &[&str]) -> Vec<String> {
+    let (out, state) = (
+        arg(d, &format!("out-{name}.jsonl")),
+        arg(d, &format!("state-{name}")),
+    );
+    let mut args: Vec<String> = vec!["crawl".into()];
+    args.extend(roots.iter().cloned());
+    args.extend(
+        [
+            "-o",
+            &out,
+            "--state",
+            &state,
+            "--frontier",
+            url,
+            "--worker",
+            name,
+            "--timeout",
+            "5s",
+            "--claim-ttl",
+            "10s",
+        ]
+        .map(String::from),
+    );
+    args.extend(FAST.iter().chain(extra).map(|s| s.to_string()));
+    args
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_redis_write_every_page_once_between_them() {
@@ -23,34 +55,10 @@ async fn two_workers_on_one_redis_write_every_page_once_between_them() {
     let d = dir.path();
     let roots: Vec<String> = (0..4).map(|h| site.site().root_url(h)).collect();
     let url = server.url();
-    let worker = |name: &'static str| {
-        let (out, state) = (
-            arg(d, &format!("out-{name}.jsonl")),
-            arg(d, &format!("state-{name}")),
-        );
-        let mut args: Vec<String> = vec!["crawl".into()];
-        args.extend(roots.iter().cloned());
-        args.extend(
-            [
-                "-o",
-                &out,
-                "--state",
-                &state,
-                "--frontier",
-                &url,
-                "--worker",
-                name,
-                "--timeout",
-                "5s",
-                "--claim-ttl",
-                "10s",
-            ]
-            .map(String::from),
-        );
-        args.extend(FAST.iter().map(|s| s.to_string()));
-        args
-    };
-    let (a, b) = (worker("a"), worker("b"));
+    let (a, b) = (
+        worker(d, &roots, &url, "a", &[]),
+        worker(d, &roots, &url, "b", &[]),
+    );
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let b: Vec<&str> = b.iter().map(String::as_str).collect();
     let (ra, rb) = tokio::join!(run(bin(), d, &a), run(bin(), d, &b));
@@ -67,4 +75,39 @@ async fn two_workers_on_one_redis_write_every_page_once_between_them() {
     for root in &roots {
         assert_eq!(site.hits(&format!("{root}robots.txt")), 1, "{root}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_limit_holds_for_every_worker_together() {
+    let site = TestSite::new().pages(300).hosts(4).start().await.expect("site");
+    let server = RedisServer::start().expect("redis-server");
+    let dir = workdir();
+    let d = dir.path();
+    let roots: Vec<String> = (0..4).map(|h| site.site().root_url(h)).collect();
+    let url = server.url();
+    let limit = ["--max-pages", "97"];
+    let (a, b) = (
+        worker(d, &roots, &url, "a", &limit),
+        worker(d, &roots, &url, "b", &limit),
+    );
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let b: Vec<&str> = b.iter().map(String::as_str).collect();
+    let (ra, rb) = tokio::join!(run(bin(), d, &a), run(bin(), d, &b));
+    // The limit stopped the crawl, for both.
+    assert_eq!(ra.code, 3, "{}", ra.stderr);
+    assert_eq!(rb.code, 3, "{}", rb.stderr);
+    let (ra, rb) = (
+        read_jsonl(&d.join("out-a.jsonl")),
+        read_jsonl(&d.join("out-b.jsonl")),
+    );
+    assert!(
+        !ra.is_empty() && !rb.is_empty(),
+        "both worked: {} and {}",
+        ra.len(),
+        rb.len()
+    );
+    let mut records = ra;
+    records.extend(rb);
+    assert!(duplicates(&records).is_empty(), "{:?}", duplicates(&records));
+    assert_eq!(records.len(), 97);
 }

@@ -27,6 +27,17 @@
 //!   last; the server keeps the last applied). An ack resent after a lost reply (the
 //!   same number) is answered as before and not applied twice. The worker then cuts
 //!   its outputs back to its stored checkpoints and opens the store again.
+//! - **A server that lost answered writes is found by the next write**: every
+//!   enqueue, lease, fail_host and ack carries the op id and ack number this process
+//!   last saw stored, and the script refuses with `LostOwnership` when the worker's
+//!   hash holds others (a restart from an AOF that `appendfsync everysec` had not
+//!   synced, or another process under the same name), so a worker whose enqueue or
+//!   ack was lost cuts back before it writes anything that depends on it.
+//! - **A page limit holds for every worker together**
+//!   ([`FrontierStore::share_page_limit`](trawl_frontier::FrontierStore::share_page_limit)):
+//!   the ack script adds the records each ack wrote to a count of the whole crawl's,
+//!   and the lease script leases no more than the limit less that count and every
+//!   worker's outstanding leases, so no worker fetches a page past the limit.
 //! - **Durability is the server's**: a script's effects are in its AOF when it
 //!   returns, on disk at once with `appendfsync always`, within a second with
 //!   `everysec`; [`FrontierStore::flush`](trawl_frontier::FrontierStore::flush) is a

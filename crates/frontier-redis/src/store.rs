@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::{Script, Value};
-use trawl_frontier::{Error, Fingerprint, HostId, Result};
+use trawl_frontier::{Error, Fingerprint, HostId, PageTally, Result};
 
 use crate::codec::{self, number};
 use crate::link::{Link, backend};
@@ -54,6 +54,14 @@ pub(crate) struct Main {
     pub(crate) seq: u64,
     /// The id of the last op sent (enqueue, lease, fail_host).
     pub(crate) op: u64,
+    /// The id of the last op the server said it stored (a lease that leased nothing
+    /// stores none). With `seq`, every call that writes checks that the server still
+    /// holds them, which finds a server that lost writes it had answered.
+    pub(crate) applied_op: u64,
+    /// The page limit shared by every worker ([`FrontierStore::share_page_limit`]).
+    ///
+    /// [`FrontierStore::share_page_limit`]: trawl_frontier::FrontierStore::share_page_limit
+    pub(crate) page_limit: Option<u64>,
     /// The claim epoch of each URL this process leased and has not acked: an ack
     /// names it, and the script checks it against the host's current claim.
     pub(crate) leases: HashMap<Fingerprint, u64>,
@@ -70,6 +78,9 @@ pub(crate) struct Shared {
     /// This process's claims by host id: read by `may_start` without a round trip,
     /// written by `lease`, `ack`, `release` and the renewal thread.
     pub(crate) claims: Mutex<HashMap<u32, Claim>>,
+    /// The records written and the URLs leased by every worker, as the last lease,
+    /// ack or `finished` heard them; kept once a page limit is shared.
+    pub(crate) tally: Mutex<Option<PageTally>>,
     /// Set when the handle is dropped: the renewal thread stops, and calls stop
     /// reconnecting.
     pub(crate) stop: AtomicBool,
@@ -117,6 +128,19 @@ impl Shared {
 
     pub(crate) fn claims(&self) -> MutexGuard<'_, HashMap<u32, Claim>> {
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes the tally a reply brought.
+    pub(crate) fn heard(&self, written: Value, leased: Value) -> Result<()> {
+        let t = PageTally {
+            written: number(written)?,
+            leased: number(leased)?,
+        };
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        if tally.is_some() {
+            *tally = Some(t);
+        }
+        Ok(())
     }
 
     pub(crate) fn key(&self, rest: &str) -> String {
@@ -238,9 +262,12 @@ impl RedisFrontier {
                 link,
                 seq: 0,
                 op: 0,
+                applied_op: 0,
+                page_limit: None,
                 leases: HashMap::new(),
             }),
             claims: Mutex::new(HashMap::new()),
+            tally: Mutex::new(None),
             stop: AtomicBool::new(false),
             sleep: (Mutex::new(()), Condvar::new()),
             opts,
@@ -257,6 +284,7 @@ impl RedisFrontier {
             };
             m.seq = next()?;
             m.op = next()?;
+            m.applied_op = m.op;
             report
         };
         if reply.requeued + reply.quarantined > 0 {

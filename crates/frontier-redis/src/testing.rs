@@ -17,6 +17,24 @@ const POLL: Duration = Duration::from_millis(5);
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Where redis-server 7 keeps its AOF, in its `--dir`.
+const AOF_DIR: &str = "appendonlydir";
+
+/// A copy of a [`RedisServer`]'s data, from [`RedisServer::save_point`].
+#[derive(Debug)]
+pub struct SavePoint {
+    dir: PathBuf,
+}
+
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        std::fs::copy(e.path(), to.join(e.file_name()))?;
+    }
+    Ok(())
+}
+
 /// A `redis-server` process started for a test, killed (and its directory removed)
 /// when dropped.
 ///
@@ -107,6 +125,34 @@ impl RedisServer {
     /// As [`RedisServer::start`].
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill9();
+        self.spawn()
+    }
+
+    /// Takes a copy of the server's data (its AOF) as of now: kills the server, copies
+    /// its `appendonlydir` aside, and starts it again. [`RedisServer::rewind`] puts the
+    /// copy back, as a server restarted after losing its latest writes would be (an
+    /// AOF written with `appendfsync everysec` and a machine that went down).
+    ///
+    /// # Errors
+    /// When the copy cannot be made, or the server does not start again.
+    pub fn save_point(&mut self) -> io::Result<SavePoint> {
+        self.kill9();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let to = self.dir.join(format!("save-point-{n}"));
+        copy_dir(&self.dir.join(AOF_DIR), &to)?;
+        self.spawn()?;
+        Ok(SavePoint { dir: to })
+    }
+
+    /// Restarts the server on the data of a [`SavePoint`], losing every write since.
+    ///
+    /// # Errors
+    /// When the data cannot be put back, or the server does not start again.
+    pub fn rewind(&mut self, to: &SavePoint) -> io::Result<()> {
+        self.kill9();
+        let aof = self.dir.join(AOF_DIR);
+        std::fs::remove_dir_all(&aof)?;
+        copy_dir(&to.dir, &aof)?;
         self.spawn()
     }
 

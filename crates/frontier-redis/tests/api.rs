@@ -613,3 +613,86 @@ fn a_resent_enqueue_lease_or_fail_host_answers_as_the_first_send() {
     let c = f.verify().expect("consistent");
     assert_eq!((c.done, c.failed, c.queued, c.leased), (2, 2, 0, 0));
 }
+
+#[test]
+fn a_server_rewound_past_answered_writes_is_lost_ownership_for_the_next_write() {
+    let mut server = RedisServer::start().expect("server");
+    let f = open(server.options("c", "a").claim_ttl(TTL));
+    seed(&f, 2, 3);
+    let h0 = host(&f, 0);
+    let first = f.lease(h0, 1).expect("lease").remove(0);
+    f.ack(vec![done(first, vec![])], &[("s", b"cp1")]).expect("ack 1");
+    let point = server.save_point().expect("save point");
+    // Answered, then lost: an ack, and an enqueue after it.
+    let second = f.lease(h0, 1).expect("lease").remove(0);
+    f.ack(vec![done(second, vec![])], &[("s", b"cp2")])
+        .expect("ack 2");
+    assert_eq!(f.enqueue(vec![NewUrl::page(url(1, 7), 1)]).expect("enqueue"), 1);
+    server.rewind(&point).expect("rewind");
+    // Whatever this worker writes next is refused, and applies nothing: an enqueue ...
+    let before = f.counts().expect("counts");
+    let err = f
+        .enqueue(vec![NewUrl::page(url(1, 8), 1)])
+        .expect_err("the server lost writes");
+    assert!(matches!(err, Error::LostOwnership { .. }), "{err}");
+    assert!(err.to_string().contains("lost writes"), "{err}");
+    // ... a lease, and a fail_host.
+    let err = f.lease(host(&f, 1), 1).expect_err("rewound");
+    assert!(matches!(err, Error::LostOwnership { .. }), "{err}");
+    let err = f.fail_host(host(&f, 1), "gone").expect_err("rewound");
+    assert!(matches!(err, Error::LostOwnership { .. }), "{err}");
+    assert_eq!(f.counts().expect("counts"), before);
+    assert_eq!(f.get(&url(1, 8)).expect("get"), None);
+    drop(f);
+    // Opened again, the worker goes on from what the server holds: checkpoint 1.
+    let f = open(server.options("c", "a").claim_ttl(TTL));
+    assert_eq!(f.checkpoint("s").expect("cp"), Some(b"cp1".to_vec()));
+    assert_eq!(f.enqueue(vec![NewUrl::page(url(1, 7), 1)]).expect("enqueue"), 1);
+    let next = f.lease(h0, 1).expect("lease again");
+    assert_eq!(next.len(), 1);
+    f.ack(
+        next.into_iter().map(|l| done(l, vec![])).collect(),
+        &[("s", b"cp2")],
+    )
+    .expect("ack after reopening");
+    let c = f.verify().expect("consistent");
+    assert_eq!((c.done, c.queued, c.leased), (2, 5, 0));
+}
+
+#[test]
+fn a_shared_page_limit_holds_every_workers_leases_together() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a").claim_ttl(TTL));
+    let b = open(server.options("c", "b").claim_ttl(TTL));
+    seed(&a, 3, 4);
+    assert_eq!(a.shared_pages(), None, "no limit shared yet");
+    assert!(a.share_page_limit(5).expect("share"));
+    assert!(b.share_page_limit(5).expect("share"));
+    let la = a.lease(host(&a, 0), 10).expect("lease");
+    assert_eq!(la.len(), 4);
+    // Four are leased: one is left for every worker together.
+    let lb = b.lease(host(&b, 1), 10).expect("lease");
+    assert_eq!(lb.len(), 1);
+    assert_eq!(b.lease(host(&b, 2), 10).expect("lease"), vec![]);
+    assert_eq!(b.shared_pages().map(|t| (t.written, t.leased)), Some((0, 5)));
+    // Worker a writes four records; b's lease writes none (a retry): its room is back.
+    a.ack_records(la.into_iter().map(|l| done(l, vec![])).collect(), &[], 4)
+        .expect("ack a");
+    let retry = lb
+        .into_iter()
+        .map(|lease| Ack {
+            lease,
+            outcome: Outcome::Retry,
+            discovered: vec![],
+        })
+        .collect();
+    b.ack_records(retry, &[], 0).expect("ack b");
+    assert_eq!(b.shared_pages().map(|t| (t.written, t.leased)), Some((4, 0)));
+    let last = b.lease(host(&b, 2), 10).expect("lease");
+    assert_eq!(last.len(), 1);
+    b.ack_records(last.into_iter().map(|l| done(l, vec![])).collect(), &[], 1)
+        .expect("ack the last");
+    assert_eq!(b.lease(host(&b, 1), 10).expect("lease"), vec![]);
+    assert!(!a.finished().expect("finished"), "URLs are still queued");
+    assert_eq!(a.shared_pages().map(|t| (t.written, t.leased)), Some((5, 0)));
+}

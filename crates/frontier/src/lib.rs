@@ -83,6 +83,6 @@ mod types;
 pub use error::{Error, Result};
 pub use store::{Frontier, OpenReport, Options, SCHEMA_VERSION, host_of};
 pub use types::{
-    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, Politeness, Priority,
-    ReadyScan, RobotsEntry, UrlRecord, UrlState,
+    Ack, Counts, Fingerprint, FrontierStore, HostId, HostInfo, Lease, NewUrl, Outcome, PageTally, Politeness,
+    Priority, ReadyScan, RobotsEntry, UrlRecord, UrlState,
 };

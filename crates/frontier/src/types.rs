@@ -248,6 +248,16 @@ pub struct UrlRecord {
     pub data: Vec<u8>,
 }
 
+/// The figures behind a page limit shared by the workers of a store
+/// ([`FrontierStore::shared_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PageTally {
+    /// Records written by every worker.
+    pub written: u64,
+    /// URLs leased by every worker and not acked yet: each may still write a record.
+    pub leased: u64,
+}
+
 /// The operations the engine needs from a frontier. [`Frontier`](crate::Frontier) is
 /// the embedded sled implementation; `trawl-frontier-redis` is the shared one, which
 /// several worker processes use at once.
@@ -284,6 +294,19 @@ pub trait FrontierStore: Send + Sync + std::fmt::Debug {
     /// that this call enqueued: those never seen before (the engine's broken-link
     /// tracker follows only these, so it never holds a URL that is already done).
     fn ack_new(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<Vec<Fingerprint>>;
+    /// As [`FrontierStore::ack_new`], where `records` of the acks wrote a record (a
+    /// page or a failure the outputs hold; a retry or a sitemap writes none). A store
+    /// that shares a page limit ([`FrontierStore::share_page_limit`]) counts them in
+    /// the same atomic batch; the others ignore the number.
+    fn ack_records(
+        &self,
+        acks: Vec<Ack>,
+        checkpoints: &[(&str, &[u8])],
+        records: u64,
+    ) -> Result<Vec<Fingerprint>> {
+        let _ = records;
+        self.ack_new(acks, checkpoints)
+    }
     /// Makes everything acked so far durable. See the crate docs for the window.
     fn flush(&self) -> Result<()>;
     /// Hosts with queued URLs, with the earliest time (ms since the epoch) each may be
@@ -389,6 +412,23 @@ pub trait FrontierStore: Send + Sync + std::fmt::Debug {
     fn release(&self, host: HostId) -> Result<()> {
         let _ = host;
         Ok(())
+    }
+    /// Makes `max` records a limit for every worker of a shared store together:
+    /// [`FrontierStore::lease`] then hands out no more URLs than `max`, less the
+    /// records every worker wrote ([`FrontierStore::ack_records`]), less the URLs
+    /// leased and not yet acked, so no record past the limit is ever fetched. Returns
+    /// whether the store does so; an embedded store (the default) does not, and the
+    /// engine keeps the count itself.
+    fn share_page_limit(&self, max: u64) -> Result<bool> {
+        let _ = max;
+        Ok(false)
+    }
+    /// The records written by every worker and the URLs leased by every worker, as
+    /// this worker last heard from a store that shares a page limit (each lease and
+    /// ack brings the figures, and so does [`FrontierStore::finished`]); `None` for
+    /// any other store.
+    fn shared_pages(&self) -> Option<PageTally> {
+        None
     }
     /// Whether the crawl is over: nothing queued and nothing leased, by any worker.
     fn finished(&self) -> Result<bool> {

@@ -119,7 +119,10 @@ pub(crate) fn commit_loop(
             cps.push(persisted.checkpoint());
             let refs: Vec<(&str, &[u8])> = cps.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
             fault::point("before-ack");
-            let new = sh.frontier.ack_new(acks, &refs).map_err(|e| sh.state_error(e))?;
+            let new = sh
+                .frontier
+                .ack_records(acks, &refs, records)
+                .map_err(|e| sh.state_error(e))?;
             sources.after_ack(&new);
             refund_budgets(sh, charged, &new);
             fault::point("after-ack");

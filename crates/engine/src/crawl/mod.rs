@@ -404,6 +404,12 @@ impl Crawler {
                 .set_meta("config", &json)
                 .map_err(|e| Error::state(&dir, e))?;
         }
+        // A shared store holds every worker's leases to the page limit together.
+        if let Some(max) = cfg.limits.max_pages {
+            frontier
+                .share_page_limit(max)
+                .map_err(|e| Error::state(&dir, e))?;
+        }
         let persisted = state.persisted()?;
         let fetcher = build_fetcher(&cfg, &scope, ca_pems, accept, &resolves, &frontier)?;
         // Not for a worker of a shared crawl: a probe would be a request to a host that

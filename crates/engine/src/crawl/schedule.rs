@@ -640,7 +640,9 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         }
         let in_flight = sh.in_flight();
         // Global limits: stop leasing once reached; end when the in-flight work is in.
-        let pages = sh.pages_total.load(Relaxed);
+        // A shared store counts every worker's records and leases.
+        let tally = sh.frontier.shared_pages();
+        let pages = tally.map_or_else(|| sh.pages_total.load(Relaxed), |t| t.written);
         let mut room = match cfg.limits.max_pages {
             Some(max) if pages >= max => {
                 if in_flight == 0 {
@@ -650,7 +652,9 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
                 }
                 0
             }
-            Some(max) => max.saturating_sub(pages).saturating_sub(in_flight),
+            Some(max) => max
+                .saturating_sub(pages)
+                .saturating_sub(tally.map_or(in_flight, |t| t.leased.max(in_flight))),
             None => u64::MAX,
         };
         if cfg
@@ -762,6 +766,14 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
                 }
                 // The pass did not get round every ready host: go on at once.
                 Some(_) => continue,
+                // No room left under the page limit, for now: other workers' leases
+                // hold it, and those that write no record give it back.
+                None if tally.is_some_and(|t| cfg.limits.max_pages.is_some_and(|m| t.written < m))
+                    && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
+                {
+                    wait(&sh, Some(SHARED_IDLE_POLL));
+                    continue;
+                }
                 // No room left under the page limit.
                 None => {
                     let queued = sh.frontier.counts().map_err(|e| sh.state_error(e))?.queued;

@@ -1,23 +1,30 @@
--- ack: ARGV[6] ack seq, ARGV[7] na, then na quintuples (fingerprint, host id, claim
+-- ack: ARGV[6] ack seq, ARGV[7] the op last seen stored, ARGV[8] the number of
+-- records the acks wrote, ARGV[9] na, then na quintuples (fingerprint, host id, claim
 -- epoch, outcome 'd'/'f'/'r', reason); then nl and nl triples (fingerprint, host key,
 -- record) of discovered links; then nc and nc pairs (sink, checkpoint).
 --
 -- Everything is checked before the first write; on any failure nothing is applied and
 -- the answer is {'lost', reason}. Otherwise {'ok', new fingerprints (concatenated),
--- hosts whose claim ended}. A retry of the stored seq answers {'retry', new
--- fingerprints} without applying anything again.
+-- hosts whose claim ended, records written, URLs leased} (the last two by every
+-- worker). A retry of the stored seq answers {'retry', new fingerprints, {}, ...}
+-- without applying anything again.
 local w = wk(W)
 local seq = tonumber(ARGV[6])
 local stored = num(redis.call('HGET', w, 'seq'))
-if stored == seq then return { 'retry', redis.call('HGET', w, 'af') or '', {} } end
+if stored == seq then
+  local pg, l = tally()
+  return { 'retry', redis.call('HGET', w, 'af') or '', {}, pg, l }
+end
 if stored ~= seq - 1 then
   return { 'lost', 'the store holds ack ' .. S(stored) .. ' of this worker and this is ack ' .. S(seq)
-    .. ' (acks were lost, or another process uses this worker name)' }
+    .. ' (the server lost acks it had answered, or another process uses this worker name)' }
 end
-local na = tonumber(ARGV[7])
+local why = rewound(ARGV[7] .. ':' .. S(seq - 1))
+if why then return { 'lost', why } end
+local na = tonumber(ARGV[9])
 local acks = {}
 local twice = {}
-local j = 8
+local j = 10
 for _ = 1, na do
   local fp, h, epoch = ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2])
   if twice[fp] then return { 'lost', 'a lease of host ' .. h .. ' is acked twice in one call' } end
@@ -82,4 +89,7 @@ for _, a in ipairs(acks) do
 end
 local af = table.concat(new)
 redis.call('HSET', w, 'seq', S(seq), 'af', af)
-return { 'ok', af, released }
+local records = tonumber(ARGV[8])
+if records > 0 then redis.call('HINCRBY', COUNTS, PAGES, S(records)) end
+local pg, l = tally()
+return { 'ok', af, released, pg, l }

@@ -245,3 +245,24 @@ end
 local function store_op(op, result)
   redis.call('HSET', wk(W), 'op', op, 'or', result)
 end
+-- Writes the server lost: this worker's op ids and ack numbers reach the server in
+-- order, and `seen` ("op:seq") is the last of each that this process saw stored. The
+-- worker's hash holding others means the server lost writes it had answered (it was
+-- restarted from an AOF written with appendfsync everysec, or from an older copy), or
+-- another process uses this worker's name. Returns the reason, or nil.
+local function rewound(seen)
+  local op, seq = string.match(seen, '^(%d+):(%d+)$')
+  local f = redis.call('HMGET', wk(W), 'op', 'seq')
+  if num(f[1]) == tonumber(op) and num(f[2]) == tonumber(seq) then return nil end
+  return 'the store holds op ' .. S(num(f[1])) .. ' and ack ' .. S(num(f[2]))
+    .. ' of this worker, which saw op ' .. op .. ' and ack ' .. seq
+    .. ' stored (the server lost writes it had answered, or another process uses this worker name)'
+end
+-- Records written by every worker: the count a shared page limit is held to.
+local PAGES = 'pg'
+-- The records written and the URLs leased, by every worker.
+local function tally()
+  local c = redis.call('HMGET', COUNTS, PAGES, 'l')
+  return num(c[1]), num(c[2])
+end
+

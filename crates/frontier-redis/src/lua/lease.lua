@@ -1,14 +1,20 @@
--- lease: ARGV[6] op id, ARGV[7] host id, ARGV[8] max.
+-- lease: ARGV[6] op id, ARGV[7] the op and ack last seen stored ("op:seq"), ARGV[8]
+-- host id, ARGV[9] max, ARGV[10] the page limit shared by every worker ('' for none).
 -- Claims the host for this worker if it is unclaimed (or its claim ran out) and the
--- fairness cap allows, then pops up to max records. Returns {'ok', epoch, records...},
--- or {'other'} (another worker holds the host), {'cap'} (this worker holds its share
--- of hosts), {'empty'} (nothing queued, or unknown host).
+-- fairness cap allows, then pops up to max records, and no more than the page limit
+-- less the records written and the URLs leased, by every worker. Returns {'ok',
+-- epoch, records written, URLs leased, records...}, or {'other'} (another worker
+-- holds the host), {'cap'} (this worker holds its share of hosts), {'empty'}
+-- (nothing queued, or unknown host), {'limit', records written, URLs leased} (no room
+-- under the page limit), {'lost', reason} (the server lost this worker's writes).
 -- A retry of the same op returns the same leases.
-local op, h, max = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local op, h, max = ARGV[6], ARGV[8], tonumber(ARGV[9])
+local limit = tonumber(ARGV[10])
 local w = wk(W)
 local done = last_op(op)
 if done then
-  local out = { 'ok', (struct.unpack('>d', done)) }
+  local pg, l = tally()
+  local out = { 'ok', (struct.unpack('>d', done)), pg, l }
   local lh = redis.call('HGET', w, 'oh')
   for i = 9, #done, 16 do
     local v = redis.call('HGET', lk(W, lh), done:sub(i, i + 15))
@@ -16,6 +22,8 @@ if done then
   end
   return out
 end
+local why = rewound(ARGV[7])
+if why then return { 'lost', why } end
 reap()
 local hf = redis.call('HMGET', hk(h), 'k', 'q', 'e')
 if not hf[1] then return { 'empty' } end
@@ -27,6 +35,15 @@ end
 if num(hf[2]) == 0 or max <= 0 then
   place_touched()
   return { 'empty' }
+end
+if limit then
+  local pg, l = tally()
+  local room = limit - pg - l
+  if room <= 0 then
+    place_touched()
+    return { 'limit', pg, l }
+  end
+  if room < max then max = room end
 end
 local epoch
 if o == '' then
@@ -50,8 +67,7 @@ end
 local popped = redis.call('ZPOPMIN', qk(h), S(max))
 local k = #popped / 2
 local seq = redis.call('HINCRBY', w, 'ls', k) - k
-local out = { 'ok', epoch }
-local fps = {}
+local fps, recs = {}, {}
 for i = 1, #popped, 2 do
   local r = popped[i]
   local a = rec_att(r) + 1
@@ -59,11 +75,14 @@ for i = 1, #popped, 2 do
   seq = seq + 1
   redis.call('HSET', lk(W, h), rec_fp(r), struct.pack('>dd', seq, epoch) .. r)
   seen_set(rec_fp(r), 1, a)
-  out[#out + 1] = r
+  recs[#recs + 1] = r
   fps[#fps + 1] = rec_fp(r)
 end
 count(h, 0, 1, k)
 place_touched()
+local pg, l = tally()
+local out = { 'ok', epoch, pg, l }
+for _, r in ipairs(recs) do out[#out + 1] = r end
 store_op(op, struct.pack('>d', epoch) .. table.concat(fps))
 redis.call('HSET', w, 'oh', h)
 return out

@@ -2,8 +2,8 @@
 //! command or pipeline.
 
 use trawl_frontier::{
-    Ack, Counts, FrontierStore, HostInfo, Lease, NewUrl, Outcome, Politeness, ReadyScan, RobotsEntry,
-    UrlRecord, UrlState, host_of,
+    Ack, Counts, FrontierStore, HostInfo, Lease, NewUrl, Outcome, PageTally, Politeness, ReadyScan,
+    RobotsEntry, UrlRecord, UrlState, host_of,
 };
 
 use super::*;
@@ -54,10 +54,12 @@ impl FrontierStore for RedisFrontier {
         }
         args[1] = arg(n);
         let mut m = sh.main();
-        m.op += 1;
-        args[0] = arg(m.op);
-        let reply = array(sh.eval(&mut m.link, &sh.scripts.enqueue, &args)?)?;
-        let new = reply.into_iter().nth(1).map(number).transpose()?.unwrap_or(0);
+        let op = m.op + 1;
+        m.op = op;
+        args[0] = arg(op);
+        args.insert(1, seen(&m));
+        let reply = array(sh.eval(&mut m.link, &sh.scripts.enqueue, &args)?)?.into_iter();
+        let new = number(applied(&mut m, op, reply)?.unwrap_or(Value::Nil))?;
         Ok(new as usize)
     }
 
@@ -67,13 +69,31 @@ impl FrontierStore for RedisFrontier {
             return Ok(Vec::new());
         }
         let mut m = sh.main();
-        m.op += 1;
-        let args = vec![arg(m.op), arg(host.0), arg(max.min(MAX_COUNT))];
+        let op = m.op + 1;
+        m.op = op;
+        let args = vec![
+            arg(op),
+            seen(&m),
+            arg(host.0),
+            arg(max.min(MAX_COUNT)),
+            m.page_limit.map_or_else(Vec::new, arg),
+        ];
         let sent = Instant::now();
         let mut reply = array(sh.eval(&mut m.link, &sh.scripts.lease, &args)?)?.into_iter();
         let status = text(reply.next().unwrap_or(Value::Nil))?;
         match status.as_str() {
-            "ok" => {}
+            "ok" => m.applied_op = op,
+            "lost" => {
+                m.op = op - 1;
+                return Err(lost(text(reply.next().unwrap_or(Value::Nil))?));
+            }
+            "limit" => {
+                sh.heard(
+                    reply.next().unwrap_or(Value::Nil),
+                    reply.next().unwrap_or(Value::Nil),
+                )?;
+                return Ok(Vec::new());
+            }
             "other" => {
                 if let Some(c) = sh.claims().get_mut(&host.0) {
                     c.lost = true;
@@ -84,6 +104,10 @@ impl FrontierStore for RedisFrontier {
             other => return Err(codec::corrupt(format!("lease answered {other:?}"))),
         }
         let epoch = number(reply.next().unwrap_or(Value::Nil))?;
+        sh.heard(
+            reply.next().unwrap_or(Value::Nil),
+            reply.next().unwrap_or(Value::Nil),
+        )?;
         let leases = reply
             .map(|v| Ok(codec::decode_record(&bytes(v)?)?.into_lease(host)))
             .collect::<Result<Vec<Lease>>>()?;
@@ -96,9 +120,20 @@ impl FrontierStore for RedisFrontier {
     }
 
     fn ack_new(&self, acks: Vec<Ack>, checkpoints: &[(&str, &[u8])]) -> Result<Vec<Fingerprint>> {
+        self.ack_records(acks, checkpoints, 0)
+    }
+
+    /// Acks in one script, which also adds `records` to the records written by every
+    /// worker (the count a shared page limit is held to).
+    fn ack_records(
+        &self,
+        acks: Vec<Ack>,
+        checkpoints: &[(&str, &[u8])],
+        records: u64,
+    ) -> Result<Vec<Fingerprint>> {
         let sh = &*self.shared;
         let mut m = sh.main();
-        let mut args: Args = vec![Vec::new(), arg(acks.len())];
+        let mut args: Args = vec![Vec::new(), arg(m.applied_op), arg(records), arg(acks.len())];
         let mut acked = Vec::with_capacity(acks.len());
         let mut links = Vec::new();
         for a in acks {
@@ -149,6 +184,10 @@ impl FrontierStore for RedisFrontier {
         drop(m);
         let new = fingerprints(&bytes(reply.next().unwrap_or(Value::Nil))?);
         let released = array(reply.next().unwrap_or(Value::Nil))?;
+        sh.heard(
+            reply.next().unwrap_or(Value::Nil),
+            reply.next().unwrap_or(Value::Nil),
+        )?;
         if !released.is_empty() {
             let mut claims = sh.claims();
             for h in released {
@@ -279,9 +318,11 @@ impl FrontierStore for RedisFrontier {
     fn fail_host(&self, id: HostId, reason: &str) -> Result<u64> {
         let sh = &*self.shared;
         let mut m = sh.main();
-        m.op += 1;
-        let args = vec![arg(m.op), arg(id.0)];
-        let n = number(sh.eval(&mut m.link, &sh.scripts.fail_host, &args)?)?;
+        let op = m.op + 1;
+        m.op = op;
+        let args = vec![arg(op), seen(&m), arg(id.0)];
+        let reply = array(sh.eval(&mut m.link, &sh.scripts.fail_host, &args)?)?.into_iter();
+        let n = number(applied(&mut m, op, reply)?.unwrap_or(Value::Nil))?;
         drop(m);
         if n > 0 {
             tracing::debug!(host = id.0, n, reason, "failed the queued URLs of a host");
@@ -365,8 +406,55 @@ impl FrontierStore for RedisFrontier {
     }
 
     fn finished(&self) -> Result<bool> {
-        let c = self.counts()?;
-        Ok(c.queued == 0 && c.leased == 0)
+        let key = self.shared.key("counts");
+        let (queued, leased, written): (Option<u64>, Option<u64>, Option<u64>) = self
+            .shared
+            .query(|c| redis::cmd("HMGET").arg(&key).arg(&["q", "l", "pg"]).query(c))?;
+        let mut tally = self.shared.tally.lock().unwrap_or_else(|e| e.into_inner());
+        if tally.is_some() {
+            *tally = Some(PageTally {
+                written: written.unwrap_or(0),
+                leased: leased.unwrap_or(0),
+            });
+        }
+        Ok(queued.unwrap_or(0) == 0 && leased.unwrap_or(0) == 0)
+    }
+
+    /// Holds this worker's leases to `max` with every other worker's (each worker
+    /// given a limit holds it; they should be given the same one).
+    fn share_page_limit(&self, max: u64) -> Result<bool> {
+        self.shared.main().page_limit = Some(max);
+        *self.shared.tally.lock().unwrap_or_else(|e| e.into_inner()) = Some(PageTally::default());
+        self.finished()?;
+        Ok(true)
+    }
+
+    fn shared_pages(&self) -> Option<PageTally> {
+        *self.shared.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The op id and ack number this process last saw stored, for a script's rewind check
+/// (`rewound` in `lua/common.lua`).
+fn seen(m: &Main) -> Vec<u8> {
+    arg(format!("{}:{}", m.applied_op, m.seq))
+}
+
+/// The answer of an op script (enqueue, fail_host): `{'ok', value}` notes the op as
+/// stored and gives the value; `{'lost', reason}` gives the op id back (nothing was
+/// applied) and is [`Error::LostOwnership`].
+fn applied(m: &mut Main, op: u64, mut reply: impl Iterator<Item = Value>) -> Result<Option<Value>> {
+    let status = text(reply.next().unwrap_or(Value::Nil))?;
+    match status.as_str() {
+        "ok" => {
+            m.applied_op = op;
+            Ok(reply.next())
+        }
+        "lost" => {
+            m.op = op - 1;
+            Err(lost(text(reply.next().unwrap_or(Value::Nil))?))
+        }
+        other => Err(codec::corrupt(format!("an op answered {other:?}"))),
     }
 }
 
