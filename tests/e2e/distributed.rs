@@ -75,6 +75,35 @@ async fn two_workers_on_one_redis_write_every_page_once_between_them() {
     for root in &roots {
         assert_eq!(site.hits(&format!("{root}robots.txt")), 1, "{root}");
     }
+
+    // Status shows the crawl whole, and each worker: stopped, holding nothing, with
+    // the records it wrote.
+    let r = run(bin(), d, &["status", "--frontier", &url, "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let crawls = v.as_array().expect("a list of crawls");
+    assert_eq!(crawls.len(), 1, "{v}");
+    let c = &crawls[0];
+    assert_eq!(c["counts"]["queued"], 0);
+    assert_eq!(c["counts"]["leased"], 0);
+    assert_eq!(c["records"], records.len() as u64);
+    let workers = c["workers"].as_array().expect("workers");
+    let names: Vec<&str> = workers.iter().filter_map(|w| w["name"].as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    for (w, name) in workers.iter().zip(["a", "b"]) {
+        let written = read_jsonl(&d.join(format!("out-{name}.jsonl"))).len() as u64;
+        assert_eq!(w["records"], written, "{w}");
+        assert_eq!(w["live"], false, "{w}");
+        assert_eq!(w["hosts"].as_array().map(Vec::len), Some(0), "{w}");
+    }
+    let r = run(bin(), d, &["status", &arg(d, "state-a")]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("is worker a of a shared crawl"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(c["crawl"].as_str().expect("name")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +114,16 @@ async fn a_page_limit_holds_for_every_worker_together() {
     let d = dir.path();
     let roots: Vec<String> = (0..4).map(|h| site.site().root_url(h)).collect();
     let url = server.url();
-    let limit = ["--max-pages", "97"];
+    let total = |names: &[&str]| {
+        let mut records = Vec::new();
+        for n in names {
+            records.extend(read_jsonl(&d.join(format!("out-{n}.jsonl"))));
+        }
+        assert!(duplicates(&records).is_empty(), "{:?}", duplicates(&records));
+        records.len()
+    };
+    // Together, 60 records between them, however they share them out.
+    let limit = ["--max-pages", "60"];
     let (a, b) = (
         worker(d, &roots, &url, "a", &limit),
         worker(d, &roots, &url, "b", &limit),
@@ -96,18 +134,17 @@ async fn a_page_limit_holds_for_every_worker_together() {
     // The limit stopped the crawl, for both.
     assert_eq!(ra.code, 3, "{}", ra.stderr);
     assert_eq!(rb.code, 3, "{}", rb.stderr);
-    let (ra, rb) = (
-        read_jsonl(&d.join("out-a.jsonl")),
-        read_jsonl(&d.join("out-b.jsonl")),
-    );
-    assert!(
-        !ra.is_empty() && !rb.is_empty(),
-        "both worked: {} and {}",
-        ra.len(),
-        rb.len()
-    );
-    let mut records = ra;
-    records.extend(rb);
-    assert!(duplicates(&records).is_empty(), "{:?}", duplicates(&records));
-    assert_eq!(records.len(), 97);
+    assert_eq!(total(&["a", "b"]), 60);
+    // Raised to 97 for worker b alone: it writes the 37 that are left, not 97.
+    let before_b = total(&["b"]);
+    let state_b = arg(d, "state-b");
+    let r = run(bin(), d, &["resume", &state_b, "--max-pages", "97"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(total(&["b"]) - before_b, 37);
+    assert_eq!(total(&["a", "b"]), 97);
+    // And worker a, given 97 too, has nothing left to write.
+    let state_a = arg(d, "state-a");
+    let r = run(bin(), d, &["resume", &state_a, "--max-pages", "97"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(total(&["a", "b"]), 97);
 }

@@ -306,9 +306,18 @@ pub struct RecrawlArgs {
 /// `trawl status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The state directory.
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    /// The state directory (a shared crawl's worker directory shows the whole shared
+    /// crawl). Not needed with --frontier.
+    #[arg(value_name = "DIR", required_unless_present = "frontier")]
+    pub dir: Option<PathBuf>,
+    /// Show the shared crawls on this Redis (redis://HOST:PORT/DB or
+    /// redis+unix:///PATH), each with its workers.
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    pub frontier: Option<String>,
+    /// With --frontier: only this crawl (its name, as `trawl status DIR` of one of its
+    /// workers shows it).
+    #[arg(long, value_name = "NAME", requires = "frontier")]
+    pub crawl: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use trawl_engine::{FrontierStore, StateDir};
-use trawl_frontier_redis::{RedisFrontier, RedisOptions};
+use trawl_frontier_redis::{CrawlStatus, RedisFrontier, RedisOptions};
 
 use crate::args::FrontierArgs;
+use crate::exit;
 use crate::failure::{self, R, usage};
 
 /// The file in a worker's state directory that names its shared frontier.
@@ -175,4 +176,134 @@ fn host_name() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "worker".into())
+}
+
+/// `trawl status --frontier URL [--crawl NAME]`, and `trawl status DIR` of a worker: the
+/// shared crawls on the server (or the one named), each with its workers. Read-only.
+pub(crate) fn status(url: &str, crawl: Option<&str>, json: bool) -> R<u8> {
+    let shown = redact(url);
+    let fail = |e: trawl_engine::FrontierError| {
+        failure::state(format!("--frontier {shown}: {}", failure::chain(&e)))
+    };
+    let names = match crawl {
+        Some(c) => vec![c.to_string()],
+        None => trawl_frontier_redis::crawls(url).map_err(fail)?,
+    };
+    let mut found = Vec::with_capacity(names.len());
+    for name in &names {
+        match trawl_frontier_redis::crawl_status(url, name).map_err(fail)? {
+            Some(s) => found.push(s),
+            None => return Err(failure::state(format!("{shown} holds no crawl {name}"))),
+        }
+    }
+    if json {
+        let v: Vec<serde_json::Value> = found.iter().map(status_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    if found.is_empty() {
+        println!("{shown} holds no shared crawl");
+    }
+    for (i, s) in found.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_status(&shown, s);
+    }
+    Ok(exit::OK)
+}
+
+/// A Redis URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// How long ago `ms` was, on the server's clock `now`: "3.2 s ago", "4 min ago".
+fn ago(now: u64, ms: u64) -> String {
+    let s = now.saturating_sub(ms) as f64 / 1000.0;
+    if s < 120.0 {
+        format!("{s:.1} s ago")
+    } else if s < 7200.0 {
+        format!("{:.0} min ago", s / 60.0)
+    } else {
+        format!("{:.1} h ago", s / 3600.0)
+    }
+}
+
+/// The most host keys shown per worker in text.
+const HOSTS_SHOWN: usize = 6;
+
+fn print_status(url: &str, s: &CrawlStatus) {
+    let c = &s.counts;
+    println!("shared crawl {} on {url}", s.crawl);
+    if let Some(id) = &s.identity {
+        println!("crawl of: {id}");
+    }
+    println!(
+        "urls: {} queued, {} leased, {} done, {} failed ({} known); {} records written",
+        c.queued,
+        c.leased,
+        c.done,
+        c.failed,
+        c.total(),
+        s.records
+    );
+    println!(
+        "hosts: {} known, {} with work, {} claimed",
+        s.hosts, s.hosts_with_work, s.hosts_claimed
+    );
+    let live = s.workers.iter().filter(|w| w.live).count();
+    println!("workers: {} ({live} live)", s.workers.len());
+    println!(
+        "  {:<20} {:>5} {:>6} {:>7} {:>9} {:>8}  {:<14} last ack",
+        "name", "live", "hosts", "leased", "records", "pages/s", "last seen"
+    );
+    for w in &s.workers {
+        println!(
+            "  {:<20} {:>5} {:>6} {:>7} {:>9} {:>8.1}  {:<14} {}",
+            w.name,
+            if w.live { "yes" } else { "no" },
+            w.hosts.len(),
+            w.leased,
+            w.records,
+            w.rate,
+            ago(s.now_ms, w.last_seen_ms),
+            w.last_ack_ms
+                .map_or_else(|| "none".to_string(), |t| ago(s.now_ms, t)),
+        );
+    }
+    for w in s.workers.iter().filter(|w| !w.hosts.is_empty()) {
+        let more = w.hosts.len().saturating_sub(HOSTS_SHOWN);
+        let mut list = w.hosts[..w.hosts.len().min(HOSTS_SHOWN)].join(" ");
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
+        }
+        println!("{} holds: {list}", w.name);
+    }
+}
+
+fn status_json(s: &CrawlStatus) -> serde_json::Value {
+    let c = &s.counts;
+    serde_json::json!({
+        "crawl": s.crawl,
+        "identity": s.identity,
+        "now_ms": s.now_ms,
+        "counts": {"queued": c.queued, "leased": c.leased, "done": c.done, "failed": c.failed},
+        "records": s.records,
+        "hosts": {"known": s.hosts, "with_work": s.hosts_with_work, "claimed": s.hosts_claimed},
+        "workers": s.workers.iter().map(|w| serde_json::json!({
+            "name": w.name,
+            "live": w.live,
+            "last_seen_ms": w.last_seen_ms,
+            "claim_ttl_ms": w.claim_ttl_ms,
+            "hosts": w.hosts,
+            "leased": w.leased,
+            "records": w.records,
+            "pages_per_s": w.rate,
+            "last_ack_ms": w.last_ack_ms,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -121,7 +121,17 @@ fn host_politeness(
 
 /// `trawl status`.
 pub(crate) fn status(a: StatusArgs) -> R<u8> {
-    let dir = &a.dir;
+    let dir = match (&a.dir, &a.frontier) {
+        (_, Some(url)) => return crate::shared::status(url, a.crawl.as_deref(), a.json),
+        (Some(dir), None) => dir,
+        (None, None) => return Err(failure::usage("give a state directory, or --frontier URL")),
+    };
+    if let Some(s) = crate::shared::Shared::load(dir)? {
+        if !a.json {
+            println!("{} is worker {} of a shared crawl", dir.display(), s.worker);
+        }
+        return crate::shared::status(&s.url, s.crawl.as_deref(), a.json);
+    }
     let Some(reader) = open_reader(dir)? else {
         return running(dir, a.json);
     };

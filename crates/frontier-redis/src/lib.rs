@@ -82,6 +82,8 @@
 //! - `scripts`: the key layout and the Lua scripts (`lua/`), with their invariants.
 //! - `codec`: the binary records shared with the scripts, and reply decoding.
 //! - `link`: a connection that reconnects with backoff.
+//! - `status`: [`crawls`] and [`crawl_status`], a crawl and its workers read without
+//!   changing anything (`trawl status --frontier`).
 //! - [`testing`]: a real `redis-server` per test.
 
 #![deny(missing_docs)]
@@ -91,8 +93,10 @@ mod codec;
 mod link;
 mod options;
 mod scripts;
+mod status;
 mod store;
 pub mod testing;
 
 pub use options::RedisOptions;
+pub use status::{CrawlStatus, WorkerStatus, crawl_status, crawls};
 pub use store::{RedisFrontier, RedisOpenReport};

@@ -4,7 +4,7 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `P counts` | hash | `q` `l` `d` `f`: URLs by state, across every worker |
+//! | `P counts` | hash | `q` `l` `d` `f`: URLs by state, across every worker; `pg` records written |
 //! | `P meta` | hash | `next_host` |
 //! | `P config` | hash | `buckets`: the seen set's layout, fixed at the first open |
 //! | `P hostids` | hash | host key to host id |
@@ -18,7 +18,7 @@
 //! | `P active` | set | hosts with queued or leased URLs (for the fairness cap) |
 //! | `P open`, `P timed` | sorted sets | unclaimed hosts with queued URLs: by id, or by the time they open |
 //! | `P open:{worker}`, `P timed:{worker}` | sorted sets | the same for a worker's claimed hosts |
-//! | `P w:{worker}` | hash | `seq` last ack and `af` its answer; `op` last op id and `or` its answer; `ls` lease order; `c:{sink}` checkpoints; `x:{name}` meta |
+//! | `P w:{worker}` | hash | `seq` last ack and `af` its answer; `op` last op id and `or` its answer; `ls` lease order; `c:{sink}` checkpoints; `x:{name}` meta; for status: `ttl`, `n` records, `rn` `rt` `pn` `pt` rate windows, `at` last ack, `left` when it stopped |
 //! | `P r:{id}` | string | the host's cached robots.txt |
 //!
 //! Invariants the scripts keep (each helper in `lua/common.lua` keeps them whole):
@@ -46,6 +46,7 @@ macro_rules! script {
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) open: Script,
+    pub(crate) leave: Script,
     pub(crate) enqueue: Script,
     pub(crate) lease: Script,
     pub(crate) ack: Script,
@@ -61,6 +62,7 @@ impl Scripts {
     pub(crate) fn new() -> Scripts {
         Scripts {
             open: script!("lua/open.lua"),
+            leave: script!("lua/leave.lua"),
             enqueue: script!("lua/enqueue.lua"),
             lease: script!("lua/lease.lua"),
             ack: script!("lua/ack.lua"),

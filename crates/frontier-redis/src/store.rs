@@ -16,7 +16,7 @@ use crate::scripts::Scripts;
 
 mod claims;
 mod ops;
-mod read;
+pub(crate) mod read;
 
 /// What opening found and repaired: the leases an earlier run of this worker left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,11 +95,23 @@ pub struct RedisFrontier {
     pub(crate) shared: Arc<Shared>,
     report: RedisOpenReport,
     renewer: Option<std::thread::JoinHandle<()>>,
+    /// Whether dropping the handle leaves the crawl (always, but in tests of a crash).
+    leave_on_drop: bool,
 }
 
 impl Drop for RedisFrontier {
+    /// Leaves the crawl: the leases this worker still holds go back to their queues
+    /// and its claims end, so other workers take its hosts at once (a worker killed
+    /// with -9 cannot, and its claims run out after the ttl instead). Then the
+    /// renewal thread stops.
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        let sh = &*self.shared;
+        // Stopped first, so that a call meeting a broken connection gives up at once
+        // rather than reconnect for up to `reconnect_for`.
+        sh.stop.store(true, Ordering::Relaxed);
+        if self.leave_on_drop {
+            self.leave();
+        }
         {
             let _g = self.shared.sleep.0.lock().unwrap_or_else(|e| e.into_inner());
             self.shared.sleep.1.notify_all();
@@ -107,6 +119,30 @@ impl Drop for RedisFrontier {
         if let Some(t) = self.renewer.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl RedisFrontier {
+    fn leave(&self) {
+        let sh = &*self.shared;
+        let left = {
+            let mut m = sh.main();
+            sh.eval(&mut m.link, &sh.scripts.leave, &Vec::new())
+        };
+        match left {
+            Ok(_) => sh.claims().clear(),
+            Err(e) => tracing::warn!(
+                worker = %sh.opts.worker,
+                error = %e,
+                "could not hand back this worker's hosts; they return to the others when its claims run out"
+            ),
+        }
+    }
+
+    /// For tests: drops the handle as a crash would, without leaving the crawl: its
+    /// leases and claims stay until the claims run out or the worker opens again.
+    pub fn crash_for_tests(mut self) {
+        self.leave_on_drop = false;
     }
 }
 
@@ -301,6 +337,7 @@ impl RedisFrontier {
             shared,
             report: reply,
             renewer: Some(renewer),
+            leave_on_drop: true,
         })
     }
 

@@ -122,7 +122,7 @@ fn an_ack_of_a_lease_that_is_not_held_is_lost_ownership() {
     let f = open(server.options("c", "a"));
     seed(&f, 1, 1);
     let lease = f.lease(host(&f, 0), 1).expect("lease").remove(0);
-    drop(f);
+    f.crash_for_tests();
     let f = open(server.options("c", "a"));
     assert_eq!(f.open_report().requeued, 1);
     let err = f.ack(vec![done(lease, vec![])], &[]).expect_err("not held");
@@ -524,7 +524,7 @@ fn reopening_a_worker_requeues_its_leases_and_releases_its_hosts() {
     .expect("ack");
     let leased = a.lease(h, 3).expect("lease");
     assert_eq!(leased.len(), 3);
-    drop(a);
+    a.crash_for_tests();
     let a = open(server.options("c", "a").max_attempts(2));
     // The retried URL had its second attempt out: it is quarantined.
     assert_eq!((a.open_report().requeued, a.open_report().quarantined), (2, 1));
@@ -695,4 +695,70 @@ fn a_shared_page_limit_holds_every_workers_leases_together() {
     assert_eq!(b.lease(host(&b, 1), 10).expect("lease"), vec![]);
     assert!(!a.finished().expect("finished"), "URLs are still queued");
     assert_eq!(a.shared_pages().map(|t| (t.written, t.leased)), Some((5, 0)));
+}
+
+#[test]
+fn status_shows_the_crawl_and_each_worker_without_changing_anything() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a").claim_ttl(TTL));
+    // Worker b's clock runs 10 minutes behind: its heartbeat is older than its ttl.
+    let b = open(server.options("c", "b").claim_ttl(TTL).clock_offset_ms(-600_000));
+    seed(&a, 3, 4);
+    a.set_meta("identity", b"seeds http://h0.test/").expect("meta");
+    let la = a.lease(host(&a, 0), 3).expect("lease");
+    a.ack_records(la.into_iter().map(|l| done(l, vec![])).collect(), &[], 3)
+        .expect("ack");
+    let _still = a.lease(host(&a, 1), 2).expect("lease");
+    assert_eq!(b.lease(host(&b, 2), 1).expect("lease").len(), 1);
+    let before = a.verify().expect("consistent");
+
+    assert_eq!(
+        trawl_frontier_redis::crawls(&server.url()).expect("crawls"),
+        vec!["c"]
+    );
+    assert_eq!(
+        trawl_frontier_redis::crawl_status(&server.url(), "nope").expect("status"),
+        None
+    );
+    let s = trawl_frontier_redis::crawl_status(&server.url(), "c")
+        .expect("status")
+        .expect("known crawl");
+    assert_eq!(s.crawl, "c");
+    assert_eq!(s.identity.as_deref(), Some("seeds http://h0.test/"));
+    assert_eq!(s.counts, before);
+    assert_eq!((s.records, s.hosts, s.hosts_claimed), (3, 3, 3));
+    let names: Vec<&str> = s.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let (wa, wb) = (&s.workers[0], &s.workers[1]);
+    assert!(wa.live && !wb.live, "{wa:?} {wb:?}");
+    assert_eq!(wa.hosts, ["http://h0.test", "http://h1.test"]);
+    assert_eq!(wb.hosts, ["http://h2.test"]);
+    assert_eq!((wa.leased, wa.records), (2, 3));
+    assert_eq!((wb.leased, wb.records), (1, 0));
+    assert!(wa.rate > 0.0 && wa.last_ack_ms.is_some(), "{wa:?}");
+    assert_eq!((wb.rate, wb.last_ack_ms), (0.0, None));
+    assert_eq!(wa.claim_ttl_ms, TTL.as_millis() as u64);
+    // Reading changed nothing.
+    assert_eq!(a.verify().expect("consistent"), before);
+}
+
+#[test]
+fn a_worker_that_stops_hands_its_hosts_and_leases_back_at_once() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a").claim_ttl(TTL));
+    let b = open(server.options("c", "b").claim_ttl(TTL));
+    seed(&a, 1, 4);
+    let h = host(&a, 0);
+    assert_eq!(a.lease(h, 3).expect("lease").len(), 3);
+    assert_eq!(b.lease(h, 3).expect("lease"), vec![], "a holds the host");
+    drop(a);
+    // Without waiting out the ttl: the host and its three leased URLs are b's to take.
+    let c = b.verify().expect("consistent");
+    assert_eq!((c.queued, c.leased), (4, 0));
+    assert_eq!(b.lease(h, 10).expect("lease").len(), 4);
+    let s = trawl_frontier_redis::crawl_status(&server.url(), "c")
+        .expect("status")
+        .expect("known");
+    let wa = s.workers.iter().find(|w| w.name == "a").expect("a listed");
+    assert!(!wa.live && wa.hosts.is_empty(), "{wa:?}");
 }

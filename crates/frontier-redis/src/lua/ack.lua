@@ -91,5 +91,17 @@ local af = table.concat(new)
 redis.call('HSET', w, 'seq', S(seq), 'af', af)
 local records = tonumber(ARGV[8])
 if records > 0 then redis.call('HINCRBY', COUNTS, PAGES, S(records)) end
+-- For status: this worker's records, its last ack, and its rate over two windows of
+-- at least 10 s each (records 'rn' since 'rt'; the window before, 'pn' since 'pt').
+local rf = redis.call('HMGET', w, 'rn', 'rt')
+local rn, rt = num(rf[1]) + records, num(rf[2])
+if rt == 0 then rt = NOW end
+if NOW - rt >= 10000 then
+  redis.call('HSET', w, 'pn', S(rn), 'pt', S(rt), 'rn', '0', 'rt', S(NOW))
+else
+  redis.call('HSET', w, 'rn', S(rn), 'rt', S(rt))
+end
+redis.call('HINCRBY', w, 'n', S(records))
+redis.call('HSET', w, 'at', S(NOW))
 local pg, l = tally()
 return { 'ok', af, released, pg, l }

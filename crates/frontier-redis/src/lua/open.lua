@@ -14,5 +14,8 @@ end
 place_touched()
 local w = wk(W)
 redis.call('HDEL', w, 'or', 'oh')
+-- For status: whether the worker is live is judged against its own ttl.
+redis.call('HSET', w, 'ttl', S(TTL))
+redis.call('HDEL', w, 'left')
 local f = redis.call('HMGET', w, 'seq', 'op')
 return { requeued, quarantined, num(f[1]), num(f[2]) }

@@ -1,0 +1,17 @@
+-- leave: the worker stops (its store is dropped: nothing of it can ack any more).
+-- Every lease it still holds goes back to its queue and its claims end, as the next
+-- open of this worker would do, so that other workers take its hosts at once instead
+-- of after the ttl; it no longer counts as live for the fairness cap.
+-- Returns {requeued, quarantined}.
+reap()
+local requeued, quarantined = 0, 0
+for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
+  local a, b = return_leases(W, h)
+  requeued = requeued + a
+  quarantined = quarantined + b
+  drop_claim(h, W)
+end
+place_touched()
+redis.call('ZADD', WORKERS, S(NOW - TTL - 1), W)
+redis.call('HSET', wk(W), 'left', S(NOW))
+return { requeued, quarantined }
