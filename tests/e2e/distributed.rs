@@ -4,8 +4,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use trawl_e2e::{arg, duplicates, ok_urls, read_jsonl, run, workdir};
+use trawl_e2e::{arg, command, duplicates, ok_urls, read_jsonl, run, workdir};
 use trawl_frontier_redis::testing::RedisServer;
 use trawl_testsite::TestSite;
 
@@ -147,4 +148,60 @@ async fn a_page_limit_holds_for_every_worker_together() {
     let r = run(bin(), d, &["resume", &state_a, "--max-pages", "97"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(total(&["a", "b"]), 97);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_joins_late_is_handed_hosts_by_the_one_that_holds_them_all() {
+    let site = TestSite::new().pages(400).hosts(4).start().await.expect("site");
+    let server = RedisServer::start().expect("redis-server");
+    let dir = workdir();
+    let d = dir.path();
+    let roots: Vec<String> = (0..4).map(|h| site.site().root_url(h)).collect();
+    let url = server.url();
+    // Paced (20 requests a second per host: some 5 s in all), short claims (renewed,
+    // and the share looked at again, every half second).
+    let paced = |name: &str| {
+        let mut args = worker(d, &roots, &url, name, &[]);
+        let fast = args.iter().position(|a| a == "--rate").expect("FAST");
+        args.splice(fast..fast + 2, ["--rate".to_string(), "20".to_string()]);
+        for (flag, v) in [("--timeout", "1s"), ("--claim-ttl", "2s")] {
+            let i = args.iter().position(|a| a == flag).expect(flag);
+            args[i + 1] = v.to_string();
+        }
+        args
+    };
+    let a = paced("a");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut first = command(bin(), d, &a).spawn().expect("spawn a");
+    // Alone, a claims every host. Once it has written some pages, b joins.
+    let out_a = d.join("out-a.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_jsonl(&out_a).len() < 20 {
+        assert!(Instant::now() < deadline, "worker a wrote nothing in 30 s");
+        assert!(first.try_wait().expect("poll").is_none(), "a ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = paced("b");
+    let b: Vec<&str> = b.iter().map(String::as_str).collect();
+    let rb = run(bin(), d, &b).await;
+    let ra = tokio::task::spawn_blocking(move || first.wait())
+        .await
+        .expect("join")
+        .expect("wait a");
+    assert_eq!(ra.code(), Some(0));
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    let (ra, rb) = (read_jsonl(&out_a), read_jsonl(&d.join("out-b.jsonl")));
+    // b got hosts of its own, handed over by a (which holds 3 at most once b is there).
+    assert!(
+        rb.len() >= 20,
+        "b wrote only {} of {} pages",
+        rb.len(),
+        ra.len() + rb.len()
+    );
+    let mut records = ra;
+    records.extend(rb);
+    assert!(duplicates(&records).is_empty(), "{:?}", duplicates(&records));
+    let truth = site.site().crawl_truth(&[0, 1, 2, 3], &|_| true);
+    let expected: HashSet<&str> = truth.pages.keys().map(String::as_str).collect();
+    assert_eq!(ok_urls(&records), expected);
 }

@@ -37,6 +37,9 @@ pub(crate) struct Claim {
     pub(crate) deadline: Instant,
     /// A renewal found it gone (run out and reaped, or taken over).
     pub(crate) lost: bool,
+    /// The last renewal found this worker holding more hosts than its share, this one
+    /// among those to give up once its leases are in.
+    pub(crate) hand_over: bool,
 }
 
 /// The part of the ttl kept back from a claim's local deadline, for clock drift and

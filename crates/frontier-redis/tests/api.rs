@@ -762,3 +762,38 @@ fn a_worker_that_stops_hands_its_hosts_and_leases_back_at_once() {
     let wa = s.workers.iter().find(|w| w.name == "a").expect("a listed");
     assert!(!wa.live && wa.hosts.is_empty(), "{wa:?}");
 }
+
+#[test]
+fn a_worker_over_its_share_once_others_join_hands_over_its_fullest_hosts() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a").claim_ttl(TTL));
+    seed(&a, 4, 3);
+    assert_eq!(
+        a.enqueue((3..9).map(|i| NewUrl::page(url(2, i), 0)).collect())
+            .expect("more"),
+        6
+    );
+    // Alone, a may hold every host (the cap is 4 / 1 + 1).
+    let hosts: Vec<HostId> = (0..4).map(|h| host(&a, h)).collect();
+    let mut leases = Vec::new();
+    for &h in &hosts {
+        leases.push(a.lease(h, 1).expect("lease").remove(0));
+    }
+    a.renew().expect("renew");
+    assert!(hosts.iter().all(|&h| !a.hand_over(h)), "its share, alone");
+    // Worker b joins: a's share is now 4 / 2 + 1 = 3, so it gives up one host, the one
+    // with the most queued URLs.
+    let b = open(server.options("c", "b").claim_ttl(TTL));
+    a.renew().expect("renew");
+    let given: Vec<HostId> = hosts.iter().copied().filter(|&h| a.hand_over(h)).collect();
+    assert_eq!(given, [hosts[2]]);
+    // The release waits for its lease out; with the ack, b may take the host.
+    a.release(hosts[2]).expect("release");
+    assert_eq!(b.lease(hosts[2], 1).expect("lease"), vec![]);
+    a.ack(vec![done(leases.remove(2), vec![])], &[]).expect("ack");
+    assert!(!a.claimed().contains(&hosts[2]));
+    assert_eq!(b.lease(hosts[2], 20).expect("lease").len(), 8);
+    // a, at its share now, may not take another host back.
+    a.renew().expect("renew");
+    assert!(hosts.iter().all(|&h| !a.hand_over(h)));
+}

@@ -407,6 +407,14 @@ pub trait FrontierStore: Send + Sync + std::fmt::Debug {
         let _ = host;
         false
     }
+    /// Whether this worker should give `host` up: it holds more hosts than its share
+    /// of the crawl's (workers joined since it claimed them). The engine then leases
+    /// no more of it and, once the leases it has are in, releases it (never, in an
+    /// embedded store).
+    fn hand_over(&self, host: HostId) -> bool {
+        let _ = host;
+        false
+    }
     /// Gives up this worker's claim on a host it has no leases of, so that another
     /// worker may take it (a no-op in an embedded store).
     fn release(&self, host: HostId) -> Result<()> {

@@ -399,7 +399,9 @@ impl Scheduler<'_> {
                 }
             }
             if (dead && slot.buffered() == 0) || (!dead && !slot.dispatchable(lane)) {
-                if *room == 0 || slot.buffered() >= HOST_BUFFER_MAX {
+                // A shared host this worker holds past its share: no more leases; the
+                // slot closes, releasing it, once its leases are in.
+                if *room == 0 || slot.buffered() >= HOST_BUFFER_MAX || sh.frontier.hand_over(id) {
                     return Ok(Served::Done);
                 }
                 let mut n = if dead {

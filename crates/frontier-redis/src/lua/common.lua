@@ -258,6 +258,14 @@ local function rewound(seen)
     .. ' of this worker, which saw op ' .. op .. ' and ack ' .. seq
     .. ' stored (the server lost writes it had answered, or another process uses this worker name)'
 end
+-- The most hosts a worker may claim: ceil(H / W) + 1, H the hosts with queued or
+-- leased URLs and W the live workers (a heartbeat within the ttl).
+local function fair_cap()
+  local hosts = redis.call('SCARD', ACTIVE)
+  local workers = redis.call('ZCOUNT', WORKERS, S(NOW - TTL), '+inf')
+  if workers < 1 then workers = 1 end
+  return math.ceil(hosts / workers) + 1
+end
 -- Records written by every worker: the count a shared page limit is held to.
 local PAGES = 'pg'
 -- The records written and the URLs leased, by every worker.

@@ -47,10 +47,7 @@ if limit then
 end
 local epoch
 if o == '' then
-  local hosts = redis.call('SCARD', ACTIVE)
-  local workers = redis.call('ZCOUNT', WORKERS, S(NOW - TTL), '+inf')
-  if workers < 1 then workers = 1 end
-  if redis.call('SCARD', wck(W)) >= math.ceil(hosts / workers) + 1 then
+  if redis.call('SCARD', wck(W)) >= fair_cap() then
     place_touched()
     return { 'cap' }
   end

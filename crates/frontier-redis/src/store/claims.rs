@@ -54,10 +54,15 @@ impl Shared {
         }
         let sent = Instant::now();
         let reply = self.eval(link, &self.scripts.renew, &args)?;
-        let lost: Vec<u64> = codec::array(reply)?
-            .into_iter()
-            .map(number)
-            .collect::<Result<_>>()?;
+        let mut reply = codec::array(reply)?.into_iter();
+        let mut ids = || -> Result<Vec<u64>> {
+            codec::array(reply.next().unwrap_or(Value::Nil))?
+                .into_iter()
+                .map(number)
+                .collect()
+        };
+        let lost = ids()?;
+        let give = ids()?;
         let deadline = sent + self.opts.claim_ttl - margin(self.opts.claim_ttl);
         let mut claims = self.claims();
         for (h, e) in held {
@@ -73,6 +78,13 @@ impl Shared {
             } else {
                 c.deadline = c.deadline.max(deadline);
             }
+        }
+        for (h, c) in claims.iter_mut() {
+            let over = give.contains(&u64::from(*h));
+            if over && !c.hand_over {
+                tracing::debug!(host = h, "handing a host over: more workers share the crawl now");
+            }
+            c.hand_over = over;
         }
         Ok(())
     }
@@ -91,6 +103,7 @@ impl Shared {
                         epoch,
                         deadline: sent + self.opts.claim_ttl - margin(self.opts.claim_ttl),
                         lost: false,
+                        hand_over: false,
                     },
                 );
             }

@@ -380,6 +380,12 @@ impl FrontierStore for RedisFrontier {
         !c.lost && Instant::now() + Duration::from_millis(within_ms) < c.deadline
     }
 
+    /// True when the last renewal found this worker over its share of hosts (workers
+    /// joined since it claimed them) and `host` among those to give up.
+    fn hand_over(&self, host: HostId) -> bool {
+        self.shared.claims().get(&host.0).is_some_and(|c| c.hand_over)
+    }
+
     /// True when this process holds no claim on `host`, or a renewal found it lost, or
     /// its expiry as last renewed (less the margin) has passed.
     fn claim_lost(&self, host: HostId) -> bool {
