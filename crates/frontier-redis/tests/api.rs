@@ -797,3 +797,25 @@ fn a_worker_over_its_share_once_others_join_hands_over_its_fullest_hosts() {
     a.renew().expect("renew");
     assert!(hosts.iter().all(|&h| !a.hand_over(h)));
 }
+
+#[test]
+fn a_worker_cannot_overwrite_the_politeness_of_a_host_another_one_claims() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a"));
+    let b = open(server.options("c", "b"));
+    seed(&a, 1, 2);
+    let h = host(&a, 0);
+    let kept = Politeness {
+        retry_after_until_ms: 1_700_000_009_000,
+        ..Politeness::default()
+    };
+    a.set_politeness(h, kept).expect("set, unclaimed");
+    assert_eq!(a.lease(h, 1).expect("lease").len(), 1);
+    // b (say, back from a pause past its claim) writes its stale view: it is ignored.
+    b.set_politeness(h, Politeness::default()).expect("set");
+    assert_eq!(a.politeness(h).expect("read"), Some(kept));
+    let mut p = kept;
+    p.backoff_level = 1;
+    a.set_politeness(h, p).expect("set by the owner");
+    assert_eq!(b.politeness(h).expect("read"), Some(p));
+}

@@ -330,6 +330,21 @@ impl Scheduler<'_> {
 
     /// Leases for and dispatches the requests of one host that may go now; then
     /// drops its slot if nothing will bring the scheduler back to it.
+    /// Closes every slot still open, giving its host back to a shared frontier with
+    /// the time its next request may start (a claim with leases out goes with their
+    /// acks). Best effort: a store that cannot be reached now lets the claims run out.
+    fn release_all(&mut self) {
+        if self.sh.frontier.worker().is_none() {
+            return;
+        }
+        for (id, slot) in self.slots.drain() {
+            if let Err(e) = release(self.sh, id, &slot) {
+                tracing::debug!(host = id.0, error = %e, "not released; its claim runs out instead");
+                break;
+            }
+        }
+    }
+
     fn serve(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
         let served = self.serve_inner(id, room, progressed);
         let lane_free = self.sh.sitemap_lane.available_permits() > 0;
@@ -636,163 +651,169 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         resolving: 0,
         request_ms: (cfg.fetch.total_timeout_secs * 1000.0) as u64,
     };
-    loop {
-        if sh.stop.is_cancelled() {
-            return Ok(());
-        }
-        let in_flight = sh.in_flight();
-        // Global limits: stop leasing once reached; end when the in-flight work is in.
-        // A shared store counts every worker's records and leases.
-        let tally = sh.frontier.shared_pages();
-        let pages = tally.map_or_else(|| sh.pages_total.load(Relaxed), |t| t.written);
-        let mut room = match cfg.limits.max_pages {
-            Some(max) if pages >= max => {
-                if in_flight == 0 {
-                    tracing::info!(max, "page limit reached");
-                    sh.end(CrawlOutcome::LimitReached(Limit::Pages));
-                    return Ok(());
-                }
-                0
-            }
-            Some(max) => max
-                .saturating_sub(pages)
-                .saturating_sub(tally.map_or(in_flight, |t| t.leased.max(in_flight))),
-            None => u64::MAX,
-        };
-        if cfg
-            .limits
-            .max_bytes
-            .is_some_and(|m| sh.bytes_total.load(Relaxed) >= m)
-        {
-            // Leases still in the buffers are not fetched: they go back to their
-            // queues when the directory is next opened.
-            if in_flight <= sched.buffered {
-                tracing::info!("byte limit reached");
-                sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
+    let run = (|| -> Result<(), Error> {
+        loop {
+            if sh.stop.is_cancelled() {
                 return Ok(());
             }
-            sched.collect_events()?;
-            wait(&sh, None);
-            continue;
-        }
-
-        sched.collect_events()?;
-        let mut progressed = false;
-        // The hosts already served first: their requests finished or their time came.
-        while sched.global.available_permits() > 0 {
-            let Some(id) = sched.runnable.pop_front() else {
-                break;
-            };
-            if let Some(slot) = sched.slots.get_mut(&id) {
-                slot.runnable = false;
-            }
-            match sched.serve(id, &mut room, &mut progressed)? {
-                Served::Closed => return Ok(()),
-                Served::NoPermits => {
-                    // First in line when a permit frees.
-                    if let Some(slot) = sched.slots.get_mut(&id) {
-                        slot.runnable = true;
-                        sched.runnable.push_front(id);
+            let in_flight = sh.in_flight();
+            // Global limits: stop leasing once reached; end when the in-flight work is in.
+            // A shared store counts every worker's records and leases.
+            let tally = sh.frontier.shared_pages();
+            let pages = tally.map_or_else(|| sh.pages_total.load(Relaxed), |t| t.written);
+            let mut room = match cfg.limits.max_pages {
+                Some(max) if pages >= max => {
+                    if in_flight == 0 {
+                        tracing::info!(max, "page limit reached");
+                        sh.end(CrawlOutcome::LimitReached(Limit::Pages));
+                        return Ok(());
                     }
+                    0
+                }
+                Some(max) => max
+                    .saturating_sub(pages)
+                    .saturating_sub(tally.map_or(in_flight, |t| t.leased.max(in_flight))),
+                None => u64::MAX,
+            };
+            if cfg
+                .limits
+                .max_bytes
+                .is_some_and(|m| sh.bytes_total.load(Relaxed) >= m)
+            {
+                // Leases still in the buffers are not fetched: they go back to their
+                // queues when the directory is next opened.
+                if in_flight <= sched.buffered {
+                    tracing::info!("byte limit reached");
+                    sh.end(CrawlOutcome::LimitReached(Limit::Bytes));
+                    return Ok(());
+                }
+                sched.collect_events()?;
+                wait(&sh, None);
+                continue;
+            }
+
+            sched.collect_events()?;
+            let mut progressed = false;
+            // The hosts already served first: their requests finished or their time came.
+            while sched.global.available_permits() > 0 {
+                let Some(id) = sched.runnable.pop_front() else {
                     break;
+                };
+                if let Some(slot) = sched.slots.get_mut(&id) {
+                    slot.runnable = false;
                 }
-                Served::Done => {}
+                match sched.serve(id, &mut room, &mut progressed)? {
+                    Served::Closed => return Ok(()),
+                    Served::NoPermits => {
+                        // First in line when a permit frees.
+                        if let Some(slot) = sched.slots.get_mut(&id) {
+                            slot.runnable = true;
+                            sched.runnable.push_front(id);
+                        }
+                        break;
+                    }
+                    Served::Done => {}
+                }
             }
-        }
-        // Then hosts not served yet, from the frontier's ready index, unless sitemaps
-        // have piled up waiting for the lane: every new host brings its own (a broad
-        // crawl), so taking on hosts faster than the lane reads them only moves them
-        // from the frontier's queues on disk into memory.
-        let admitted = if sched.global.available_permits() > 0
-            && room > 0
-            && sched.lane_queue.len() < LANE_QUEUE_MAX
-            && sched.resolving < RESOLVING_MAX
-        {
-            let a = sched.admit(&mut room, &mut progressed)?;
-            if a.closed {
-                return Ok(());
-            }
-            Some(a)
-        } else {
-            None
-        };
-        if progressed {
-            continue;
-        }
-        let now = Instant::now();
-        let mut next: Option<Duration> = sched
-            .timers
-            .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(now));
-        // A host with a persisted wait (a cool-down) comes back at its time.
-        let next_ms = match &admitted {
-            Some(a) => a.next_ms,
-            None => {
-                sh.frontier
-                    .ready_scan(None, now_ms(), 0)
-                    .map_err(|e| sh.state_error(e))?
-                    .next_ms
-            }
-        };
-        if let Some(t) = next_ms {
-            soonest(Duration::from_millis(t.saturating_sub(now_ms())), &mut next);
-        }
-        let waiting = next.is_some() || !sched.lane_queue.is_empty();
-        // `in_flight` was read before the ready hosts were: an ack enqueues its links
-        // before it lowers the count, so 0 there means no link can have arrived unseen.
-        // With nothing in flight, nothing is buffered and every permit is free.
-        if in_flight == 0 && !waiting {
-            match &admitted {
-                // Every host that may be fetched now was looked at and none was
-                // taken on: only hosts at their page limit are left, if any.
+            // Then hosts not served yet, from the frontier's ready index, unless sitemaps
+            // have piled up waiting for the lane: every new host brings its own (a broad
+            // crawl), so taking on hosts faster than the lane reads them only moves them
+            // from the frontier's queues on disk into memory.
+            let admitted = if sched.global.available_permits() > 0
+                && room > 0
+                && sched.lane_queue.len() < LANE_QUEUE_MAX
+                && sched.resolving < RESOLVING_MAX
+            {
+                let a = sched.admit(&mut room, &mut progressed)?;
+                if a.closed {
+                    return Ok(());
+                }
                 Some(a)
-                    if a.saw_all
-                        && sh.frontier.worker().is_some()
-                        && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
-                {
-                    // A shared frontier: other workers hold URLs whose links may
-                    // bring more work, or hosts this one may take when they let go.
-                    sched.swept = None;
-                    wait(&sh, Some(SHARED_IDLE_POLL));
-                    continue;
-                }
-                Some(a) if a.saw_all => {
-                    let outcome = if a.saw_at_limit {
-                        tracing::info!("every remaining URL is on a host at its page limit");
-                        CrawlOutcome::LimitReached(Limit::PagesPerHost)
-                    } else {
-                        CrawlOutcome::Completed
-                    };
-                    sh.end(outcome);
-                    return Ok(());
-                }
-                // The pass did not get round every ready host: go on at once.
-                Some(_) => continue,
-                // No room left under the page limit, for now: other workers' leases
-                // hold it, and those that write no record give it back.
-                None if tally.is_some_and(|t| cfg.limits.max_pages.is_some_and(|m| t.written < m))
-                    && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
-                {
-                    wait(&sh, Some(SHARED_IDLE_POLL));
-                    continue;
-                }
-                // No room left under the page limit.
+            } else {
+                None
+            };
+            if progressed {
+                continue;
+            }
+            let now = Instant::now();
+            let mut next: Option<Duration> = sched
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(now));
+            // A host with a persisted wait (a cool-down) comes back at its time.
+            let next_ms = match &admitted {
+                Some(a) => a.next_ms,
                 None => {
-                    let queued = sh.frontier.counts().map_err(|e| sh.state_error(e))?.queued;
-                    let outcome = if cfg.limits.max_pages.is_some() && queued > 0 {
-                        CrawlOutcome::LimitReached(Limit::Pages)
-                    } else {
-                        CrawlOutcome::Completed
-                    };
-                    sh.end(outcome);
-                    return Ok(());
+                    sh.frontier
+                        .ready_scan(None, now_ms(), 0)
+                        .map_err(|e| sh.state_error(e))?
+                        .next_ms
+                }
+            };
+            if let Some(t) = next_ms {
+                soonest(Duration::from_millis(t.saturating_sub(now_ms())), &mut next);
+            }
+            let waiting = next.is_some() || !sched.lane_queue.is_empty();
+            // `in_flight` was read before the ready hosts were: an ack enqueues its links
+            // before it lowers the count, so 0 there means no link can have arrived unseen.
+            // With nothing in flight, nothing is buffered and every permit is free.
+            if in_flight == 0 && !waiting {
+                match &admitted {
+                    // Every host that may be fetched now was looked at and none was
+                    // taken on: only hosts at their page limit are left, if any.
+                    Some(a)
+                        if a.saw_all
+                            && sh.frontier.worker().is_some()
+                            && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
+                    {
+                        // A shared frontier: other workers hold URLs whose links may
+                        // bring more work, or hosts this one may take when they let go.
+                        sched.swept = None;
+                        wait(&sh, Some(SHARED_IDLE_POLL));
+                        continue;
+                    }
+                    Some(a) if a.saw_all => {
+                        let outcome = if a.saw_at_limit {
+                            tracing::info!("every remaining URL is on a host at its page limit");
+                            CrawlOutcome::LimitReached(Limit::PagesPerHost)
+                        } else {
+                            CrawlOutcome::Completed
+                        };
+                        sh.end(outcome);
+                        return Ok(());
+                    }
+                    // The pass did not get round every ready host: go on at once.
+                    Some(_) => continue,
+                    // No room left under the page limit, for now: other workers' leases
+                    // hold it, and those that write no record give it back.
+                    None if tally.is_some_and(|t| cfg.limits.max_pages.is_some_and(|m| t.written < m))
+                        && !sh.frontier.finished().map_err(|e| sh.state_error(e))? =>
+                    {
+                        wait(&sh, Some(SHARED_IDLE_POLL));
+                        continue;
+                    }
+                    // No room left under the page limit.
+                    None => {
+                        let queued = sh.frontier.counts().map_err(|e| sh.state_error(e))?.queued;
+                        let outcome = if cfg.limits.max_pages.is_some() && queued > 0 {
+                            CrawlOutcome::LimitReached(Limit::Pages)
+                        } else {
+                            CrawlOutcome::Completed
+                        };
+                        sh.end(outcome);
+                        return Ok(());
+                    }
                 }
             }
+            if admitted.as_ref().is_some_and(|a| !a.saw_all) {
+                // More ready hosts to look at while permits are free.
+                continue;
+            }
+            wait(&sh, next);
         }
-        if admitted.as_ref().is_some_and(|a| !a.saw_all) {
-            // More ready hosts to look at while permits are free.
-            continue;
-        }
-        wait(&sh, next);
-    }
+    })();
+    // The hosts still claimed go back to a shared frontier with their pace, so the
+    // workers that take them next keep it (a no-op for an embedded one).
+    sched.release_all();
+    run
 }
