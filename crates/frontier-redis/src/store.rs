@@ -42,6 +42,37 @@ pub(crate) struct Claim {
     pub(crate) hand_over: bool,
 }
 
+/// The fingerprints this process has sent to the server (in an enqueue or an ack
+/// that was answered), so that a link seen again is not sent again: most links of a
+/// page lead to URLs already known, and their seen-checks were most of the ack
+/// script's work. The seen set only grows, so a fingerprint once stored stays
+/// seen; a server that lost writes is found by the next write, and the worker then
+/// opens a new store, with an empty cache. Two generations of at most
+/// [`KNOWN_PER_GENERATION`] each: when the newer one fills, the older is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    new: std::collections::HashSet<u128>,
+    old: std::collections::HashSet<u128>,
+}
+
+/// Fingerprints per generation of [`Known`]: two of them take about 8 MiB.
+const KNOWN_PER_GENERATION: usize = 1 << 17;
+
+impl Known {
+    /// Whether `fp` is not known to be stored; notes it as stored from now on (the
+    /// call it goes out in either succeeds, or fails this store for good).
+    pub(crate) fn first(&mut self, fp: u128) -> bool {
+        if self.new.contains(&fp) || self.old.contains(&fp) {
+            return false;
+        }
+        if self.new.len() >= KNOWN_PER_GENERATION {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.insert(fp);
+        true
+    }
+}
+
 /// The part of the ttl kept back from a claim's local deadline, for clock drift and
 /// the time a renewal takes to reach the server.
 pub(crate) fn margin(ttl: Duration) -> Duration {
@@ -84,6 +115,8 @@ pub(crate) struct Shared {
     /// The records written and the URLs leased by every worker, as the last lease,
     /// ack or `finished` heard them; kept once a page limit is shared.
     pub(crate) tally: Mutex<Option<PageTally>>,
+    /// The fingerprints sent already ([`Known`]).
+    pub(crate) known: Mutex<Known>,
     /// Set when the handle is dropped: the renewal thread stops, and calls stop
     /// reconnecting.
     pub(crate) stop: AtomicBool,
@@ -167,6 +200,12 @@ impl Shared {
 
     pub(crate) fn claims(&self) -> MutexGuard<'_, HashMap<u32, Claim>> {
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Empties the cache of fingerprints sent ([`Known`]): after a refused write, what
+    /// it carried is not stored.
+    pub(crate) fn forget_known(&self) {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = Known::default();
     }
 
     /// Notes the tally a reply brought.
@@ -307,6 +346,7 @@ impl RedisFrontier {
             }),
             claims: Mutex::new(HashMap::new()),
             tally: Mutex::new(None),
+            known: Mutex::new(Known::default()),
             stop: AtomicBool::new(false),
             sleep: (Mutex::new(()), Condvar::new()),
             opts,
@@ -355,19 +395,22 @@ impl RedisFrontier {
     }
 
     /// For tests: makes the next ack reuse the last ack's sequence number, as the
-    /// resend of an ack whose reply was lost does. The server answers it as a retry
-    /// and applies nothing.
+    /// resend of an ack whose reply was lost does (with the same links: the cache of
+    /// those sent is emptied). The server answers it as a retry and applies nothing.
     pub fn resend_last_ack_for_tests(&self) {
         let mut m = self.shared.main();
         m.seq = m.seq.saturating_sub(1);
+        self.shared.forget_known();
     }
 
     /// For tests: makes the next enqueue, lease or fail_host reuse the last one's op
-    /// id, as the resend of a call whose reply was lost does. The server answers it
-    /// with the first call's answer and applies nothing.
+    /// id, as the resend of a call whose reply was lost does (with the same URLs: the
+    /// cache of those sent is emptied). The server answers it with the first call's
+    /// answer and applies nothing.
     pub fn resend_last_op_for_tests(&self) {
         let mut m = self.shared.main();
         m.op = m.op.saturating_sub(1);
+        self.shared.forget_known();
     }
 
     /// The host ids this process holds a claim on (as far as it knows), in id order.

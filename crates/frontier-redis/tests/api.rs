@@ -819,3 +819,27 @@ fn a_worker_cannot_overwrite_the_politeness_of_a_host_another_one_claims() {
     a.set_politeness(h, p).expect("set by the owner");
     assert_eq!(b.politeness(h).expect("read"), Some(p));
 }
+
+#[test]
+fn a_url_this_worker_sent_before_is_not_sent_again() {
+    let server = RedisServer::start().expect("server");
+    let f = open(server.options("c", "a"));
+    assert_eq!(f.enqueue(vec![NewUrl::page(url(0, 1), 0)]).expect("enqueue"), 1);
+    // Were it sent again, the server would find it unseen: its seen-set entry is gone.
+    let fp = trawl_frontier::Fingerprint::of(&url(0, 1)).0;
+    let hash: Vec<String> = redis::cmd("KEYS")
+        .arg("trawl:c:s:*")
+        .query(&mut raw(&server))
+        .expect("keys");
+    assert_eq!(hash.len(), 1);
+    redis::cmd("HDEL")
+        .arg(&hash[0])
+        .arg(&fp.to_be_bytes()[8..])
+        .exec(&mut raw(&server))
+        .expect("hdel");
+    assert_eq!(f.enqueue(vec![NewUrl::page(url(0, 1), 0)]).expect("again"), 0);
+    // A store opened afresh knows nothing yet, and sends it.
+    drop(f);
+    let f = open(server.options("c", "a"));
+    assert_eq!(f.enqueue(vec![NewUrl::page(url(0, 1), 0)]).expect("afresh"), 1);
+}

@@ -13,15 +13,20 @@ use crate::codec::{array, bytes, opt_bytes, text};
 /// `usize::MAX` is more).
 const MAX_COUNT: usize = 1 << 40;
 
-/// Appends the (fingerprint, host key, record) triples of the URLs that have a host.
-fn push_urls(args: &mut Args, urls: Vec<NewUrl>) -> usize {
+/// Appends the (fingerprint, host key, record) triples of the URLs that have a host
+/// and that this process has not sent before ([`Known`](super::Known)).
+fn push_urls(sh: &Shared, args: &mut Args, urls: Vec<NewUrl>) -> usize {
     let mut n = 0;
+    let mut known = sh.known.lock().unwrap_or_else(|e| e.into_inner());
     for u in urls {
         let Some(host) = host_of(&u.url) else {
             tracing::warn!(url = %u.url, "not enqueued: no scheme://host in it");
             continue;
         };
         let fp = Fingerprint::of(&u.url);
+        if !known.first(fp.0) {
+            continue;
+        }
         args.push(fp.0.to_be_bytes().to_vec());
         args.push(host.as_bytes().to_vec());
         args.push(codec::encode_record(fp, u.priority, u.depth, &u.url, &u.data));
@@ -48,7 +53,7 @@ impl FrontierStore for RedisFrontier {
     fn enqueue(&self, urls: Vec<NewUrl>) -> Result<usize> {
         let sh = &*self.shared;
         let mut args = vec![Vec::new(), Vec::new()];
-        let n = push_urls(&mut args, urls);
+        let n = push_urls(sh, &mut args, urls);
         if n == 0 {
             return Ok(0);
         }
@@ -59,7 +64,7 @@ impl FrontierStore for RedisFrontier {
         args[0] = arg(op);
         args.insert(1, seen(&m));
         let reply = array(sh.eval(&mut m.link, &sh.scripts.enqueue, &args)?)?.into_iter();
-        let new = number(applied(&mut m, op, reply)?.unwrap_or(Value::Nil))?;
+        let new = number(applied(sh, &mut m, op, reply)?.unwrap_or(Value::Nil))?;
         Ok(new as usize)
     }
 
@@ -153,7 +158,7 @@ impl FrontierStore for RedisFrontier {
         }
         let at = args.len();
         args.push(Vec::new());
-        let n = push_urls(&mut args, links);
+        let n = push_urls(sh, &mut args, links);
         args[at] = arg(n);
         args.push(arg(checkpoints.len()));
         for (sink, cp) in checkpoints {
@@ -171,8 +176,10 @@ impl FrontierStore for RedisFrontier {
         match status.as_str() {
             "ok" | "retry" => {}
             "lost" => {
-                // Nothing was applied, so this number is free again.
+                // Nothing was applied, so this number is free again, and the links it
+                // carried are not known to be stored.
                 m.seq = seq - 1;
+                sh.forget_known();
                 let reason = text(reply.next().unwrap_or(Value::Nil))?;
                 return Err(lost(reason));
             }
@@ -322,7 +329,7 @@ impl FrontierStore for RedisFrontier {
         m.op = op;
         let args = vec![arg(op), seen(&m), arg(id.0)];
         let reply = array(sh.eval(&mut m.link, &sh.scripts.fail_host, &args)?)?.into_iter();
-        let n = number(applied(&mut m, op, reply)?.unwrap_or(Value::Nil))?;
+        let n = number(applied(sh, &mut m, op, reply)?.unwrap_or(Value::Nil))?;
         drop(m);
         if n > 0 {
             tracing::debug!(host = id.0, n, reason, "failed the queued URLs of a host");
@@ -449,7 +456,12 @@ fn seen(m: &Main) -> Vec<u8> {
 /// The answer of an op script (enqueue, fail_host): `{'ok', value}` notes the op as
 /// stored and gives the value; `{'lost', reason}` gives the op id back (nothing was
 /// applied) and is [`Error::LostOwnership`].
-fn applied(m: &mut Main, op: u64, mut reply: impl Iterator<Item = Value>) -> Result<Option<Value>> {
+fn applied(
+    sh: &Shared,
+    m: &mut Main,
+    op: u64,
+    mut reply: impl Iterator<Item = Value>,
+) -> Result<Option<Value>> {
     let status = text(reply.next().unwrap_or(Value::Nil))?;
     match status.as_str() {
         "ok" => {
@@ -458,6 +470,7 @@ fn applied(m: &mut Main, op: u64, mut reply: impl Iterator<Item = Value>) -> Res
         }
         "lost" => {
             m.op = op - 1;
+            sh.forget_known();
             Err(lost(text(reply.next().unwrap_or(Value::Nil))?))
         }
         other => Err(codec::corrupt(format!("an op answered {other:?}"))),
