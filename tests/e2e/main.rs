@@ -6,6 +6,7 @@ mod adaptive;
 mod archive;
 mod broad;
 mod broken;
+mod chaos;
 mod cli;
 mod crash;
 mod crawl;

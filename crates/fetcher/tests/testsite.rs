@@ -665,6 +665,44 @@ async fn a_claim_spent_on_robots_txt_is_followed_by_the_crawl_delay() {
 }
 
 #[tokio::test]
+async fn two_claims_made_before_robots_txt_is_read_are_both_spaced_from_it() {
+    let site = TestSite::new().track_requests(true).start().await.expect("site");
+    let mut policy = GatePolicy::default();
+    policy.rate = Some(4.0);
+    policy.concurrency = 2;
+    let f = fetcher().politeness(policy).build().expect("fetcher");
+    let (a, b) = (site.site().page_url(1), site.site().page_url(2));
+    let gate = f.gate(&url::Url::parse(&a).expect("url"));
+    // Both starts are claimed, a quarter of a second apart, before either request
+    // goes: one call fetches robots.txt after them, the other waits for its answer.
+    let first = gate.try_acquire().expect("claimed");
+    let second = loop {
+        match gate.try_acquire() {
+            Ok(p) => break p,
+            Err(trawl_fetcher::NotReady::Wait(d)) => tokio::time::sleep(d).await,
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    let (ra, rb) = tokio::join!(f.fetch_claimed(&a, first), f.fetch_claimed(&b, second));
+    ra.expect("a");
+    rb.expect("b");
+    let mut at: Vec<_> = site.requests().into_iter().map(|r| (r.at, r.url)).collect();
+    at.sort();
+    assert_eq!(at.len(), 3, "robots.txt and the two pages: {at:?}");
+    // Each request at least half the interval (0.25 s) after the one before: a
+    // claim reused after the robots.txt request went out would follow it at once.
+    for w in at.windows(2) {
+        assert!(
+            w[1].0 - w[0].0 >= Duration::from_millis(125),
+            "{} then {} {:?} later",
+            w[0].1,
+            w[1].1,
+            w[1].0 - w[0].0
+        );
+    }
+}
+
+#[tokio::test]
 async fn over_tls_with_the_sites_ca_pages_come_over_http_2() {
     let site = TestSite::new().tls(true).start().await.expect("site");
     let f = fetcher()

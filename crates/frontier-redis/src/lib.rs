@@ -47,7 +47,9 @@
 //! - **Opening again with the same worker name recovers a restart**: the worker's
 //!   leases go back to their queues (in lease order, attempts kept; those that used up
 //!   `max_attempts` are failed) and its hosts are released, as the sled frontier's
-//!   reopen does.
+//!   reopen does; a host whose claim had not run out yet is not fetched again before
+//!   it would have (its politeness' next allowed time is the claim's expiry), since
+//!   the earlier run may have just sent it a request and its pace went with it.
 //! - **Fairness**: a worker holds at most ceil(H / W) + 1 claims, H being the hosts
 //!   with queued or leased URLs and W the live workers (a heartbeat within the ttl).
 //! - **Memory**: the seen set costs under 32 bytes per known URL (bucketed hashes of

@@ -263,7 +263,9 @@ impl RedisFrontier {
     /// seen set's layout, registers the worker, and recovers an earlier run of a
     /// worker of the same name: every URL it still had leased goes back to its queue
     /// (at the back of its class, in lease order, attempts kept; the ones that used up
-    /// `max_attempts` are failed as quarantined) and its hosts are released. See
+    /// `max_attempts` are failed as quarantined) and its hosts are released, each one
+    /// whose claim had not run out yet with its next request held back until it would
+    /// have (the earlier run's pace for the host went with it). See
     /// [`RedisFrontier::open_report`]. It then starts the thread that renews this
     /// worker's claims.
     ///

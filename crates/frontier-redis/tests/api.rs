@@ -535,6 +535,41 @@ fn reopening_a_worker_requeues_its_leases_and_releases_its_hosts() {
 }
 
 #[test]
+fn a_reopened_worker_gives_its_hosts_back_when_its_old_claims_would_have_run_out() {
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a"));
+    let b = open(server.options("c", "b"));
+    seed(&a, 2, 2);
+    let (h0, h1) = (host(&a, 0), host(&a, 1));
+    // A holds h0 (and may have just sent a request to it) when it dies.
+    assert_eq!(a.lease(h0, 1).expect("lease").len(), 1);
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64
+    };
+    let before = now_ms();
+    drop(a);
+    let a = open(server.options("c", "a"));
+    assert_eq!(a.open_report().requeued, 1);
+    assert!(a.claimed().is_empty());
+    // Its pace went with it: h0 waits until the dead run's claim would have run out,
+    // in the politeness every worker restores and in the ready index.
+    let p = b.politeness(h0).expect("read").expect("known");
+    assert!(
+        p.next_allowed_at_ms >= before + TTL.as_millis() as u64 - 1_000,
+        "{p:?}, {before}"
+    );
+    let scan = b.ready_scan(None, now_ms(), 10).expect("scan");
+    assert_eq!((scan.hosts, scan.next_ms), (vec![h1], Some(p.next_allowed_at_ms)));
+    assert_eq!(
+        b.politeness(h1).expect("read").expect("known").next_allowed_at_ms,
+        0
+    );
+}
+
+#[test]
 fn a_full_seen_set_hash_goes_on_in_the_next_one_of_its_bucket() {
     let server = RedisServer::start_with(&["--hash-max-listpack-entries", "16"]).expect("server");
     let f = open(server.options("c", "a").seen_buckets(2));

@@ -157,7 +157,8 @@ impl Fetcher {
     /// without blocking keeps no spacing of its own. When a cool-down began after the
     /// claim (a 429 to another request, say), nothing is sent and it returns
     /// [`Error::CoolingDown`]; when this call had to fetch the host's robots.txt first,
-    /// it waits for the time rules again so that the two requests are spaced too.
+    /// or waited while another call did, it waits for the time rules again so that the
+    /// requests are spaced too.
     /// Retries acquire as usual.
     ///
     /// # Errors
@@ -272,7 +273,11 @@ impl Fetcher {
         let mut robots_fetched = false;
         if self.inner.cfg.robots && url.path() != "/robots.txt" {
             let outcome = self.robots_for(&url, false).await;
-            robots_fetched = outcome.fetched;
+            // A robots.txt request may have gone out since the claim: this call's own,
+            // or that of another call this one waited for (two requests claimed before
+            // the host's robots.txt was read: the second one's start came before the
+            // robots.txt request's, and sent now it would follow it at once).
+            robots_fetched = outcome.fetched || outcome.waited;
             let ok = match outcome.verdict {
                 RobotsVerdict::AllowAll => true,
                 RobotsVerdict::DisallowAll | RobotsVerdict::Unreachable => {
@@ -303,7 +308,8 @@ impl Fetcher {
                         return Err(Error::CoolingDown { url, wait: cooling });
                     }
                     if robots_fetched {
-                        // The robots.txt request used the start this claim was for.
+                        // A robots.txt request started after this claim: claim a
+                        // start after it.
                         gate.acquire_start().await;
                     }
                     permit

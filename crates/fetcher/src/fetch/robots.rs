@@ -64,6 +64,9 @@ pub(super) struct RobotsOutcome {
     pub(super) verdict: RobotsVerdict,
     /// Whether this call sent the robots.txt request (not a cache or store hit).
     pub(super) fetched: bool,
+    /// Whether this call waited while another call settled robots.txt (which may have
+    /// sent its request meanwhile).
+    pub(super) waited: bool,
     /// Why no answer came, for the caller that fetched it.
     pub(super) failure: Option<Error>,
 }
@@ -160,15 +163,16 @@ impl Fetcher {
     /// or a fetch. With `refresh_unreachable`, a cached "no answer" is not trusted
     /// and robots.txt is fetched again, so that the caller learns why.
     pub(super) async fn robots_for(&self, url: &Url, refresh_unreachable: bool) -> RobotsOutcome {
-        let cached = |v: RobotsVerdict| RobotsOutcome {
+        let cached = |v: RobotsVerdict, waited: bool| RobotsOutcome {
             verdict: v,
             fetched: false,
+            waited,
             failure: None,
         };
         let usable = |v: &RobotsVerdict| !(refresh_unreachable && matches!(v, RobotsVerdict::Unreachable));
         let key = origin(url);
         if let Some(v) = self.cached_robots(&key).filter(usable) {
-            return cached(v);
+            return cached(v, false);
         }
         // One robots.txt request per origin: concurrent first requests wait for it.
         let flight = {
@@ -181,7 +185,8 @@ impl Fetcher {
         };
         let _turn = flight.lock().await;
         if let Some(v) = self.cached_robots(&key).filter(usable) {
-            return cached(v);
+            // Another call settled it while this one waited.
+            return cached(v, true);
         }
         // A stored answer that is still fresh saves the request (a resumed crawl does
         // not fetch a fresh robots.txt again).
@@ -247,6 +252,7 @@ impl Fetcher {
         RobotsOutcome {
             verdict,
             fetched,
+            waited: false,
             failure,
         }
     }

@@ -1,6 +1,10 @@
 -- open: registers the worker and recovers a restart of it: every lease it still
 -- holds goes back to its queue (in lease order, attempts kept; those that used up
--- their attempts are failed as quarantined) and its claims end.
+-- their attempts are failed as quarantined) and its claims end. A host whose claim
+-- had not run out yet is not fetched again before it would have: the earlier run
+-- may have started a request just before it stopped, and the pace it kept for the
+-- host went with it (it started a request only while its claim lasted past the
+-- request's end, so by then a timeout and the claim's margin have passed since).
 -- Returns {requeued, quarantined, ack seq, op id}.
 redis.call('ZADD', WORKERS, S(NOW), W)
 reap()
@@ -9,6 +13,11 @@ for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
   local a, b = return_leases(W, h)
   requeued = requeued + a
   quarantined = quarantined + b
+  local exp = redis.call('ZSCORE', CLAIMS, h)
+  if exp and redis.call('HGET', hk(h), 'o') == W
+      and tonumber(exp) > num(redis.call('HGET', hk(h), 'pn')) then
+    redis.call('HSET', hk(h), 'pn', S(tonumber(exp)))
+  end
   drop_claim(h, W)
 end
 place_touched()
