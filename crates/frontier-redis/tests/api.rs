@@ -550,7 +550,7 @@ fn a_reopened_worker_gives_its_hosts_back_when_its_old_claims_would_have_run_out
             .as_millis() as u64
     };
     let before = now_ms();
-    drop(a);
+    a.crash_for_tests();
     let a = open(server.options("c", "a"));
     assert_eq!(a.open_report().requeued, 1);
     assert!(a.claimed().is_empty());
@@ -786,10 +786,15 @@ fn a_worker_that_stops_hands_its_hosts_and_leases_back_at_once() {
     let h = host(&a, 0);
     assert_eq!(a.lease(h, 3).expect("lease").len(), 3);
     assert_eq!(b.lease(h, 3).expect("lease"), vec![], "a holds the host");
+    // The engine lets go of its hosts with their pace as it ends (the release waits
+    // for the leases out), then drops the store.
+    a.release(h).expect("release");
     drop(a);
     // Without waiting out the ttl: the host and its three leased URLs are b's to take.
     let c = b.verify().expect("consistent");
     assert_eq!((c.queued, c.leased), (4, 0));
+    let scan = b.ready_scan(None, 0, 10).expect("scan");
+    assert_eq!((scan.hosts, scan.next_ms), (vec![h], None), "ready at once");
     assert_eq!(b.lease(h, 10).expect("lease").len(), 4);
     let s = trawl_frontier_redis::crawl_status(&server.url(), "c")
         .expect("status")

@@ -266,6 +266,20 @@ local function fair_cap()
   if workers < 1 then workers = 1 end
   return math.ceil(hosts / workers) + 1
 end
+-- A host this worker still claims as it stops or restarts: the run that held it may
+-- have started a request just before, and the pace it kept went with it. It started a
+-- request only while its claim lasted past the request's end, so the claim's expiry
+-- is a safe next allowed time (a timeout and the claim's margin after any request).
+-- Not for a host whose release is pending: the worker stored its pace as it let go,
+-- and started nothing since (leasing again cancels the release).
+local function hold_pace(h)
+  if redis.call('HEXISTS', hk(h), 'rp') == 1 then return end
+  local exp = redis.call('ZSCORE', CLAIMS, h)
+  if exp and redis.call('HGET', hk(h), 'o') == W
+      and tonumber(exp) > num(redis.call('HGET', hk(h), 'pn')) then
+    redis.call('HSET', hk(h), 'pn', S(tonumber(exp)))
+  end
+end
 -- Records written by every worker: the count a shared page limit is held to.
 local PAGES = 'pg'
 -- The records written and the URLs leased, by every worker.

@@ -13,11 +13,7 @@ for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
   local a, b = return_leases(W, h)
   requeued = requeued + a
   quarantined = quarantined + b
-  local exp = redis.call('ZSCORE', CLAIMS, h)
-  if exp and redis.call('HGET', hk(h), 'o') == W
-      and tonumber(exp) > num(redis.call('HGET', hk(h), 'pn')) then
-    redis.call('HSET', hk(h), 'pn', S(tonumber(exp)))
-  end
+  hold_pace(h)
   drop_claim(h, W)
 end
 place_touched()
