@@ -280,6 +280,19 @@ local function hold_pace(h)
     redis.call('HSET', hk(h), 'pn', S(tonumber(exp)))
   end
 end
+-- Ends every claim of this worker as it stops or restarts: its leases go back to their
+-- queues (hold_pace keeps each host's pace). Returns the URLs requeued and quarantined.
+local function give_back()
+  local requeued, quarantined = 0, 0
+  for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
+    local a, b = return_leases(W, h)
+    requeued = requeued + a
+    quarantined = quarantined + b
+    hold_pace(h)
+    drop_claim(h, W)
+  end
+  return requeued, quarantined
+end
 -- Records written by every worker: the count a shared page limit is held to.
 local PAGES = 'pg'
 -- The records written and the URLs leased, by every worker.

@@ -6,14 +6,7 @@
 -- were not acked) waits as after a crash (hold_pace).
 -- Returns {requeued, quarantined}.
 reap()
-local requeued, quarantined = 0, 0
-for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
-  local a, b = return_leases(W, h)
-  requeued = requeued + a
-  quarantined = quarantined + b
-  hold_pace(h)
-  drop_claim(h, W)
-end
+local requeued, quarantined = give_back()
 place_touched()
 redis.call('ZADD', WORKERS, S(NOW - TTL - 1), W)
 redis.call('HSET', wk(W), 'left', S(NOW))

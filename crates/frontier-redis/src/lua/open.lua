@@ -8,14 +8,7 @@
 -- Returns {requeued, quarantined, ack seq, op id}.
 redis.call('ZADD', WORKERS, S(NOW), W)
 reap()
-local requeued, quarantined = 0, 0
-for _, h in ipairs(redis.call('SMEMBERS', wck(W))) do
-  local a, b = return_leases(W, h)
-  requeued = requeued + a
-  quarantined = quarantined + b
-  hold_pace(h)
-  drop_claim(h, W)
-end
+local requeued, quarantined = give_back()
 place_touched()
 local w = wk(W)
 redis.call('HDEL', w, 'or', 'oh')
