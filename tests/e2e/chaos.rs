@@ -49,7 +49,7 @@ const LOG_FILTER: &str = "warn,trawl_engine::crawl::commit=info";
 /// The most the whole test may take before it fails as hung.
 const HUNG: Duration = Duration::from_secs(240);
 /// The line a worker logs when it cuts back and joins again (`trawl::crawl::run_crawl`),
-/// and the one its renewal logs for a claim it finds gone.
+/// and the one it logs for a claim it finds gone (at a renewal, or a lease that takes the host again).
 const REJOINED: &str = "lost its claim on the shared crawl";
 const LOST_CLAIM: &str = "lost the claim on a host";
 
@@ -507,9 +507,10 @@ async fn four_workers_survive_kills_a_pause_and_a_redis_crash() {
         assert_eq!(w.exit, Some(0), "{}: last run\n{}", w.name, w.log_text());
     }
     // The paused worker found its claims gone when it went on: its renewal was refused
-    // them, and with leases still out (an ack refused, or a request it could no longer
-    // start) it cut its outputs back and joined again. (With none out, it had nothing
-    // to cut back: it takes other hosts.)
+    // them (or, first to run, a lease took a host again with a new epoch), and with
+    // leases still out (an ack refused, or a request it could no longer start) it cut
+    // its outputs back and joined again. (With none out, it had nothing to cut back: it
+    // takes hosts again.)
     let after = workers[stopped].log_text()[offset..].to_string();
     let rejoined = after.lines().find(|l| l.contains(REJOINED));
     let lost = after.lines().filter(|l| l.contains(LOST_CLAIM)).count();

@@ -858,6 +858,63 @@ fn a_worker_cannot_overwrite_the_politeness_of_a_host_another_one_claims() {
     p.backoff_level = 1;
     a.set_politeness(h, p).expect("set by the owner");
     assert_eq!(b.politeness(h).expect("read"), Some(p));
+    // A Retry-After b was given is the server's answer: it pushes the host's wait
+    // forward, though b's backoff and failures are not taken.
+    let later = Politeness {
+        retry_after_until_ms: kept.retry_after_until_ms + 5_000,
+        consecutive_failures: 7,
+        ..Politeness::default()
+    };
+    b.set_politeness(h, later).expect("set");
+    let got = a.politeness(h).expect("read").expect("known");
+    assert_eq!(
+        (
+            got.retry_after_until_ms,
+            got.backoff_level,
+            got.consecutive_failures
+        ),
+        (later.retry_after_until_ms, 1, 0)
+    );
+}
+
+#[test]
+fn a_stale_write_of_the_owner_does_not_undo_a_wait() {
+    // The commit stage stores a Retry-After while the scheduler, letting the host go,
+    // writes back the pace it read before: the wait and the later next-allowed time
+    // both stay, the rest is the last write's.
+    let server = RedisServer::start().expect("server");
+    let a = open(server.options("c", "a"));
+    seed(&a, 1, 2);
+    let h = host(&a, 0);
+    assert_eq!(a.lease(h, 1).expect("lease").len(), 1);
+    let cooling = Politeness {
+        next_allowed_at_ms: 1_700_000_001_000,
+        retry_after_until_ms: 1_700_000_009_000,
+        backoff_level: 2,
+        ..Politeness::default()
+    };
+    a.set_politeness(h, cooling).expect("set");
+    let stale = Politeness {
+        next_allowed_at_ms: 1_700_000_000_500,
+        consecutive_failures: 1,
+        ..Politeness::default()
+    };
+    a.set_politeness(h, stale).expect("set");
+    let got = a.politeness(h).expect("read").expect("known");
+    assert_eq!(
+        got,
+        Politeness {
+            next_allowed_at_ms: cooling.next_allowed_at_ms,
+            retry_after_until_ms: cooling.retry_after_until_ms,
+            ..stale
+        }
+    );
+    // The ready index goes by the wait kept, not the one last written.
+    let scan = a.ready_scan(None, 1_700_000_002_000, 10).expect("scan");
+    assert_eq!(
+        (scan.hosts.len(), scan.next_ms),
+        (0, Some(cooling.retry_after_until_ms))
+    );
 }
 
 #[test]

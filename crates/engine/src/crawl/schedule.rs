@@ -310,6 +310,22 @@ impl Scheduler<'_> {
             SlotGate::Resolving(url) => url,
         };
         if let Some(g) = self.sh.fetcher.try_gate(url) {
+            if self.sh.frontier.worker().is_some() {
+                // As when the slot opens with its gate at hand: the host may come from
+                // another worker, with its cool-down, backoff and adaptive rate.
+                match self.sh.frontier.politeness(id) {
+                    Ok(Some(p)) => restore_gate(&g, &p),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Try again shortly; its pace is not known yet.
+                        tracing::debug!(host = id.0, error = %e, "cannot read a host's politeness");
+                        if slot.timer.is_none() {
+                            self.set_timer(id, RESOLVE_POLL);
+                        }
+                        return None;
+                    }
+                }
+            }
             slot.gate = SlotGate::Ready(g.clone());
             self.resolving -= 1;
             return Some(g);
@@ -328,8 +344,6 @@ impl Scheduler<'_> {
         }
     }
 
-    /// Leases for and dispatches the requests of one host that may go now; then
-    /// drops its slot if nothing will bring the scheduler back to it.
     /// Closes every slot still open, giving its host back to a shared frontier with
     /// the time its next request may start (a claim with leases out goes with their
     /// acks). Best effort: a store that cannot be reached now lets the claims run out.
@@ -345,6 +359,8 @@ impl Scheduler<'_> {
         }
     }
 
+    /// Leases for and dispatches the requests of one host that may go now; then
+    /// drops its slot if nothing will bring the scheduler back to it.
     fn serve(&mut self, id: HostId, room: &mut u64, progressed: &mut bool) -> Result<Served, Error> {
         let served = self.serve_inner(id, room, progressed);
         let lane_free = self.sh.sitemap_lane.available_permits() > 0;

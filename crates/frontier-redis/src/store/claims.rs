@@ -96,7 +96,15 @@ impl Shared {
         let mut claims = self.claims();
         match claims.get(&host.0) {
             Some(c) if c.epoch == epoch => {}
-            _ => {
+            old => {
+                if let Some(c) = old
+                    && !c.lost
+                    && sent >= c.deadline
+                {
+                    // The claim ran out before a renewal could say so (this process
+                    // was paused, say), and this lease took the host again.
+                    tracing::warn!(host = host.0, epoch = c.epoch, "lost the claim on a host");
+                }
                 claims.insert(
                     host.0,
                     Claim {
