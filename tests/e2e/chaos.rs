@@ -49,7 +49,8 @@ const LOG_FILTER: &str = "warn,trawl_engine::crawl::commit=info";
 /// The most the whole test may take before it fails as hung.
 const HUNG: Duration = Duration::from_secs(240);
 /// The line a worker logs when it cuts back and joins again (`trawl::crawl::run_crawl`),
-/// and the one it logs for a claim it finds gone (at a renewal, or a lease that takes the host again).
+/// and the one it logs for a claim it finds gone (at a renewal, or a lease that takes
+/// the host again).
 const REJOINED: &str = "lost its claim on the shared crawl";
 const LOST_CLAIM: &str = "lost the claim on a host";
 
