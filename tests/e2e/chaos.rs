@@ -339,19 +339,27 @@ async fn four_workers_survive_kills_a_pause_and_a_redis_crash() {
     };
     let tick = || tokio::time::sleep(Duration::from_millis(20));
 
-    // First, a worker killed while a host of its own is in a Retry-After: as soon as one
-    // says the cool-down is durable, it is killed and started again at once, so the
-    // host changes hands (or comes back to it) with the wait still running.
+    // First, a worker killed while a host of its own is in a Retry-After. It is killed
+    // once every cooling host's cool-down is durable (each has its "host cooling down"
+    // line): killing it when only one is could fall between another host's 429 and its
+    // commit, and a wait the worker never stored is one no crawler could keep. It is
+    // started again at once, so the host changes hands (or comes back to it) with the
+    // wait still running.
+    // The line names the host by its authority (`host=127.0.0.1:PORT`).
+    let cooled = |log: &str, base: &str| {
+        let field = format!("host={}", base.split_once("://").map_or(base, |(_, a)| a));
+        log.lines()
+            .any(|l| l.contains("host cooling down") && l.split_whitespace().any(|w| w == field))
+    };
     let victim = loop {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
-            "no worker reported a cool-down"
+            "the cooling hosts' cool-downs were not all reported"
         );
         poll(&mut workers);
-        if let Some(i) = workers
-            .iter()
-            .position(|w| w.log_text().contains("host cooling down"))
-        {
+        let logs: Vec<String> = workers.iter().map(Worker::log_text).collect();
+        let all_durable = cooling.iter().all(|&h| logs.iter().any(|l| cooled(l, &bases[h])));
+        if all_durable && let Some(i) = logs.iter().position(|l| l.contains("host cooling down")) {
             break i;
         }
         tick().await;
