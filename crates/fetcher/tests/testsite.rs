@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use trawl_fetcher::{Fetcher, GatePolicy, RobotsStore};
+use trawl_fetcher::{Fetcher, GatePolicy, RequestOptions, RobotsStore};
 use trawl_testsite::{RobotsVariant, TestSite};
 
 const UA: &str = "trawl-test/0.1 (+https://example.invalid/bot)";
@@ -453,6 +453,31 @@ async fn conditional_get_answers_not_modified() {
         last_modified: None,
     };
     assert_eq!(f.fetch_conditional(&url, &stale).await.expect("inm").status, 200);
+}
+
+#[tokio::test]
+async fn close_connection_ends_the_connection_after_the_response() {
+    let site = TestSite::new().pages(10).start().await.expect("site");
+    let f = fetcher().robots(false).build().expect("fetcher");
+    let close = RequestOptions::new().close_connection(true);
+    for i in 0..4 {
+        let page = f
+            .fetch_with(&site.site().page_url(i), &close)
+            .await
+            .expect("fetch");
+        assert_eq!(page.status, 200);
+        // The server saw the request's `Connection: close` and answered in kind.
+        let answer = page.headers.get("connection").and_then(|v| v.to_str().ok());
+        assert_eq!(answer, Some("close"), "request {i}");
+    }
+    // Each request had to open a connection of its own: none went back to the pool.
+    assert_eq!(site.connections(), 4);
+    // Without it, the next request's answer keeps the connection alive.
+    let page = f.fetch(&site.site().page_url(5)).await.expect("fetch");
+    assert_ne!(
+        page.headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
 }
 
 #[tokio::test]

@@ -333,6 +333,7 @@ impl TestSite {
             page_hits,
             private_hits: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             no_sitemaps: std::sync::atomic::AtomicBool::new(false),
             streams: Arc::default(),
@@ -529,6 +530,11 @@ impl RunningSite {
     /// The number of requests received so far.
     pub fn total_requests(&self) -> u64 {
         self.shared.total.load(Ordering::Relaxed)
+    }
+
+    /// The number of connections accepted so far, on every host.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     /// Stops accepting and closes every connection. Dropping does the same.

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) page_hits: Vec<AtomicU32>,
     pub(crate) private_hits: AtomicU64,
     pub(crate) total: AtomicU64,
+    /// Connections accepted.
+    pub(crate) connections: AtomicU64,
     /// What became of the streamed bodies under `/bad/`, by URL.
     pub(crate) streams: Arc<StreamLog>,
     /// The generation served (`RunningSite::set_generation`).
@@ -90,6 +92,9 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        shared
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shared = shared.clone();
         let base = base.clone();
         let stop = stop.clone();

@@ -48,6 +48,8 @@ pub(crate) struct Fetched {
     /// This body's share of the fetcher's body-memory budget, released once the page
     /// is processed.
     pub(crate) budget: Option<trawl_fetcher::MemoryReservation>,
+    /// The request asked for its connection to be closed (`Job::close_connection`).
+    pub(crate) close_connection: bool,
 }
 
 impl Fetched {
@@ -108,26 +110,27 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         gate,
         host,
         check_sitemaps,
+        close_connection,
     } = job;
     let t0 = Instant::now();
     let (fetch, cool) = match work {
         Work::Skip(why) => (Fetch::Skipped(why), None),
         Work::Fetch(host_permit) => {
-            let result = if lane.is_some() {
-                sh.fetcher
-                    .fetch_claimed_with(&lease.url, host_permit, &super::sitemap::request())
-                    .await
+            let options = if lane.is_some() {
+                super::sitemap::request()
             } else if let Some(prior) = crate::recrawl::decode_prior(&lease.data)
                 && !prior.validators().is_empty()
             {
                 // A recrawl's revisit: a conditional GET with what the page sent last.
-                let revisit = RequestOptions::new().validators(prior.validators());
-                sh.fetcher
-                    .fetch_claimed_with(&lease.url, host_permit, &revisit)
-                    .await
+                RequestOptions::new().validators(prior.validators())
             } else {
-                sh.fetcher.fetch_claimed(&lease.url, host_permit).await
+                RequestOptions::new()
             };
+            let options = options.close_connection(close_connection);
+            let result = sh
+                .fetcher
+                .fetch_claimed_with(&lease.url, host_permit, &options)
+                .await;
             match &result {
                 Ok(f) => {
                     sh.bytes_total.fetch_add(f.body_bytes, Relaxed);
@@ -167,6 +170,7 @@ async fn fetch_task(sh: Arc<Shared>, job: Job, parse_tx: mpsc::Sender<Fetched>) 
         robots_sitemaps,
         lane,
         budget: None,
+        close_connection,
     };
     // The body's share of the body-memory budget goes with the page to its parse.
     if let Fetch::Response(r) = &mut item.fetch

@@ -183,6 +183,7 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
         robots_sitemaps,
         lane: _,
         budget: _budget,
+        close_connection,
     } = item;
     let origin = decode_origin(&lease.data);
     let (discovery, parent) = (origin.discovery, origin.parent.clone());
@@ -513,8 +514,14 @@ pub(crate) fn process(sh: &Shared, item: Fetched) -> Done {
     // With WARC output the fetcher reads every page body. Were one skipped all the
     // same, archiving it empty would misstate what was served.
     let validators = prior.as_ref().map(|p| p.validators()).filter(|v| !v.is_empty());
-    let mut exchange = (sh.want_exchange && !is_sitemap && !fetched.body_skipped)
-        .then(|| OwnedExchange::of(&fetched, &sh.cfg.politeness.user_agent, validators.as_ref()));
+    let mut exchange = (sh.want_exchange && !is_sitemap && !fetched.body_skipped).then(|| {
+        OwnedExchange::of(
+            &fetched,
+            &sh.cfg.politeness.user_agent,
+            validators.as_ref(),
+            close_connection,
+        )
+    });
     // A revisit refers to the capture that holds the payload: a 304 always (with no
     // capture known, it says so without a reference), an unchanged body when the
     // generation before archived it.

@@ -20,8 +20,14 @@ pub(crate) struct OwnedExchange {
 
 impl OwnedExchange {
     /// The exchange of a fetched page, its request as sent with `user_agent` (and
-    /// `validators`, for a conditional GET).
-    pub(crate) fn of(fetched: &Fetched, user_agent: &str, validators: Option<&Validators>) -> OwnedExchange {
+    /// `validators`, for a conditional GET; `Connection: close` when it was asked for
+    /// on HTTP/1, which HTTP/2 does not send).
+    pub(crate) fn of(
+        fetched: &Fetched,
+        user_agent: &str,
+        validators: Option<&Validators>,
+        close_connection: bool,
+    ) -> OwnedExchange {
         let path = match fetched.url.query() {
             Some(q) => format!("{}?{q}", fetched.url.path()),
             None => fetched.url.path().to_string(),
@@ -38,6 +44,9 @@ impl OwnedExchange {
             if let Some(lm) = &v.last_modified {
                 request_head.push_str(&format!("\r\nIf-Modified-Since: {lm}"));
             }
+        }
+        if close_connection && fetched.protocol.starts_with("http/1") {
+            request_head.push_str("\r\nConnection: close");
         }
         let reason = http::StatusCode::from_u16(fetched.status)
             .ok()

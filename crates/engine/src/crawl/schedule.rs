@@ -71,6 +71,9 @@ pub(crate) struct Job {
     pub(crate) host: String,
     /// The host's first page in this run also reads robots.txt's `Sitemap:` lines.
     pub(crate) check_sitemaps: bool,
+    /// Ask the server to close the connection after this response
+    /// ([`RequestOptions::close_connection`](trawl_fetcher::RequestOptions::close_connection)).
+    pub(crate) close_connection: bool,
 }
 
 /// The most leases one host's buffers hold: leasing goes on past sitemaps that wait for
@@ -296,6 +299,7 @@ impl Scheduler<'_> {
                 in_flight: 0,
                 timer: None,
                 runnable: false,
+                drained: false,
             },
         );
         true
@@ -411,6 +415,9 @@ impl Scheduler<'_> {
             return Ok(Served::Done);
         };
         loop {
+            // More hosts open than fetches at once: they take turns, and a host with
+            // nothing left closes its connection (below).
+            let hosts_take_turns = self.slots.len() > cfg.politeness.concurrency;
             let Some(slot) = self.slots.get_mut(&id) else {
                 return Ok(Served::Done);
             };
@@ -453,6 +460,7 @@ impl Scheduler<'_> {
                 }
                 // A lease is one short sled batch, done inline on this thread.
                 let leases = sh.frontier.lease(id, n as usize).map_err(|e| sh.state_error(e))?;
+                slot.drained = (leases.len() as u64) < n;
                 if leases.is_empty() {
                     return Ok(Served::Done);
                 }
@@ -543,6 +551,26 @@ impl Scheduler<'_> {
             if check_sitemaps {
                 self.sitemaps_checked.set(id);
             }
+            // The host's last known URL, while many hosts take turns: its connection
+            // closes after the response instead of idling in the pool, where a broad
+            // crawl kept one per host it fetched lately, 65 KB each (BENCHMARKS.md,
+            // broad crawl, session 11). A link found on this page opens a new one.
+            // Nothing left is known when the last lease came short of what it asked
+            // for, or (the embedded store, whose host table is in memory) when none of
+            // the host's URLs is queued: a sitemap that waited for the lane comes to
+            // its slot without a lease.
+            let close_connection = hosts_take_turns
+                && matches!(work, Work::Fetch(_))
+                && slot.buffered() == 0
+                && !check_sitemaps
+                && (slot.drained
+                    || (sh.frontier.worker().is_none()
+                        && sh
+                            .frontier
+                            .host(id)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|h| h.counts.queued == 0)));
             slot.in_flight += 1;
             let job = Job {
                 lease,
@@ -552,6 +580,7 @@ impl Scheduler<'_> {
                 gate: gate.clone(),
                 host: slot.label.clone(),
                 check_sitemaps,
+                close_connection,
             };
             if self.fetch_tx.blocking_send(job).is_err() {
                 return Ok(Served::Closed);

@@ -37,6 +37,9 @@ pub(super) struct HostSlot {
     pub(super) timer: Option<Instant>,
     /// Whether it is in the runnable queue.
     pub(super) runnable: bool,
+    /// The frontier had no more of the host's URLs at the last lease (it gave fewer
+    /// than were asked for).
+    pub(super) drained: bool,
 }
 
 /// A slot's gate, or the host's URL while the fetcher looks up the address its gate

@@ -290,6 +290,8 @@ impl FetcherBuilder {
     /// that takes on 1,000 new hosts a second holds about 2,000 idle connections
     /// with the default. Past it a host's next request opens a new connection. By
     /// default, 2 s (reqwest's is 90 s), enough for a host fetched once a second.
+    /// A request for a host with nothing more to fetch can skip the pool altogether
+    /// with [`RequestOptions::close_connection`](crate::RequestOptions::close_connection).
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle = timeout;
         self

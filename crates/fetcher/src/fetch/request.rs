@@ -230,7 +230,13 @@ impl Fetcher {
         tracing::Span::current().record("host", url.host_str().unwrap_or(""));
         let accept = options.accept.as_ref().unwrap_or(&self.inner.cfg.accept);
         let mut fetched = self
-            .fetch_one(url.clone(), &options.validators, accept, permit)
+            .fetch_one(
+                url.clone(),
+                &options.validators,
+                options.close_connection,
+                accept,
+                permit,
+            )
             .await?;
         let max = self.inner.cfg.follow_redirects;
         if max == 0 {
@@ -247,7 +253,9 @@ impl Fetcher {
             }
             tracing::debug!(from = %fetched.final_url, to = %next, "following a redirect");
             chain.push(next.clone());
-            fetched = self.fetch_one(next, &Validators::default(), accept, None).await?;
+            fetched = self
+                .fetch_one(next, &Validators::default(), false, accept, None)
+                .await?;
             attempts += fetched.attempts;
         }
         fetched.url = url;
@@ -258,11 +266,13 @@ impl Fetcher {
 
     /// One URL, no redirects followed: robots, address checks, the gate, retries; the
     /// body is read only when `accept` takes its type. `claimed` is a permit of the
-    /// URL's host claimed by the caller, for the first attempt.
+    /// URL's host claimed by the caller, for the first attempt; `close` sends
+    /// `Connection: close` ([`RequestOptions::close_connection`]).
     pub(super) async fn fetch_one(
         &self,
         url: Url,
         validators: &Validators,
+        close: bool,
         accept: &AcceptTypes,
         mut claimed: Option<HostPermit>,
     ) -> Result<Fetched, Error> {
@@ -324,6 +334,9 @@ impl Fetcher {
             }
             if let Some(lm) = &validators.last_modified {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+            if close {
+                request = request.header(reqwest::header::CONNECTION, "close");
             }
             let result = request.send().await;
             let resp = match result {

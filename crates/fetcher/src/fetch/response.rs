@@ -106,6 +106,7 @@ impl Fetched {
 pub struct RequestOptions {
     pub(super) validators: Validators,
     pub(super) accept: Option<AcceptTypes>,
+    pub(super) close_connection: bool,
 }
 
 impl RequestOptions {
@@ -127,6 +128,17 @@ impl RequestOptions {
     /// follows. By default, the builder's.
     pub fn accept(mut self, types: AcceptTypes) -> RequestOptions {
         self.accept = Some(types);
+        self
+    }
+
+    /// Sends `Connection: close`, so that the connection is closed after the response
+    /// instead of going back to the pool: for a host with nothing more to fetch, whose
+    /// idle connection would only hold memory (and a socket of the server's) until
+    /// [`FetcherBuilder::pool_idle_timeout`](crate::FetcherBuilder::pool_idle_timeout).
+    /// Only the first request: a redirect hop keeps its connection. HTTP/2 has no such
+    /// header, and its connection stays. By default, off.
+    pub fn close_connection(mut self, close: bool) -> RequestOptions {
+        self.close_connection = close;
         self
     }
 }
