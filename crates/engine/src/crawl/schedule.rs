@@ -191,6 +191,9 @@ struct Scheduler<'a> {
     sitemaps_checked: Bits,
     /// Hosts at `max_pages_per_host` (they stay so: the count only grows).
     at_limit: Bits,
+    /// Hosts given a slot in this run, and how many.
+    opened: Bits,
+    hosts_opened: usize,
     /// Leases in the buffers.
     buffered: u64,
     /// Ready hosts looked at since one was last taken on, and the frontier's counts
@@ -289,6 +292,10 @@ impl Scheduler<'_> {
                 SlotGate::Resolving(url)
             }
         };
+        if !self.opened.get(id) {
+            self.opened.set(id);
+            self.hosts_opened += 1;
+        }
         self.slots.insert(
             id,
             HostSlot {
@@ -415,9 +422,11 @@ impl Scheduler<'_> {
             return Ok(Served::Done);
         };
         loop {
-            // More hosts open than fetches at once: they take turns, and a host with
-            // nothing left closes its connection (below).
-            let hosts_take_turns = self.slots.len() > cfg.politeness.concurrency;
+            // More hosts served in this run than fetches at once (not only open now:
+            // a broad crawl's tail of sitemaps opens few slots at a time, each for a
+            // host of its own): they take turns, and a host with nothing left closes
+            // its connection (below).
+            let hosts_take_turns = self.hosts_opened > cfg.politeness.concurrency;
             let Some(slot) = self.slots.get_mut(&id) else {
                 return Ok(Served::Done);
             };
@@ -689,6 +698,8 @@ pub(crate) fn schedule(sh: Arc<Shared>, fetch_tx: mpsc::Sender<Job>) -> Result<(
         held_sitemaps: 0,
         cursor: None,
         sitemaps_checked: Bits::default(),
+        opened: Bits::default(),
+        hosts_opened: 0,
         at_limit: Bits::default(),
         buffered: 0,
         fruitless: 0,
