@@ -223,7 +223,7 @@ pub struct TuneArgs {
     /// [default: 4096].
     #[arg(long, value_name = "N")]
     pub host_cache: Option<usize>,
-    /// sled's page cache: the main term of memory [default: 16MiB].
+    /// sled's page cache: the main term of memory [default: 8MiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_capacity: Option<String>,
     /// How long in-flight pages may finish after Ctrl-C [default: 10s].

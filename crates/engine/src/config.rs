@@ -354,7 +354,8 @@ pub struct StateConfig {
     /// The state directory.
     pub dir: PathBuf,
     /// sled's page cache in bytes: the main term of the crawl's memory. By default,
-    /// 16 MiB.
+    /// 8 MiB (BENCHMARKS.md, session 13: at 100,000 hosts it holds the broad crawl's
+    /// peak RSS 25 MiB lower than 16 MiB did, and a 1M-page crawl keeps its speed).
     pub cache_capacity: u64,
     /// Milliseconds between frontier flushes: how much acked work a `kill -9` can
     /// undo (those pages are fetched again, never written twice). By default, 200.
@@ -369,7 +370,7 @@ impl Default for StateConfig {
     fn default() -> StateConfig {
         StateConfig {
             dir: PathBuf::from("trawl-state"),
-            cache_capacity: 16 << 20,
+            cache_capacity: 8 << 20,
             flush_interval_ms: 200,
             grace_secs: 10.0,
             parse_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
