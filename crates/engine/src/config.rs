@@ -354,8 +354,8 @@ pub struct StateConfig {
     /// The state directory.
     pub dir: PathBuf,
     /// sled's page cache in bytes: the main term of the crawl's memory. By default,
-    /// 8 MiB (BENCHMARKS.md, session 13: at 100,000 hosts it holds the broad crawl's
-    /// peak RSS 25 MiB lower than 16 MiB did, and a 1M-page crawl keeps its speed).
+    /// 8 MiB (BENCHMARKS.md, session 13: at 100,000 hosts the broad crawl peaks about
+    /// 20 MiB lower than with 16 MiB, and a 1M-page crawl keeps its speed).
     pub cache_capacity: u64,
     /// Milliseconds between frontier flushes: how much acked work a `kill -9` can
     /// undo (those pages are fetched again, never written twice). By default, 200.
